@@ -1,0 +1,71 @@
+"""Comparing RDMs (or any vectors): rank transform and all-pairs similarity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import _arrays as A
+from ._backend import check_backend_name, get_backend
+from .reference import METHODS
+
+
+def rank_transform(x: Any, backend: str = "auto") -> Any:
+    """Ranks along the last axis, identical to scipy.stats.rankdata(x, method="average", axis=-1).
+
+    x: (..., M), numpy array or torch tensor. Returns float64 ranks 1..M (ties get the mean of
+    the ranks they span), same shape, as the kind of array given.
+    """
+    check_backend_name(backend)
+    origin = A.origin_of(x)
+    arr = A.to_numpy(x, "x")
+    A.check_ndim(arr, "x", "at least 1-D (..., M)", arr.ndim >= 1)
+    arr = A.check_numeric(arr, "x")
+    out = get_backend(backend).rank(arr.reshape(-1, arr.shape[-1])).reshape(arr.shape)
+    return A.back_to(out, origin)
+
+
+def _vectors(v: Any, name: str) -> np.ndarray:
+    arr = A.to_numpy(v, name)
+    if arr.ndim != 2:
+        hint = " (use fastrsa.squareform to condense square RDMs)" if arr.ndim == 3 else ""
+        hint = hint or (f" (use {name}[None] for a single vector)" if arr.ndim == 1 else "")
+        raise ValueError(f"{name} must be 2-D (models, values); got shape {arr.shape}{hint}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape})")
+    if arr.shape[1] < 2:
+        raise ValueError(f"{name} needs at least 2 values per row to correlate; got {arr.shape[1]}")
+    return A.check_numeric(arr, name)
+
+
+def compare(a: Any, b: Any = None, method: str = "spearman", backend: str = "auto") -> Any:
+    """All-pairs similarity of the rows of `a` and `b` (e.g. condensed RDMs of many models).
+
+    a: (Ba, M); b: (Bb, M) or None for all pairs of a. method: "spearman" (Pearson of average-tie
+    ranks, as scipy.stats.spearmanr), "pearson", "cosine", or "kendall" (tau-b, as
+    scipy.stats.kendalltau). Returns (Ba, Bb) — with b None, symmetric with exact ones on the
+    diagonal — float64 unless both inputs are float32 (or lower), as the kind of array given.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}; got {method!r}")
+    check_backend_name(backend)
+    origin = A.origin_of(a)
+    va = _vectors(a, "a")
+    vb = None if b is None else _vectors(b, "b")
+    if vb is not None and vb.shape[1] != va.shape[1]:
+        raise ValueError(
+            f"a and b must have the same number of values per row; got {va.shape[1]} and {vb.shape[1]}"
+            " (RDMs of different image counts cannot be compared)"
+        )
+    dtype = va.dtype if vb is None else np.result_type(va.dtype, vb.dtype)
+    va = va.astype(dtype, copy=False)
+    vb = None if vb is None else vb.astype(dtype, copy=False)
+    for name, v in (("a", va), ("b", vb)):
+        if v is not None:
+            A.check_rows_vary(v, name, "vector", about_zero=method == "cosine")
+    out = get_backend(backend).compare(va, vb, method).astype(dtype, copy=False)
+    if vb is None:
+        out = 0.5 * (out + out.T)
+        np.fill_diagonal(out, 1.0)
+    return A.back_to(out, origin)

@@ -1,0 +1,90 @@
+"""RDMs of many feature matrices at once, and the condensed <-> square conversion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import _arrays as A
+from ._backend import check_backend_name, get_backend
+from .reference import METRICS
+
+
+def _check_metric(metric: str) -> None:
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {', '.join(map(repr, METRICS))}; got {metric!r}")
+
+
+def rdms(features: Any, metric: str = "correlation", backend: str = "auto") -> Any:
+    """Representational dissimilarity matrices of a batch of feature matrices.
+
+    features: (..., n, d) — n images (stimuli) by d features, any leading batch dims (models ×
+        layers × ...); numpy array or torch tensor; float or integer.
+    metric: "correlation" (1 - Pearson r of each row centred by its own mean; the paper's),
+        "cosine" (1 - cosine similarity) or "euclidean".
+    Returns condensed RDMs (..., n*(n-1)//2), pairs i < j in row-major order as scipy's `pdist`,
+    float64 for float64/integer input and float32 otherwise, as the kind of array given.
+    """
+    _check_metric(metric)
+    check_backend_name(backend)
+    origin = A.origin_of(features)
+    x = A.to_numpy(features, "features")
+    A.check_ndim(x, "features", "at least 2-D (..., n images, d features)", x.ndim >= 2)
+    n, d = x.shape[-2:]
+    if n < 3:
+        raise ValueError(f"features needs at least 3 images (rows, axis -2) for an RDM; got n = {n}")
+    if d == 0:
+        raise ValueError(f"features has d = 0 features (axis -1); need at least 1 (shape {x.shape})")
+    x = A.check_numeric(x, "features")
+    if metric != "euclidean":
+        A.check_rows_vary(x, "features", "feature row", about_zero=metric == "cosine")
+    lead = x.shape[:-2]
+    out = get_backend(backend).rdm(x.reshape(-1, n, d), metric)
+    out = out.astype(x.dtype, copy=False).reshape(*lead, n * (n - 1) // 2)
+    return A.back_to(out, origin)
+
+
+def n_from_condensed(m: int, name: str = "rdm") -> int:
+    """n such that n*(n-1)/2 == m, or a ValueError naming `name`."""
+    n = int(round((1 + np.sqrt(1 + 8 * m)) / 2))
+    if n * (n - 1) // 2 != m or m == 0:
+        raise ValueError(
+            f"{name} has length {m}, which is not n*(n-1)/2 for any n >= 2: not a condensed RDM"
+        )
+    return n
+
+
+def squareform(x: Any, to: str | None = None, checks: bool = True) -> Any:
+    """Convert between condensed (..., n*(n-1)//2) and square (..., n, n) RDMs, batched.
+
+    to: "square" or "condensed". By default an input whose last two dims are equal is square
+    (scipy's rule for 2-D input), anything else condensed; say `to` when that is ambiguous (a
+    batch of k condensed vectors of length k). With `checks`, a square input must be symmetric
+    with a zero diagonal (to 1e-8 relative, like rsatoolbox) — else ValueError.
+    """
+    origin = A.origin_of(x)
+    arr = A.to_numpy(x, "x")
+    if to is None:
+        to = "condensed" if arr.ndim >= 2 and arr.shape[-1] == arr.shape[-2] else "square"
+    if to not in ("square", "condensed"):
+        raise ValueError(f"to must be 'square', 'condensed' or None; got {to!r}")
+    if arr.ndim == 0 or arr.size == 0:
+        raise ValueError(f"x is empty or a scalar (shape {arr.shape})")
+    if to == "square":
+        n = n_from_condensed(arr.shape[-1], "x")
+        i, j = np.triu_indices(n, k=1)
+        out = np.zeros(arr.shape[:-1] + (n, n), dtype=arr.dtype)
+        out[..., i, j] = arr
+        out[..., j, i] = arr
+        return A.back_to(out, origin)
+    A.check_ndim(arr, "x", "square in its last two dims (..., n, n)", arr.ndim >= 2 and arr.shape[-1] == arr.shape[-2])
+    n = arr.shape[-1]
+    if checks and arr.dtype.kind in "fiu":
+        scale = max(float(np.abs(arr).max()), 1e-300)
+        if not np.allclose(arr, arr.swapaxes(-1, -2), rtol=0, atol=1e-8 * scale):
+            raise ValueError("x is not symmetric: a square RDM must equal its transpose")
+        if np.abs(np.diagonal(arr, axis1=-2, axis2=-1)).max() > 1e-8 * scale:
+            raise ValueError("x has a non-zero diagonal: a square RDM's diagonal must be 0")
+    i, j = np.triu_indices(n, k=1)
+    return A.back_to(np.ascontiguousarray(arr[..., i, j]), origin)

@@ -1,0 +1,13 @@
+"""Numba CPU backend: compiled kernels for the element-wise and sorting work, BLAS for products.
+
+Every kernel is parallel over independent rows or pairs, so results do not depend on the number
+of threads. Importing this package compiles nothing: kernels compile (or load from cache) on
+first use.
+"""
+
+from .corr import corr_numba
+from .kendall import kendall_numba
+from .rank import rank_numba
+from .rdm import rdm_numba
+
+__all__ = ["corr_numba", "kendall_numba", "rank_numba", "rdm_numba"]

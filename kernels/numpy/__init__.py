@@ -1,0 +1,8 @@
+"""Vectorised numpy backend: BLAS for every product, scipy for ranks."""
+
+from .corr import corr_numpy
+from .kendall import kendall_numpy
+from .rank import rank_numpy
+from .rdm import rdm_numpy
+
+__all__ = ["corr_numpy", "kendall_numpy", "rank_numpy", "rdm_numpy"]
