@@ -22,7 +22,7 @@ test: env
 
 bench: env
 	$(PY) -m pip install -q --disable-pip-version-check -e ".[bench]"
-	$(PY) -m pytest benchmarks -q --benchmark-json=benchmarks/results/cpu-latest.json
+	$(PY) -m pytest benchmarks -q -p no:cacheprovider --benchmark-json=benchmarks/results/cpu-latest.json
 	$(PY) benchmarks/report.py benchmarks/results/cpu-latest.json
 
 clean:

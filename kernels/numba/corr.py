@@ -4,7 +4,7 @@ import numpy as np
 from numba import njit, prange
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})  # inputs validated finite
 def _unit_rows_kernel(a, center, out):
     """a: (R, M) -> out (R, M) in out's dtype: rows centred (if `center`), unit norm; sums in
     float64."""

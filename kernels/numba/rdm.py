@@ -1,48 +1,45 @@
-"""Batched RDMs: a fused centring/normalising kernel, the Gram product by BLAS syrk (upper
-triangle only: half the FLOPs of a full product), and a fused kernel that writes the condensed
-distances."""
+"""Batched RDMs: a centring kernel, the Gram product by BLAS syrk (upper triangle only: half the
+FLOPs of a full product), and a fused kernel that normalises by the Gram's diagonal and writes the
+condensed distances."""
 
 import numpy as np
 from numba import njit, prange
 from scipy.linalg import blas
 
-# Modes of the prepare kernel: why each metric needs its own centring.
-_ROW_CENTRE_UNIT = 0  # correlation: centre each row by its own mean, scale to unit norm
-_UNIT = 1  # cosine: scale each row to unit norm
-_COLUMN_CENTRE = 2  # euclidean: subtract the mean row (distances unchanged, Gram better conditioned)
-_MODES = {"correlation": _ROW_CENTRE_UNIT, "cosine": _UNIT, "euclidean": _COLUMN_CENTRE}
+# Sums may be re-associated (so they vectorise); inputs are validated finite, and each row is
+# summed by one thread, so results stay independent of the thread count.
+_FAST = {"reassoc", "contract"}
 
 
-@njit(parallel=True, cache=True)
-def _prepare_kernel(x, mode, out):
-    """x: (B, n, d) -> out (B, n, d) in x's dtype, transformed per `mode`; sums in float64."""
+@njit(parallel=True, cache=True, fastmath=_FAST)
+def _centre_rows_kernel(x, out):
+    """correlation: out[b, i] = x[b, i] - mean(x[b, i]); x, out (B, n, d), mean in float64."""
     nb, n, d = x.shape
-    if mode == _COLUMN_CENTRE:
-        for b in prange(nb):
-            mean = np.zeros(d)
-            for i in range(n):
-                for k in range(d):
-                    mean[k] += x[b, i, k]
-            mean /= n
-            for i in range(n):
-                for k in range(d):
-                    out[b, i, k] = x[b, i, k] - mean[k]
-        return
     for r in prange(nb * n):
         b = r // n
         i = r % n
         mu = 0.0
-        if mode == _ROW_CENTRE_UNIT:
+        for k in range(d):
+            mu += x[b, i, k]
+        mu /= d
+        for k in range(d):
+            out[b, i, k] = x[b, i, k] - mu
+
+
+@njit(parallel=True, cache=True, fastmath=_FAST)
+def _centre_columns_kernel(x, out):
+    """euclidean: subtract the mean row of each batch (distances unchanged, Gram better
+    conditioned); x, out (B, n, d), means in float64."""
+    nb, n, d = x.shape
+    for b in prange(nb):
+        mean = np.zeros(d)
+        for i in range(n):
             for k in range(d):
-                mu += x[b, i, k]
-            mu /= d
-        ss = 0.0
-        for k in range(d):
-            v = x[b, i, k] - mu
-            ss += v * v
-        inv = 1.0 / np.sqrt(ss)
-        for k in range(d):
-            out[b, i, k] = (x[b, i, k] - mu) * inv
+                mean[k] += x[b, i, k]
+        mean /= n
+        for i in range(n):
+            for k in range(d):
+                out[b, i, k] = x[b, i, k] - mean[k]
 
 
 @njit(parallel=True, cache=True)
@@ -70,12 +67,15 @@ def _condense_kernel(gram, euclidean, out):
 def rdm_numba(x: np.ndarray, metric: str) -> np.ndarray:
     """x: (B, n, d) float32/float64 -> condensed RDMs (B, n*(n-1)//2) in x's dtype.
 
-    Products accumulate in x's dtype (BLAS); means and norms in float64.
+    Products accumulate in x's dtype (BLAS); means in float64.
     """
     x = np.ascontiguousarray(x)
     nb, n, _ = x.shape
-    prepared = np.empty_like(x)
-    _prepare_kernel(x, _MODES[metric], prepared)
+    prepared = x  # cosine: the Gram of the raw rows
+    if metric != "cosine":
+        prepared = np.empty_like(x)
+        kernel = _centre_rows_kernel if metric == "correlation" else _centre_columns_kernel
+        kernel(x, prepared)
     syrk = blas.dsyrk if x.dtype == np.float64 else blas.ssyrk
     gram = np.empty((nb, n, n), dtype=x.dtype)
     for b in range(nb):

@@ -1,0 +1,134 @@
+"""fastrsa: fast Representational Similarity Analysis of deep networks.
+
+The `fastrsa` command: parses arguments and calls the API. Nothing else lives here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__, io
+from ._backend import BACKENDS, available_backends
+from .compare import compare
+from .rdms import rdms, squareform
+from .reference import METHODS, METRICS
+
+
+def _labelled_rows(arrays: dict[str, np.ndarray], name: str) -> tuple[list[str], np.ndarray]:
+    """Condensed RDMs (B, m) and their labels from arrays that are condensed (m,), square (n, n)
+    or batches of condensed (k, m) — labelled `key[i]`."""
+    labels, rows = [], []
+    for key, arr in arrays.items():
+        if arr.ndim == 2 and arr.shape[0] == arr.shape[1]:
+            arr = squareform(arr, to="condensed")
+        if arr.ndim == 1:
+            labels.append(key)
+            rows.append(arr)
+        elif arr.ndim == 2:
+            labels += [f"{key}[{i}]" for i in range(arr.shape[0])]
+            rows += list(arr)
+        else:
+            raise ValueError(f"{name}: array {key!r} has shape {arr.shape}; expected an RDM")
+    lengths = {len(r) for r in rows}
+    if len(lengths) > 1:
+        sizes = ", ".join(f"{lab}: {len(r)}" for lab, r in zip(labels, rows))
+        raise ValueError(f"{name}: RDMs of different sizes cannot be compared ({sizes})")
+    return labels, np.stack(rows)
+
+
+def _print_matrix(labels_a, labels_b, matrix) -> None:
+    width = max(8, *(len(lab) + 1 for lab in labels_b))
+    print(" " * width + "".join(f"{lab:>{width}}" for lab in labels_b))
+    for lab, row in zip(labels_a, matrix):
+        print(f"{lab:>{width}}" + "".join(f"{v:{width}.4f}" for v in row))
+
+
+def cmd_demo(args) -> None:
+    from .demo import format_demo, run_demo
+
+    result = run_demo(args.models, args.images, args.features, args.backend, not args.no_reference)
+    print(format_demo(result))
+    if args.out:
+        path = io.save_npz(args.out, similarity=result.similarity, groups=result.groups)
+        print(f"wrote {path}")
+
+
+def cmd_rdms(args) -> None:
+    arrays = io.load_arrays(args.features, "features")
+    out = {key: rdms(arr, metric=args.metric, backend=args.backend) for key, arr in arrays.items()}
+    path = io.save_npz(args.out, **out)
+    shapes = ", ".join(f"{k} {v.shape}" for k, v in out.items())
+    print(f"wrote {len(out)} RDM array(s) to {path}: {shapes}")
+
+
+def cmd_compare(args) -> None:
+    labels_a, a = _labelled_rows(io.load_arrays(args.rdms, "rdms"), "rdms")
+    labels_b, b = labels_a, None
+    if args.other:
+        labels_b, b = _labelled_rows(io.load_arrays(args.other, "other"), "other")
+    sim = compare(a, b, method=args.method, backend=args.backend)
+    _print_matrix(labels_a, labels_b, sim)
+    if args.out:
+        out = Path(args.out)
+        if out.suffix == ".json":
+            io.save_json(out, {"method": args.method, "labels_a": labels_a, "labels_b": labels_b,
+                               "similarity": sim.tolist()})
+        else:
+            io.save_npz(out, similarity=sim, labels_a=np.array(labels_a), labels_b=np.array(labels_b))
+        print(f"wrote {out}")
+
+
+def cmd_backends(args) -> None:
+    usable = available_backends()
+    for name in BACKENDS:
+        print(f"{name:10} {'available' if name in usable else 'not available'}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fastrsa", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"fastrsa {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    backend = dict(default="auto", choices=("auto", *BACKENDS), help="compute backend (default: auto)")
+
+    p = sub.add_parser("demo", help="all-pairs RSA of the embedded default, timed against the reference")
+    p.add_argument("--models", type=int, default=12)
+    p.add_argument("--images", type=int, default=500)
+    p.add_argument("--features", type=int, default=512)
+    p.add_argument("--backend", **backend)
+    p.add_argument("--no-reference", action="store_true", help="skip the (slow) naive reference")
+    p.add_argument("--out", help="also save the similarity matrix to this .npz")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("rdms", help="RDMs of feature arrays (.npy: (..., n, d); .npz: one per label)")
+    p.add_argument("features", help=".npy or .npz of features (..., n images, d features)")
+    p.add_argument("--out", required=True, help="output .npz: condensed RDMs under the same keys")
+    p.add_argument("--metric", default="correlation", choices=METRICS)
+    p.add_argument("--backend", **backend)
+    p.set_defaults(func=cmd_rdms)
+
+    p = sub.add_parser("compare", help="all-pairs similarity of RDMs from .npy/.npz files")
+    p.add_argument("rdms", help=".npz with one RDM per label (condensed or square), or .npy (B, m)")
+    p.add_argument("--with", dest="other", help="compare against these RDMs instead of all pairs")
+    p.add_argument("--method", default="spearman", choices=METHODS)
+    p.add_argument("--backend", **backend)
+    p.add_argument("--out", help="save the matrix: .json, or .npz (similarity, labels_a, labels_b)")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("backends", help="list the compute backends and whether they can run here")
+    p.set_defaults(func=cmd_backends)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (2 with a one-line message for bad input)."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as err:
+        print(f"fastrsa {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0

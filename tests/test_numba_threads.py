@@ -1,0 +1,34 @@
+"""The numba kernels give bit-identical results whatever the number of threads."""
+
+import numpy as np
+import pytest
+
+numba = pytest.importorskip("numba")
+from fastrsa.kernels.numba import corr_numba, kendall_numba, rank_numba, rdm_numba  # noqa: E402
+
+
+def _with_threads(k, fn, *args):
+    old = numba.get_num_threads()
+    numba.set_num_threads(k)
+    try:
+        return fn(*args)
+    finally:
+        numba.set_num_threads(old)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 or more numba threads")
+@pytest.mark.parametrize(
+    "fn,make",
+    [
+        (lambda x: rdm_numba(x, "correlation"), lambda r: r.standard_normal((5, 40, 33))),
+        (lambda x: rdm_numba(x, "euclidean"), lambda r: r.standard_normal((5, 40, 33))),
+        (rank_numba, lambda r: np.round(r.standard_normal((7, 3000)), 1)),
+        (lambda x: corr_numba(x, None), lambda r: r.standard_normal((9, 500))),
+        (lambda x: kendall_numba(x, None), lambda r: np.round(r.standard_normal((6, 800)), 1)),
+    ],
+)
+def test_thread_count_does_not_change_results(rng, fn, make):
+    x = make(rng)
+    one = _with_threads(1, fn, x)
+    many = _with_threads(numba.config.NUMBA_NUM_THREADS, fn, x)
+    np.testing.assert_array_equal(one, many)
