@@ -1,7 +1,8 @@
 """Average-tie rank transform of many vectors, parallel over rows.
 
 Each row is sorted by an LSD radix sort (11-bit digits) of order-preserving unsigned integer keys
-made from the float bits: O(M) per row, exact for float32 and float64.
+made from the float bits: O(M) per row, exact for float32 and float64 (float32 rows need
+M < 2**32).
 """
 
 import numpy as np
@@ -26,34 +27,58 @@ def _sortable_key(v, nbits):
 
 
 @njit(cache=True)
-def radix_argsort(row, nbits, order, keys, tmp_keys, tmp_order):
-    """order <- indices that sort `row` ascending. keys/tmp_*: work arrays of len(row)."""
-    m = row.shape[0]
-    for k in range(m):
-        keys[k] = _sortable_key(row[k], nbits)
-        order[k] = k
+def _radix_passes(keys, tmp, order, tmp_order, first_bit, nbits):
+    """LSD radix sort of `keys` by bits [first_bit, nbits), carrying `order` along unless it is
+    empty. Returns the buffers holding the result (passes swap buffers)."""
     counts = np.empty(_MASK + 1, dtype=np.int64)
-    shift = 0
+    carry = order.shape[0] > 0
+    shift = first_bit
     while shift < nbits:
         counts[:] = 0
         s = np.uint64(shift)
-        for k in range(m):
+        for k in range(keys.shape[0]):
             counts[(keys[k] >> s) & np.uint64(_MASK)] += 1
         total = 0
         for c in range(_MASK + 1):
             here = counts[c]
             counts[c] = total
             total += here
-        for k in range(m):
+        for k in range(keys.shape[0]):
             digit = (keys[k] >> s) & np.uint64(_MASK)
             dst = counts[digit]
             counts[digit] = dst + 1
-            tmp_keys[dst] = keys[k]
-            tmp_order[dst] = order[k]
-        keys, tmp_keys = tmp_keys, keys
+            tmp[dst] = keys[k]
+            if carry:
+                tmp_order[dst] = order[k]
+        keys, tmp = tmp, keys
         order, tmp_order = tmp_order, order
         shift += _DIGIT_BITS
-    return order  # the buffer that holds the result (passes swap buffers)
+    return keys, order
+
+
+@njit(cache=True)
+def radix_argsort(row, nbits):
+    """Indices (int64) that sort `row` ascending; nbits = 32 for float32 rows, 64 for float64.
+
+    float32: key and index share one uint64 (key in the high half), so each pass moves 8 bytes
+    per element; float64: keys and indices travel in two arrays.
+    """
+    m = row.shape[0]
+    keys = np.empty(m, np.uint64)
+    if nbits == 32:
+        for k in range(m):
+            keys[k] = (_sortable_key(row[k], 32) << np.uint64(32)) | np.uint64(k)
+        none = np.empty(0, np.int64)
+        keys, _ = _radix_passes(keys, np.empty(m, np.uint64), none, none, 32, 64)
+        order = np.empty(m, np.int64)
+        for k in range(m):
+            order[k] = np.int64(keys[k] & np.uint64(0xFFFFFFFF))
+        return order
+    order = np.arange(m)
+    for k in range(m):
+        keys[k] = _sortable_key(row[k], 64)
+    _, order = _radix_passes(keys, np.empty(m, np.uint64), order, np.empty(m, np.int64), 0, 64)
+    return order
 
 
 @njit(parallel=True, cache=True)
@@ -62,14 +87,7 @@ def _rank_kernel(x, nbits, out):
     m = x.shape[1]
     for r in prange(x.shape[0]):
         row = x[r]
-        order = radix_argsort(
-            row,
-            nbits,
-            np.empty(m, np.int64),
-            np.empty(m, np.uint64),
-            np.empty(m, np.uint64),
-            np.empty(m, np.int64),
-        )
+        order = radix_argsort(row, nbits)
         i = 0
         while i < m:
             j = i
