@@ -1,7 +1,9 @@
 """Input handling shared by the public API: numpy/torch in and out, and the bad-input checks.
 
 Everything here runs before a backend is called, so a backend only ever sees finite, real,
-floating-point arrays of the right rank. Errors name the argument, what was expected and what came.
+floating-point arrays of the right rank and of the kind it takes (numpy arrays, or torch tensors
+on its device). Errors name the argument, what was expected and what came. The checks run on the
+array's own device: a CUDA tensor is checked on the GPU (one synchronisation, no copy).
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ def is_torch(x: Any) -> bool:
     return torch is not None and isinstance(x, torch.Tensor)
 
 
+def is_cuda(x: Any) -> bool:
+    return is_torch(x) and x.is_cuda
+
+
 @dataclass(frozen=True)
 class Origin:
     """Where an input came from, so the result can go back as the same kind."""
@@ -31,69 +37,99 @@ def origin_of(x: Any) -> Origin:
     return Origin("torch", x.device) if is_torch(x) else Origin("numpy")
 
 
-def compute_dtype(dtype: np.dtype) -> np.dtype:
-    """float64 stays float64; float16/float32 compute in float32; integers and bools in float64."""
-    if dtype == np.float64:
-        return np.dtype(np.float64)
-    if dtype.kind == "f":
-        return np.dtype(np.float32)
-    return np.dtype(np.float64)
+def _dtype_kind(arr: Any) -> str:
+    """numpy's dtype.kind letter for numpy arrays and torch tensors alike."""
+    if not is_torch(arr):
+        return arr.dtype.kind
+    if arr.is_complex():
+        return "c"
+    if arr.is_floating_point():
+        return "f"
+    return "b" if arr.dtype == sys.modules["torch"].bool else "i"
 
 
-def to_numpy(x: Any, name: str) -> np.ndarray:
-    """A numpy view of `x` (a copy only when unavoidable: GPU tensors, bfloat16, lists)."""
-    if is_torch(x):
-        import torch
+def is_float64(arr: Any) -> bool:
+    return str(arr.dtype).endswith("float64")
 
-        t = x.detach()
-        if t.is_complex():
-            raise TypeError(f"{name} must be real; got a complex tensor of dtype {t.dtype}")
-        if t.dtype in (torch.bfloat16, torch.float16):
-            t = t.float()
-        return t.cpu().numpy()
+
+def as_checked(x: Any, name: str, kind: str = "numpy", device: Any = None) -> Any:
+    """`x` as a real, non-empty float array of `kind` ("numpy" or "torch" on `device`).
+
+    numpy: float64 stays, float16/float32 -> float32, integers/bools -> float64 (copies only to
+    change dtype). torch: floating tensors keep their dtype (half types included), integers/bools
+    -> float64; numpy input moves to `device` once.
+    """
+    arr = x if is_torch(x) else _asarray(x, name)
+    letter = _dtype_kind(arr)
+    if letter == "c":
+        raise TypeError(f"{name} must be real; got complex dtype {arr.dtype}")
+    if letter not in "fiub":
+        raise TypeError(f"{name} must hold numbers; got dtype {arr.dtype}")
+    if kind == "numpy":
+        if is_torch(arr):
+            t = arr.detach().cpu()
+            arr = (t.float() if letter == "f" and not is_float64(t) else t).numpy()  # bf16 -> f32
+        target = np.float64 if (letter != "f" or arr.dtype == np.float64) else np.float32
+        return arr.astype(target, copy=False)
+    import torch
+
+    t = arr.detach() if is_torch(arr) else torch.from_numpy(np.ascontiguousarray(arr))
+    if letter != "f":
+        t = t.to(torch.float64)
+    return t.to(device) if device is not None else t
+
+
+def _asarray(x: Any, name: str) -> np.ndarray:
     try:
-        arr = np.asarray(x)
+        return np.asarray(x)
     except (ValueError, TypeError) as err:  # ragged lists and the like
         raise TypeError(f"{name} must be an array of numbers; could not convert it: {err}") from None
-    return arr
 
 
-def check_numeric(arr: np.ndarray, name: str) -> np.ndarray:
-    """Refuse complex, non-numeric and empty arrays; return a float array in its compute dtype."""
-    if arr.dtype.kind == "c":
-        raise TypeError(f"{name} must be real; got complex dtype {arr.dtype}")
-    if arr.dtype.kind not in "fiub":
-        raise TypeError(f"{name} must hold numbers; got dtype {arr.dtype}")
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty (shape {arr.shape})")
-    out = arr.astype(compute_dtype(arr.dtype), copy=False)
-    if not np.isfinite(out).all():
-        bad = np.argwhere(~np.isfinite(out))[0]
+def _first(mask: Any) -> tuple[int, ...]:
+    """Index of the first True of a boolean numpy array or tensor."""
+    if is_torch(mask):
+        mask = mask.cpu().numpy()
+    return tuple(int(i) for i in np.argwhere(mask)[0])
+
+
+def check_nonempty(arr: Any, name: str) -> None:
+    if arr.numel() == 0 if is_torch(arr) else arr.size == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(arr.shape)})")
+
+
+def check_finite(arr: Any, name: str) -> None:
+    if is_torch(arr):
+        import torch
+
+        ok = bool(torch.isfinite(arr).all())
+    else:
+        ok = bool(np.isfinite(arr).all())
+    if not ok:
+        bad = ~(torch.isfinite(arr) if is_torch(arr) else np.isfinite(arr))
         raise ValueError(
-            f"{name} holds NaN or Inf (first at index {tuple(int(i) for i in bad)}); "
-            "remove or impute them first"
+            f"{name} holds NaN or Inf (first at index {_first(bad)}); remove or impute them first"
         )
-    return out
 
 
-def check_ndim(arr: np.ndarray, name: str, expected: str, ok: bool) -> None:
+def check_ndim(arr: Any, name: str, expected: str, ok: bool) -> None:
     if not ok:
         raise ValueError(f"{name} must be {expected}; got shape {tuple(arr.shape)}")
 
 
-def check_rows_vary(arr: np.ndarray, name: str, what: str, about_zero: bool = False) -> None:
+def check_rows_vary(arr: Any, name: str, what: str, about_zero: bool = False) -> None:
     """Refuse rows (last axis) that are constant (or all zero when `about_zero`).
 
     arr: (..., k). `what` words the error (e.g. "feature row", "vector").
     """
     if about_zero:
-        bad = ~np.any(arr != 0, axis=-1)
+        bad = ~(arr != 0).any(-1)
         problem = "is all zeros (its norm is 0, so the cosine is undefined)"
     else:
-        bad = np.all(arr == arr[..., :1], axis=-1)
+        bad = (arr == arr[..., :1]).all(-1)
         problem = "is constant (zero variance, so the correlation is undefined)"
-    if bad.any():
-        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+    if bool(bad.any()):
+        idx = _first(bad)
         where = f"{name}[{', '.join(map(str, idx))}]"
         if arr.ndim == 3:
             where = f"{name}: batch index {idx[0]}, row {idx[1]}"
@@ -102,10 +138,33 @@ def check_rows_vary(arr: np.ndarray, name: str, what: str, about_zero: bool = Fa
         raise ValueError(f"{what} {problem}: {where} ({int(bad.sum())} such in all)")
 
 
-def back_to(result: np.ndarray, origin: Origin) -> Any:
+def cast_result(out: Any, wide: bool) -> Any:
+    """float64 when `wide`, else float32 — for numpy arrays and tensors alike."""
+    if is_torch(out):
+        import torch
+
+        return out.to(torch.float64 if wide else torch.float32)
+    return out.astype(np.float64 if wide else np.float32, copy=False)
+
+
+def symmetrise_unit_diagonal(out: Any) -> Any:
+    """(B, B) -> (out + out.T) / 2 with the diagonal set to exactly 1."""
+    out = 0.5 * (out + out.T)
+    if is_torch(out):
+        out.fill_diagonal_(1.0)
+    else:
+        np.fill_diagonal(out, 1.0)
+    return out
+
+
+def back_to(result: Any, origin: Origin) -> Any:
     """Return `result` as the kind the caller gave (a torch tensor on the input's device)."""
     if origin.kind == "torch":
         import torch
 
-        return torch.from_numpy(np.ascontiguousarray(result)).to(origin.device)
+        if not is_torch(result):
+            result = torch.from_numpy(np.ascontiguousarray(result))
+        return result.to(origin.device)
+    if is_torch(result):
+        return result.cpu().numpy()
     return result

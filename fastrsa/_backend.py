@@ -1,44 +1,62 @@
 """The one place that picks a backend.
 
-A backend supplies three ops on validated arrays: `rdm` (B, n, d) -> (B, m) condensed RDMs,
-`rank` (R, M) -> (R, M) float64 average-tie ranks, and `compare` (Ba, M), (Bb, M) | None ->
-(Ba, Bb). An explicit request for a backend that cannot run fails loudly; "auto" takes the fastest
-one that can.
+A backend supplies three ops on validated arrays of its `kind` (numpy arrays, or torch tensors):
+`rdm` (B, n, d) -> (B, m) condensed RDMs, `rank` (R, M) -> (R, M) float64 average-tie ranks, and
+`compare` (Ba, M), (Bb, M) | None -> (Ba, Bb). An explicit request for a backend that cannot run
+fails loudly; "auto" takes the fastest one that can for the input's device.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import numpy as np
+from typing import Any
 
 BACKENDS = ("reference", "numpy", "numba", "torch", "triton")
 _AUTO_CPU = ("numba", "numpy")  # fastest first
+_AUTO_CUDA = ("triton", "torch")
 
 
 @dataclass(frozen=True)
 class Backend:
     name: str
-    rdm: Callable[[np.ndarray, str], np.ndarray]
-    rank: Callable[[np.ndarray], np.ndarray]
-    compare: Callable[[np.ndarray, np.ndarray | None, str], np.ndarray]
+    rdm: Callable[[Any, str], Any]
+    rank: Callable[[Any], Any]
+    compare: Callable[[Any, Any, str], Any]
+    kind: str = "numpy"  # the arrays its ops take and return: "numpy" | "torch"
 
 
 def compare_from_ops(rank, corr, kendall) -> Callable:
     """Builds `compare` from a backend's ops: Spearman = Pearson of ranks."""
 
-    def compare(a: np.ndarray, b: np.ndarray | None, method: str) -> np.ndarray:
+    def compare(a, b, method: str):
         if method == "kendall":
             return kendall(a, b)
         if method == "spearman":
-            dtype = a.dtype
-            a = rank(a).astype(dtype, copy=False)
-            b = None if b is None else rank(b).astype(dtype, copy=False)
+            a = _like(rank(a), a)
+            b = None if b is None else _like(rank(b), b)
         return corr(a, b, center=method != "cosine")
 
     return compare
+
+
+def _like(x, ref):
+    """x in ref's dtype (numpy arrays and tensors)."""
+    return x.to(ref.dtype) if hasattr(x, "is_cuda") else x.astype(ref.dtype, copy=False)
+
+
+def _kendall_on_cpu(a, b):
+    """Kendall tau-b of tensors by the best CPU kernel; the result returns to a's device."""
+    import torch
+
+    try:
+        from .kernels.numba import kendall_numba as kendall
+    except ImportError:
+        from .kernels.numpy import kendall_numpy as kendall
+    out = kendall(a.cpu().numpy(), None if b is None else b.cpu().numpy())
+    return torch.from_numpy(out).to(a.device)
 
 
 def _reference() -> Backend:
@@ -68,19 +86,61 @@ def _numba() -> Backend:
     )
 
 
-def _not_yet(name: str) -> Callable[[], Backend]:
-    def load() -> Backend:
-        raise RuntimeError(f"backend {name!r} is not available in this version of fastrsa")
+def _torch() -> Backend:
+    try:
+        from .kernels import torch as k
+    except ImportError as err:
+        raise RuntimeError(
+            f"backend 'torch' needs PyTorch ({err}); install it with `pip install fastrsa[torch]`"
+        ) from None
+    compare = compare_from_ops(k.rank_torch, k.corr_torch, _kendall_on_cpu)
+    return Backend("torch", k.rdm_torch, k.rank_torch, compare, kind="torch")
 
-    return load
+
+def _triton() -> Backend:
+    try:
+        import torch
+
+        from .kernels import torch as kt
+        from .kernels import triton as k
+    except ImportError as err:
+        raise RuntimeError(
+            f"backend 'triton' needs PyTorch and Triton ({err}); "
+            "install them with `pip install fastrsa[triton]`"
+        ) from None
+    if not (torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1"):
+        raise RuntimeError(
+            "backend 'triton' needs a CUDA GPU, and torch sees none "
+            "(TRITON_INTERPRET=1 runs the kernels on the CPU, slowly, for testing)"
+        )
+
+    def rdm(x, metric):
+        if x.dtype == torch.float64:  # float64 stays exact: cuBLAS DGEMM through torch
+            return kt.rdm_torch(x, metric)
+        return k.rdm_triton(x, metric)
+
+    def rank(x):
+        return k.rank_triton(x)
+
+    def compare(a, b, method):
+        if method == "kendall":
+            return _kendall_on_cpu(a, b)
+        if a.dtype == torch.float64:
+            return compare_from_ops(kt.rank_torch, kt.corr_torch, None)(a, b, method)
+        if method == "spearman":  # centred float32 ranks feed the correlation directly
+            a = k.rank_triton(a, centred=True, out_dtype=torch.float32)
+            b = None if b is None else k.rank_triton(b, centred=True, out_dtype=torch.float32)
+        return k.corr_triton(a, b, center=method != "cosine")
+
+    return Backend("triton", rdm, rank, compare, kind="torch")
 
 
 _LOADERS: dict[str, Callable[[], Backend]] = {
     "reference": _reference,
     "numpy": _numpy,
     "numba": _numba,
-    "torch": _not_yet("torch"),
-    "triton": _not_yet("triton"),
+    "torch": _torch,
+    "triton": _triton,
 }
 
 
@@ -108,14 +168,28 @@ def available_backends() -> list[str]:
     return names
 
 
-def get_backend(backend: str = "auto") -> Backend:
-    """The Backend for a name; "auto" = the fastest CPU backend that can run here."""
+def get_backend(backend: str = "auto", cuda: bool = False) -> Backend:
+    """The Backend for a name; "auto" = the fastest that can run here, for CUDA input (`cuda`)
+    triton then torch, else numba then numpy."""
     check_backend_name(backend)
     if backend != "auto":
         return _load(backend)
-    for name in _AUTO_CPU:
+    for name in (*_AUTO_CUDA, *_AUTO_CPU) if cuda else _AUTO_CPU:
         try:
             return _load(name)
         except RuntimeError:
             continue
     raise AssertionError("the numpy backend always loads")
+
+
+def device_for(backend: Backend, x: Any) -> Any:
+    """Where a torch-kind backend computes: a CUDA tensor's own device (the torch backend also
+    keeps CPU tensors where they are); otherwise CUDA when there is one (the input moves once),
+    else the CPU."""
+    if backend.kind != "torch":
+        return None
+    import torch
+
+    if isinstance(x, torch.Tensor) and (x.is_cuda or backend.name == "torch"):
+        return x.device
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from . import _arrays as A
-from ._backend import check_backend_name, get_backend
+from ._backend import check_backend_name, device_for, get_backend
 from .reference import METHODS
 
 
@@ -19,15 +17,17 @@ def rank_transform(x: Any, backend: str = "auto") -> Any:
     """
     check_backend_name(backend)
     origin = A.origin_of(x)
-    arr = A.to_numpy(x, "x")
+    be = get_backend(backend, cuda=A.is_cuda(x))
+    arr = A.as_checked(x, "x", be.kind, device_for(be, x))
     A.check_ndim(arr, "x", "at least 1-D (..., M)", arr.ndim >= 1)
-    arr = A.check_numeric(arr, "x")
-    out = get_backend(backend).rank(arr.reshape(-1, arr.shape[-1])).reshape(arr.shape)
+    A.check_nonempty(arr, "x")
+    A.check_finite(arr, "x")
+    out = be.rank(arr.reshape(-1, arr.shape[-1])).reshape(arr.shape)
     return A.back_to(out, origin)
 
 
-def _vectors(v: Any, name: str) -> np.ndarray:
-    arr = A.to_numpy(v, name)
+def _vectors(v: Any, name: str, be, device) -> Any:
+    arr = A.as_checked(v, name, be.kind, device)
     if arr.ndim != 2:
         hint = " (use fastrsa.squareform to condense square RDMs)" if arr.ndim == 3 else ""
         hint = hint or (f" (use {name}[None] for a single vector)" if arr.ndim == 1 else "")
@@ -36,7 +36,8 @@ def _vectors(v: Any, name: str) -> np.ndarray:
         raise ValueError(f"{name} is empty (shape {arr.shape})")
     if arr.shape[1] < 2:
         raise ValueError(f"{name} needs at least 2 values per row to correlate; got {arr.shape[1]}")
-    return A.check_numeric(arr, name)
+    A.check_finite(arr, name)
+    return arr
 
 
 def compare(a: Any, b: Any = None, method: str = "spearman", backend: str = "auto") -> Any:
@@ -51,21 +52,22 @@ def compare(a: Any, b: Any = None, method: str = "spearman", backend: str = "aut
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}; got {method!r}")
     check_backend_name(backend)
     origin = A.origin_of(a)
-    va = _vectors(a, "a")
-    vb = None if b is None else _vectors(b, "b")
+    be = get_backend(backend, cuda=A.is_cuda(a))
+    device = device_for(be, a)
+    va = _vectors(a, "a", be, device)
+    vb = None if b is None else _vectors(b, "b", be, device)
     if vb is not None and vb.shape[1] != va.shape[1]:
         raise ValueError(
             f"a and b must have the same number of values per row; got {va.shape[1]} and {vb.shape[1]}"
             " (RDMs of different image counts cannot be compared)"
         )
-    dtype = va.dtype if vb is None else np.result_type(va.dtype, vb.dtype)
-    va = va.astype(dtype, copy=False)
-    vb = None if vb is None else vb.astype(dtype, copy=False)
+    wide = A.is_float64(va) or (vb is not None and A.is_float64(vb))
+    va = A.cast_result(va, wide)  # float32 or float64 from here on
+    vb = None if vb is None else A.cast_result(vb, wide)
     for name, v in (("a", va), ("b", vb)):
         if v is not None:
             A.check_rows_vary(v, name, "vector", about_zero=method == "cosine")
-    out = get_backend(backend).compare(va, vb, method).astype(dtype, copy=False)
+    out = A.cast_result(be.compare(va, vb, method), wide)
     if vb is None:
-        out = 0.5 * (out + out.T)
-        np.fill_diagonal(out, 1.0)
+        out = A.symmetrise_unit_diagonal(out)
     return A.back_to(out, origin)

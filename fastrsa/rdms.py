@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from . import _arrays as A
-from ._backend import check_backend_name, get_backend
+from ._backend import check_backend_name, device_for, get_backend
 from .reference import METRICS
 
 
@@ -29,19 +29,22 @@ def rdms(features: Any, metric: str = "correlation", backend: str = "auto") -> A
     _check_metric(metric)
     check_backend_name(backend)
     origin = A.origin_of(features)
-    x = A.to_numpy(features, "features")
+    be = get_backend(backend, cuda=A.is_cuda(features))
+    x = A.as_checked(features, "features", be.kind, device_for(be, features))
     A.check_ndim(x, "features", "at least 2-D (..., n images, d features)", x.ndim >= 2)
     n, d = x.shape[-2:]
     if n < 3:
         raise ValueError(f"features needs at least 3 images (rows, axis -2) for an RDM; got n = {n}")
     if d == 0:
-        raise ValueError(f"features has d = 0 features (axis -1); need at least 1 (shape {x.shape})")
-    x = A.check_numeric(x, "features")
+        shape = tuple(x.shape)
+        raise ValueError(f"features has d = 0 features (axis -1); need at least 1 (shape {shape})")
+    A.check_nonempty(x, "features")
+    A.check_finite(x, "features")
     if metric != "euclidean":
         A.check_rows_vary(x, "features", "feature row", about_zero=metric == "cosine")
-    lead = x.shape[:-2]
-    out = get_backend(backend).rdm(x.reshape(-1, n, d), metric)
-    out = out.astype(x.dtype, copy=False).reshape(*lead, n * (n - 1) // 2)
+    lead = tuple(x.shape[:-2])
+    out = be.rdm(x.reshape(-1, n, d), metric)
+    out = A.cast_result(out, A.is_float64(x)).reshape(*lead, n * (n - 1) // 2)
     return A.back_to(out, origin)
 
 
@@ -64,7 +67,7 @@ def squareform(x: Any, to: str | None = None, checks: bool = True) -> Any:
     with a zero diagonal (to 1e-8 relative, like rsatoolbox) — else ValueError.
     """
     origin = A.origin_of(x)
-    arr = A.to_numpy(x, "x")
+    arr = A.as_checked(x, "x") if A.is_torch(x) else A._asarray(x, "x")
     if to is None:
         to = "condensed" if arr.ndim >= 2 and arr.shape[-1] == arr.shape[-2] else "square"
     if to not in ("square", "condensed"):

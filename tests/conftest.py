@@ -3,13 +3,32 @@ import os
 import numpy as np
 import pytest
 
-import fastrsa
+try:  # without a GPU, Triton kernels run in its interpreter on CPU tensors (set before import)
+    import torch
 
-CPU_BACKENDS = [b for b in ("numpy", "numba") if b in fastrsa.available_backends()]
+    HAS_CUDA = torch.cuda.is_available()
+    if not HAS_CUDA:
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+except ImportError:
+    HAS_CUDA = False
+
+import fastrsa  # noqa: E402
+
+_AVAILABLE = fastrsa.available_backends()
+# Backends run over the full CPU test matrix (torch computes on CPU tensors here).
+CPU_BACKENDS = [b for b in ("numpy", "numba", "torch") if b in _AVAILABLE]
+HAS_TRITON = "triton" in _AVAILABLE
 
 # (dtype, atol) for results in [-2, 2] compared with the float64 reference on the same values.
 # float32: Gram products of unit rows with d <= 2048 err by ~sqrt(d) * 6e-8 < 1e-5.
 DTYPES = [(np.float64, 1e-10), (np.float32, 2e-5)]
+
+
+def pytest_collection_modifyitems(config, items):
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords and not HAS_CUDA:
+            item.add_marker(skip)
 
 
 @pytest.fixture

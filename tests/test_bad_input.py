@@ -15,7 +15,7 @@ def _with(value, index):
     return x
 
 
-@pytest.mark.parametrize("backend", ["reference", "numpy", "numba"])
+@pytest.mark.parametrize("backend", ["reference", "numpy", "numba", "torch"])
 @pytest.mark.parametrize(
     "features,kwargs,error,match",
     [
@@ -58,7 +58,7 @@ def test_single_feature_correlation_is_refused():
 V = np.random.default_rng(1).standard_normal((3, 10))
 
 
-@pytest.mark.parametrize("backend", ["reference", "numpy", "numba"])
+@pytest.mark.parametrize("backend", ["reference", "numpy", "numba", "torch"])
 @pytest.mark.parametrize(
     "a,b,kwargs,error,match",
     [
@@ -122,11 +122,16 @@ def test_numba_backend_missing_is_loud(monkeypatch):
         _backend._load.cache_clear()
 
 
-@pytest.mark.parametrize("name", ["torch", "triton"])
-def test_gpu_backends_fail_loudly_until_available(name):
+def test_triton_without_a_gpu_fails_loudly(monkeypatch):
+    torch = pytest.importorskip("torch")
     from fastrsa import _backend
 
-    if name in _backend.available_backends():
-        pytest.skip(f"{name} is available")
-    with pytest.raises(RuntimeError, match=name):
-        fastrsa.rdms(GOOD, backend=name)
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    _backend._load.cache_clear()
+    try:
+        with pytest.raises(RuntimeError, match="triton.*needs"):
+            fastrsa.rdms(GOOD, backend="triton")
+        assert _backend.get_backend("auto", cuda=True).name == "torch"
+    finally:
+        _backend._load.cache_clear()

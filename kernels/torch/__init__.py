@@ -1,0 +1,11 @@
+"""Plain-torch backend: the same ops as the Triton kernels, in torch ops (cuBLAS, torch.sort).
+
+The GPU baseline for the Triton kernels, and a backend for tensors on any device. Work is split
+into batch chunks so that temporaries stay under `chunk_bytes`.
+"""
+
+from .corr import corr_torch
+from .rank import rank_torch
+from .rdm import rdm_torch
+
+__all__ = ["corr_torch", "rank_torch", "rdm_torch"]

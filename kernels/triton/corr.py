@@ -1,0 +1,88 @@
+"""All-pairs Pearson (or cosine) of many long rows: a split-K tiled product with centring in the
+prologue; partial sums per slice of M, reduced and normalised afterwards (no atomics, so results
+are deterministic)."""
+
+import torch
+import triton
+import triton.language as tl
+
+from .stats import NONE, ROW_MEAN, row_stats_triton
+
+
+@triton.jit
+def _corr_kernel(
+    # pointers
+    a_ptr, b_ptr, mean_a_ptr, mean_b_ptr, part_ptr,
+    # sizes
+    n_a, n_b, m, k_per_split,
+    # strides
+    stride_am, stride_ak, stride_bm, stride_bk, stride_ps, stride_pi,
+    # constexprs
+    CENTRE: tl.constexpr,  # subtract row means (Pearson) or not (cosine)
+    PRECISION: tl.constexpr,  # tl.dot input precision: "ieee" or "tf32"
+    BLOCK_I: tl.constexpr,
+    BLOCK_J: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+):
+    """Program (i, j, s): part[s, i-tile, j-tile] = sum over slice s of M of (a - mean)(b - mean)."""
+    ri = tl.program_id(0).to(tl.int64) * BLOCK_I + tl.arange(0, BLOCK_I)
+    rj = tl.program_id(1).to(tl.int64) * BLOCK_J + tl.arange(0, BLOCK_J)
+    s = tl.program_id(2).to(tl.int64)
+    ok_i = ri < n_a
+    ok_j = rj < n_b
+    if CENTRE:
+        mu_i = tl.load(mean_a_ptr + ri, mask=ok_i, other=0.0)
+        mu_j = tl.load(mean_b_ptr + rj, mask=ok_j, other=0.0)
+    acc = tl.zeros([BLOCK_I, BLOCK_J], dtype=tl.float32)
+    k_lo = s * k_per_split
+    for k0 in range(0, k_per_split, BLOCK_K):
+        k = k_lo + k0 + tl.arange(0, BLOCK_K)
+        ok_k = (k < m) & (k < k_lo + k_per_split)
+        mi = ok_i[:, None] & ok_k[None, :]
+        mj = ok_j[:, None] & ok_k[None, :]
+        a = tl.load(a_ptr + ri[:, None] * stride_am + k[None, :] * stride_ak, mask=mi, other=0.0)
+        c = tl.load(b_ptr + rj[:, None] * stride_bm + k[None, :] * stride_bk, mask=mj, other=0.0)
+        a = a.to(tl.float32)
+        c = c.to(tl.float32)
+        if CENTRE:  # re-mask so padding stays exactly 0
+            a = tl.where(mi, a - mu_i[:, None], 0.0)
+            c = tl.where(mj, c - mu_j[:, None], 0.0)
+        acc = tl.dot(a, tl.trans(c), acc, input_precision=PRECISION)
+    dst = part_ptr + s * stride_ps + ri[:, None] * stride_pi + rj[None, :]
+    tl.store(dst, acc, mask=ok_i[:, None] & ok_j[None, :])
+
+
+def corr_triton(
+    a: torch.Tensor,
+    b: torch.Tensor | None = None,
+    center: bool = True,
+    precision: str = "ieee",
+    block: int = 64,
+    block_k: int = 32,
+) -> torch.Tensor:
+    """a: (Ba, M), b: (Bb, M) or None -> (Ba, Bb) float32 Pearson r (cosine when not `center`).
+
+    fp32 sums; M is split into slices so that about 4 programs per SM run, whatever Ba and Bb.
+    """
+    b_ = a if b is None else b
+    n_a, m = a.shape
+    n_b = b_.shape[0]
+    mode = ROW_MEAN if center else NONE
+    mean_a, inv_a = row_stats_triton(a[None], mode)
+    mean_b, inv_b = (mean_a, inv_a) if b is None else row_stats_triton(b_[None], mode)
+    tiles = triton.cdiv(n_a, block) * triton.cdiv(n_b, block)
+    sms = torch.cuda.get_device_properties(a.device).multi_processor_count if a.is_cuda else 4
+    max_split = triton.cdiv(m, 8 * block_k)  # each slice keeps at least 8 steps of the product
+    split = max(1, min(max_split, triton.cdiv(4 * sms, tiles)))
+    k_per_split = triton.cdiv(triton.cdiv(m, split), block_k) * block_k
+    split = triton.cdiv(m, k_per_split)
+    part = torch.empty((split, n_a, n_b), dtype=torch.float32, device=a.device)
+    grid = (triton.cdiv(n_a, block), triton.cdiv(n_b, block), split)
+    _corr_kernel[grid](
+        a, b_, mean_a, mean_b, part,
+        n_a, n_b, m, k_per_split,
+        a.stride(0), a.stride(1), b_.stride(0), b_.stride(1), part.stride(0), part.stride(1),
+        CENTRE=center, PRECISION=precision, BLOCK_I=block, BLOCK_J=block, BLOCK_K=block_k,
+    )
+    gram = part.sum(dim=0)
+    return (gram * inv_a[0][:, None] * inv_b[0][None, :]).clamp_(-1.0, 1.0)

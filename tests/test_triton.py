@@ -1,0 +1,194 @@
+"""Triton kernels against the float64 reference. Without CUDA they run under TRITON_INTERPRET=1 on
+tiny shapes (set by conftest); tests marked gpu need CUDA and use real sizes."""
+
+import numpy as np
+import pytest
+from conftest import HAS_CUDA, HAS_TRITON
+from scipy import stats
+
+torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.skipif(not HAS_TRITON, reason="triton backend unavailable")
+
+import fastrsa  # noqa: E402
+from fastrsa.reference import compare_ref, rdm_ref  # noqa: E402
+
+DEVICE = "cuda" if HAS_CUDA else "cpu"
+# fp32 ("ieee") products: error vs float64 well under 1e-5 for unit-scale rows of d <= 2048.
+ATOL = {torch.float32: 2e-5, torch.float16: 2e-5, torch.bfloat16: 2e-5}
+
+
+def _k():
+    from fastrsa.kernels import triton as k
+
+    return k
+
+
+def _ref_rdm(x: torch.Tensor, metric: str) -> np.ndarray:
+    xs = x.double().cpu().numpy()
+    n, d = xs.shape[-2:]
+    return rdm_ref(xs.reshape(-1, n, d), metric).reshape(*xs.shape[:-2], -1)
+
+
+def _features(rng, shape, dtype=torch.float32):
+    return torch.tensor(rng.standard_normal(shape), dtype=dtype, device=DEVICE)
+
+
+@pytest.mark.parametrize("metric", ["correlation", "cosine", "euclidean"])
+@pytest.mark.parametrize(
+    "shape,block_n,block_k",
+    [((1, 3, 4), 16, 16), ((3, 17, 5), 16, 16), ((2, 40, 33), 16, 16), ((1, 70, 20), 64, 32)],
+    ids=str,
+)
+def test_rdm_kernel(rng, shape, metric, block_n, block_k):
+    """n = 3, n not a multiple of the block, d not a multiple of BLOCK_K, B = 1 and B > 1."""
+    x = _features(rng, shape)
+    out = _k().rdm_triton(x, metric, block_n=block_n, block_k=block_k)
+    ref = _ref_rdm(x, metric)
+    scale = 1.0 if metric != "euclidean" else np.abs(ref).max()
+    np.testing.assert_allclose(out.cpu().numpy(), ref, rtol=0, atol=2e-5 * scale)
+
+
+def test_rdm_kernel_writes_every_output(rng):
+    """The output is poisoned first: every condensed entry must be overwritten."""
+    x = _features(rng, (2, 21, 9))
+    out = torch.full((2, 210), float("nan"), device=DEVICE)
+    _k().rdm_triton(x, "correlation", block_n=16, block_k=16, out=out)
+    assert torch.isfinite(out).all()
+    np.testing.assert_allclose(out.cpu().numpy(), _ref_rdm(x, "correlation"), atol=2e-5)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_rdm_kernel_single_feature(rng, metric):
+    x = _features(rng, (2, 9, 1))
+    out = _k().rdm_triton(x, metric, block_n=16, block_k=16)
+    np.testing.assert_allclose(out.cpu().numpy(), _ref_rdm(x, metric), atol=2e-5)
+
+
+def test_rdm_kernel_strided_and_non_contiguous(rng):
+    base = _features(rng, (3, 12, 19))
+    x = base.transpose(1, 2)[::2]  # (2, 19, 12), non-contiguous, batch stride doubled
+    assert not x.is_contiguous()
+    out = _k().rdm_triton(x, "correlation", block_n=16, block_k=16)
+    np.testing.assert_allclose(out.cpu().numpy(), _ref_rdm(x, "correlation"), atol=2e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_rdm_kernel_half_inputs(rng, dtype):
+    """Half-precision features are read as they are and summed in fp32: the error against the
+    float64 reference on the same (rounded) values is fp32-sized."""
+    x = _features(rng, (2, 13, 24), dtype)
+    out = _k().rdm_triton(x, "correlation", block_n=16, block_k=16)
+    np.testing.assert_allclose(out.cpu().numpy(), _ref_rdm(x, "correlation"), atol=ATOL[dtype])
+
+
+def test_rdm_kernel_offset_features(rng):
+    """ReLU-like features far from 0: the centring happens before the product."""
+    x = _features(rng, (2, 20, 32)) + 100.0
+    out = _k().rdm_triton(x, "correlation", block_n=16, block_k=16)
+    np.testing.assert_allclose(out.cpu().numpy(), _ref_rdm(x, "correlation"), atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda r: r.standard_normal((3, 50)),  # no ties
+        lambda r: r.integers(0, 4, (4, 300)),  # many ties, runs crossing chunks of 64
+        lambda r: np.repeat(r.integers(0, 2, (2, 1)), 200, axis=1) * 1.0,  # constant rows
+        lambda r: np.where(r.random((2, 130)) < 0.5, -0.0, 0.0),  # -0.0 ties with 0.0
+    ],
+)
+def test_rank_kernel_is_exact(rng, make):
+    x = torch.tensor(make(rng), dtype=torch.float32, device=DEVICE)
+    out = _k().rank_triton(x, block=64)
+    assert out.dtype == torch.float64
+    np.testing.assert_array_equal(out.cpu().numpy(), stats.rankdata(x.cpu().numpy(), axis=-1))
+    centred = _k().rank_triton(x, centred=True, out_dtype=torch.float32, block=64)
+    expect = stats.rankdata(x.cpu().numpy(), axis=-1) - (x.shape[1] + 1) / 2
+    np.testing.assert_array_equal(centred.cpu().numpy(), expect)
+
+
+@pytest.mark.parametrize("center", [True, False])
+@pytest.mark.parametrize("na,nb,m", [(1, 1, 2), (3, 5, 40), (20, 7, 333)])
+def test_corr_kernel(rng, na, nb, m, center):
+    a = _features(rng, (na, m))
+    b = _features(rng, (nb, m))
+    out = _k().corr_triton(a, b, center=center, block=16, block_k=16)
+    method = "pearson" if center else "cosine"
+    ref = compare_ref(a.cpu().numpy(), b.cpu().numpy(), method)
+    np.testing.assert_allclose(out.cpu().numpy(), ref, rtol=0, atol=2e-5)
+
+
+def test_corr_kernel_strided(rng):
+    a = _features(rng, (40, 6)).T  # (6, 40) with stride (1, 6)
+    out = _k().corr_triton(a, None, block=16, block_k=16)
+    np.testing.assert_allclose(out.cpu().numpy(), compare_ref(a.cpu().numpy(), None, "pearson"),
+                               atol=2e-5)
+
+
+@pytest.mark.parametrize("method", ["spearman", "pearson", "cosine", "kendall"])
+def test_api_pipeline_on_triton(rng, method):
+    """features -> RDMs -> similarity through the public API; the result stays a tensor on the
+    input's device."""
+    x = _features(rng, (2, 2, 11, 7))  # 4-D: (tasks, layers, n, d)
+    r = fastrsa.rdms(x, backend="triton")
+    assert isinstance(r, torch.Tensor) and r.device == x.device and r.shape == (2, 2, 55)
+    sim = fastrsa.compare(r.reshape(4, -1), method=method, backend="triton")
+    assert sim.device == x.device and sim.dtype == torch.float32
+    ref = compare_ref(rdm_ref(x.double().cpu().numpy().reshape(4, 11, 7)), None, method)
+    np.testing.assert_allclose(sim.cpu().numpy(), ref, atol=1e-4)
+    assert (torch.diagonal(sim) == 1).all()
+
+
+def test_api_numpy_in_numpy_out_and_float64(rng):
+    x = rng.standard_normal((2, 9, 4))
+    out = fastrsa.rdms(x, backend="triton")  # float64 runs through cuBLAS DGEMM via torch
+    assert isinstance(out, np.ndarray) and out.dtype == np.float64
+    np.testing.assert_allclose(out, rdm_ref(x), atol=1e-10)
+    ranks = fastrsa.rank_transform(np.round(x.reshape(2, -1), 1), backend="triton")
+    np.testing.assert_array_equal(ranks, stats.rankdata(np.round(x.reshape(2, -1), 1), axis=-1))
+
+
+def test_api_refuses_bad_tensors(rng):
+    x = _features(rng, (2, 6, 4))
+    x[1, 3] = 5.0
+    with pytest.raises(ValueError, match="batch index 1, row 3"):
+        fastrsa.rdms(x, backend="triton")
+    x[1, 3, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        fastrsa.rdms(x, backend="triton")
+
+
+# ---- real GPU only ----------------------------------------------------------------------------
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("b,n,d", [(1, 500, 2048), (7, 613, 96), (200, 50, 33)])
+def test_gpu_rdm_real_sizes(rng, b, n, d):
+    x = _features(rng, (b, n, d))
+    out = _k().rdm_triton(x, "correlation")
+    np.testing.assert_allclose(out.cpu().numpy(), _ref_rdm(x, "correlation"), atol=2e-5)
+
+
+@pytest.mark.gpu
+def test_gpu_tf32_error_is_as_documented(rng):
+    x = _features(rng, (2, 300, 1024))
+    err = np.abs(_k().rdm_triton(x, precision="tf32").cpu().numpy() - _ref_rdm(x, "correlation"))
+    assert err.max() < 5e-3
+
+
+@pytest.mark.gpu
+def test_gpu_rank_long_rows_exact(rng):
+    m = 2_000_000  # n = 2000 images
+    x = torch.tensor(np.round(rng.random((2, m)), 4), dtype=torch.float32, device="cuda")
+    out = _k().rank_triton(x)
+    np.testing.assert_array_equal(out.cpu().numpy(), stats.rankdata(x.cpu().numpy(), axis=-1))
+
+
+@pytest.mark.gpu
+def test_gpu_pipeline_no_copy_of_cuda_input(rng):
+    x = _features(rng, (20, 100, 64))
+    r = fastrsa.rdms(x)  # auto -> triton on CUDA tensors
+    sim = fastrsa.compare(r)
+    assert sim.is_cuda and r.is_cuda
+    ref = compare_ref(rdm_ref(x.double().cpu().numpy()))
+    np.testing.assert_allclose(sim.cpu().numpy(), ref, atol=1e-4)
