@@ -1,0 +1,226 @@
+"""GPU benchmark: the Triton kernels against torch/cuBLAS, the pipeline against the CPU baselines.
+
+    python benchmarks/gpu_bench.py --out benchmarks/results/<gpu>-<date>.json [--reference-b100]
+
+Times are medians of CUDA-event timings (triton.testing.do_bench) after warm-up, on random data.
+Every section is written to the JSON as soon as it is done, with the device and versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from importlib.metadata import PackageNotFoundError, version
+
+import numpy as np
+import torch
+import triton
+from triton.testing import do_bench
+
+sys.path.insert(0, os.path.dirname(__file__))
+import fastrsa  # noqa: E402
+from fastrsa.kernels.triton import corr_triton, rank_triton, rdm_triton  # noqa: E402
+from fastrsa.reference import compare_ref, rdm_ref  # noqa: E402
+
+
+def ms(fn, rep=200) -> float:
+    return do_bench(fn, warmup=25, rep=rep, return_mode="median")
+
+
+def versions() -> dict:
+    out = {}
+    for pkg in ("torch", "triton", "numpy", "scipy", "numba", "rsatoolbox", "onnxruntime"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def ceilings() -> dict:
+    """Measured copy bandwidth (bytes read + written) and cuBLAS fp32 / tf32 matmul rates."""
+    src = torch.randn(2**28, device="cuda")  # 1 GiB
+    dst = torch.empty_like(src)
+    t = ms(lambda: dst.copy_(src))
+    a = torch.randn(8192, 8192, device="cuda")
+    b = torch.randn(8192, 8192, device="cuda")
+    out = {"copy_GBps": 2 * src.numel() * 4 / t / 1e6}
+    for tf32 in (False, True):
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        t = ms(lambda: a @ b)
+        out[f"cublas_{'tf32' if tf32 else 'fp32'}_TFLOPs"] = 2 * 8192**3 / t / 1e9
+    torch.backends.cuda.matmul.allow_tf32 = False
+    return out
+
+
+def rdm_section(shapes) -> list:
+    """RDM kernel against torch's full batched Gram (baddbmm) at equal precision."""
+    rows = []
+    for b, n, d in shapes:
+        x = torch.randn(b, n, d, device="cuda")
+        gram = torch.empty(b, n, n, device="cuda")
+        ref = None
+        if b * n * n * d <= 100 * 500 * 500 * 2048:
+            ref = rdm_torch_f64(x)
+        for precision in ("ieee", "tf32"):
+            torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+            t_gram = ms(lambda: torch.baddbmm(gram, x, x.transpose(1, 2), beta=0.0))
+            t_rdm = ms(lambda: rdm_triton(x, precision=precision))
+            t_torch = ms(lambda: fastrsa.rdms(x, backend="torch"))
+            err = None
+            if ref is not None:
+                err = float((rdm_triton(x, precision=precision).double() - ref).abs().max())
+            n_tiles = triton.cdiv(n, 64)
+            rows.append({
+                "B": b, "n": n, "d": d, "precision": precision,
+                "triton_rdm_ms": t_rdm, "torch_baddbmm_ms": t_gram, "torch_backend_rdms_ms": t_torch,
+                "ratio_rdm_to_baddbmm": t_rdm / t_gram,
+                "flop_full_gram": 2 * b * n * n * d,
+                "flop_upper_tiles": 2 * b * d * 64 * 64 * n_tiles * (n_tiles + 1) // 2,
+                "bytes_min": b * n * d * 4 + b * n * (n - 1) // 2 * 4,
+                "max_abs_err_vs_f64": err,
+            })
+            print(rows[-1], flush=True)
+        torch.backends.cuda.matmul.allow_tf32 = False
+        del x, gram
+    return rows
+
+
+def rdm_torch_f64(x):
+    return fastrsa.rdms(x.double(), backend="torch")
+
+
+def rank_section(shapes) -> list:
+    rows = []
+    for r, m in shapes:
+        x = torch.rand(r, m, device="cuda")
+        t_sort = ms(lambda: torch.sort(x, dim=-1))
+        t_rank = ms(lambda: rank_triton(x))
+        t_centred = ms(lambda: rank_triton(x, centred=True, out_dtype=torch.float32))
+        t_torch = ms(lambda: fastrsa.rank_transform(x, backend="torch"))
+        rows.append({"rows": r, "M": m, "torch_sort_ms": t_sort, "triton_rank_ms": t_rank,
+                     "triton_rank_centred_f32_ms": t_centred, "torch_backend_rank_ms": t_torch,
+                     "ratio_rank_to_sort": t_rank / t_sort,
+                     "ratio_centred_rank_to_sort": t_centred / t_sort})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def corr_section(shapes) -> list:
+    rows = []
+    for b, m in shapes:
+        a = torch.randn(b, m, device="cuda")
+        t_corr = ms(lambda: corr_triton(a))
+        torch.backends.cuda.matmul.allow_tf32 = False
+        t_mm = ms(lambda: a @ a.T)
+        rows.append({"B": b, "M": m, "triton_corr_ms": t_corr, "torch_mm_ms": t_mm,
+                     "flop": 2 * b * b * m})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def pipeline_section(shapes) -> list:
+    """features (CUDA tensor) -> RDMs -> all-pairs Spearman, through the public API."""
+    rows = []
+    for b, n, d in shapes:
+        x = torch.randn(b, n, d, device="cuda")
+        row = {"B": b, "n": n, "d": d}
+        for backend in ("triton", "torch"):
+            def run():
+                return fastrsa.compare(fastrsa.rdms(x, backend=backend), backend=backend)
+            torch.cuda.reset_peak_memory_stats()
+            rep = 200 if b * n <= 100 * 500 else 1000
+            row[f"{backend}_ms"] = ms(run, rep=rep)
+            row[f"{backend}_peak_GB"] = torch.cuda.max_memory_allocated() / 1e9
+        sim_t = fastrsa.compare(fastrsa.rdms(x, backend="triton"), backend="triton")
+        sim_r = fastrsa.compare(fastrsa.rdms(x, backend="torch"), backend="torch")
+        row["max_abs_diff_triton_vs_torch"] = float((sim_t - sim_r).abs().max())
+        rows.append(row)
+        print(row, flush=True)
+        del x
+        torch.cuda.empty_cache()
+    return rows
+
+
+def cpu_section(batches, with_reference_b100: bool) -> list:
+    """The same job on this machine's CPU: naive reference, rsatoolbox, numba, numpy."""
+    sys.path.insert(0, os.path.dirname(__file__))
+    from conftest import has_module, rsatoolbox_pipeline
+
+    rows = []
+    for b in batches:
+        feats = np.random.default_rng(0).standard_normal((b, 500, 2048)).astype(np.float32)
+        row = {"B": b, "n": 500, "d": 2048}
+        providers = {
+            "numba": lambda: fastrsa.compare(fastrsa.rdms(feats, backend="numba"), backend="numba"),
+            "numpy": lambda: fastrsa.compare(fastrsa.rdms(feats, backend="numpy"), backend="numpy"),
+        }
+        if has_module("rsatoolbox"):
+            providers["rsatoolbox"] = lambda: rsatoolbox_pipeline(feats)
+        if b <= 20 or with_reference_b100:
+            providers["reference"] = lambda: compare_ref(rdm_ref(feats))
+        for name, fn in providers.items():
+            if name in ("numba", "numpy"):
+                fn()  # warm-up / compile
+            start = time.perf_counter()
+            fn()
+            row[f"{name}_s"] = time.perf_counter() - start
+            print(name, b, row[f"{name}_s"], flush=True)
+        rows.append(row)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--reference-b100", action="store_true")
+    parser.add_argument("--sections", default="ceilings,rdm,rank,corr,pipeline,cpu")
+    args = parser.parse_args()
+    props = torch.cuda.get_device_properties(0)
+    result = {
+        "device": props.name, "sms": props.multi_processor_count,
+        "memory_GB": props.total_memory / 1e9, "cpu": platform.processor(),
+        "cpu_count": os.cpu_count(), "versions": versions(), "date": time.strftime("%Y-%m-%d"),
+    }
+
+    def save():
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=1)
+
+    sections = args.sections.split(",")
+    if "ceilings" in sections:
+        result["ceilings"] = ceilings()
+        print(result["ceilings"], flush=True)
+        save()
+    if "rdm" in sections:
+        result["rdm"] = rdm_section([(100, 500, 2048), (20, 2000, 2048)])
+        save()
+    if "rank" in sections:
+        result["rank"] = rank_section([(100, 124750), (1000, 124750), (20, 1999000)])
+        save()
+    if "corr" in sections:
+        result["corr"] = corr_section([(100, 124750), (1000, 124750), (100, 1999000)])
+        save()
+    if "pipeline" in sections:
+        shapes = [(20, 500, 2048), (100, 500, 2048), (1000, 500, 2048),
+                  (20, 2000, 2048), (100, 2000, 2048), (1000, 2000, 2048)]
+        result["pipeline"] = pipeline_section(shapes)
+        save()
+    if "cpu" in sections:
+        result["cpu"] = cpu_section([20, 100], args.reference_b100)
+        for row in result["cpu"]:
+            gpu = next((p for p in result.get("pipeline", []) if p["B"] == row["B"] and p["n"] == 500),
+                       None)
+            for name in () if gpu is None else in ("reference", "rsatoolbox", "numba", "numpy"):
+                if f"{name}_s" in row:
+                    row[f"triton_speedup_vs_{name}"] = row[f"{name}_s"] * 1e3 / gpu["triton_ms"]
+        save()
+    print(json.dumps({k: v for k, v in result.items() if k != "versions"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
