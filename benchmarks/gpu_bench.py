@@ -215,7 +215,7 @@ def main() -> None:
         for row in result["cpu"]:
             gpu = next((p for p in result.get("pipeline", []) if p["B"] == row["B"] and p["n"] == 500),
                        None)
-            for name in () if gpu is None else in ("reference", "rsatoolbox", "numba", "numpy"):
+            for name in () if gpu is None else ("reference", "rsatoolbox", "numba", "numpy"):
                 if f"{name}_s" in row:
                     row[f"triton_speedup_vs_{name}"] = row[f"{name}_s"] * 1e3 / gpu["triton_ms"]
         save()
