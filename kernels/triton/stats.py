@@ -4,8 +4,10 @@ import torch
 import triton
 import triton.language as tl
 
-# Centring modes, shared with rdm.py and corr.py.
+# Centring modes, shared with rdm.py and corr.py (kernels may read only constexpr globals).
 NONE, ROW_MEAN, COLUMN_MEAN = 0, 1, 2
+_ROW_MEAN = tl.constexpr(ROW_MEAN)
+_COLUMN_MEAN = tl.constexpr(COLUMN_MEAN)
 
 
 @triton.jit
@@ -30,7 +32,7 @@ def _row_stats_kernel(
     i = rows % n
     base = b * stride_xb + i * stride_xn
     mean = tl.zeros([BLOCK_R], dtype=tl.float32)
-    if MODE == ROW_MEAN:
+    if MODE == _ROW_MEAN:
         for k0 in range(0, d, BLOCK_D):
             k = k0 + tl.arange(0, BLOCK_D)
             ok = row_ok[:, None] & (k < d)[None, :]
@@ -43,9 +45,9 @@ def _row_stats_kernel(
         ok = row_ok[:, None] & (k < d)[None, :]
         v = tl.load(x_ptr + base[:, None] + k[None, :] * stride_xd, mask=ok, other=0.0)
         v = v.to(tl.float32)
-        if MODE == ROW_MEAN:
+        if MODE == _ROW_MEAN:
             v = v - mean[:, None]
-        if MODE == COLUMN_MEAN:
+        if MODE == _COLUMN_MEAN:
             c = tl.load(colmean_ptr + b[:, None] * stride_cb + k[None, :], mask=ok, other=0.0)
             v = v - c
         v = tl.where(ok, v, 0.0)  # masked lanes must not add (v - mean) to the sums
