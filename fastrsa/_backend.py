@@ -130,6 +130,7 @@ def _triton() -> Backend:
         if method == "spearman":  # centred float32 ranks feed the correlation directly
             a = k.rank_triton(a, centred=True, out_dtype=torch.float32)
             b = None if b is None else k.rank_triton(b, centred=True, out_dtype=torch.float32)
+            return k.corr_triton(a, b, center=False)  # centred ranks: cosine = Pearson
         return k.corr_triton(a, b, center=method != "cosine")
 
     return Backend("triton", rdm, rank, compare, kind="torch")

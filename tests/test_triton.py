@@ -36,13 +36,14 @@ def _features(rng, shape, dtype=torch.float32):
 @pytest.mark.parametrize("metric", ["correlation", "cosine", "euclidean"])
 @pytest.mark.parametrize(
     "shape,block_n,block_k",
-    [((1, 3, 4), 16, 16), ((3, 17, 5), 16, 16), ((2, 40, 33), 16, 16), ((1, 70, 20), 64, 32)],
+    [((1, 3, 4), 16, 16), ((3, 17, 5), 16, 16), ((2, 40, 33), 16, 16), ((2, 40, 32), 16, 16),
+     ((1, 70, 20), 64, 32), ((1, 300, 16), 16, 16)],  # the last: 190 tiles
     ids=str,
 )
 def test_rdm_kernel(rng, shape, metric, block_n, block_k):
     """n = 3, n not a multiple of the block, d not a multiple of BLOCK_K, B = 1 and B > 1."""
     x = _features(rng, shape)
-    out = _k().rdm_triton(x, metric, block_n=block_n, block_k=block_k)
+    out = _k().rdm_triton(x, metric, config=(block_n, block_k, 4, 2))
     ref = _ref_rdm(x, metric)
     scale = 1.0 if metric != "euclidean" else np.abs(ref).max()
     np.testing.assert_allclose(out.cpu().numpy(), ref, rtol=0, atol=2e-5 * scale)
@@ -52,7 +53,7 @@ def test_rdm_kernel_writes_every_output(rng):
     """The output is poisoned first: every condensed entry must be overwritten."""
     x = _features(rng, (2, 21, 9))
     out = torch.full((2, 210), float("nan"), device=DEVICE)
-    _k().rdm_triton(x, "correlation", block_n=16, block_k=16, out=out)
+    _k().rdm_triton(x, "correlation", config=(16, 16, 4, 2), out=out)
     assert torch.isfinite(out).all()
     np.testing.assert_allclose(out.cpu().numpy(), _ref_rdm(x, "correlation"), atol=2e-5)
 
@@ -60,7 +61,7 @@ def test_rdm_kernel_writes_every_output(rng):
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])
 def test_rdm_kernel_single_feature(rng, metric):
     x = _features(rng, (2, 9, 1))
-    out = _k().rdm_triton(x, metric, block_n=16, block_k=16)
+    out = _k().rdm_triton(x, metric, config=(16, 16, 4, 2))
     np.testing.assert_allclose(out.cpu().numpy(), _ref_rdm(x, metric), atol=2e-5)
 
 
@@ -68,7 +69,7 @@ def test_rdm_kernel_strided_and_non_contiguous(rng):
     base = _features(rng, (3, 12, 19))
     x = base.transpose(1, 2)[::2]  # (2, 19, 12), non-contiguous, batch stride doubled
     assert not x.is_contiguous()
-    out = _k().rdm_triton(x, "correlation", block_n=16, block_k=16)
+    out = _k().rdm_triton(x, "correlation", config=(16, 16, 4, 2))
     np.testing.assert_allclose(out.cpu().numpy(), _ref_rdm(x, "correlation"), atol=2e-5)
 
 
@@ -77,14 +78,14 @@ def test_rdm_kernel_half_inputs(rng, dtype):
     """Half-precision features are read as they are and summed in fp32: the error against the
     float64 reference on the same (rounded) values is fp32-sized."""
     x = _features(rng, (2, 13, 24), dtype)
-    out = _k().rdm_triton(x, "correlation", block_n=16, block_k=16)
+    out = _k().rdm_triton(x, "correlation", config=(16, 16, 4, 2))
     np.testing.assert_allclose(out.cpu().numpy(), _ref_rdm(x, "correlation"), atol=ATOL[dtype])
 
 
 def test_rdm_kernel_offset_features(rng):
     """ReLU-like features far from 0: the centring happens before the product."""
     x = _features(rng, (2, 20, 32)) + 100.0
-    out = _k().rdm_triton(x, "correlation", block_n=16, block_k=16)
+    out = _k().rdm_triton(x, "correlation", config=(16, 16, 4, 2))
     np.testing.assert_allclose(out.cpu().numpy(), _ref_rdm(x, "correlation"), atol=1e-4)
 
 

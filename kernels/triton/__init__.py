@@ -4,6 +4,6 @@ launch. Under TRITON_INTERPRET=1 (set before import) they run on CPU tensors, fo
 from .corr import corr_triton
 from .rank import rank_triton
 from .rdm import rdm_triton
-from .stats import row_stats_triton
+from .stats import prepare_rows_triton
 
-__all__ = ["corr_triton", "rank_triton", "rdm_triton", "row_stats_triton"]
+__all__ = ["corr_triton", "rank_triton", "prepare_rows_triton", "rdm_triton"]

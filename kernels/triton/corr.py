@@ -6,7 +6,6 @@ import torch
 import triton
 import triton.language as tl
 
-from .stats import NONE, ROW_MEAN, row_stats_triton
 
 
 @triton.jit
@@ -63,13 +62,13 @@ def corr_triton(
     """a: (Ba, M), b: (Bb, M) or None -> (Ba, Bb) float32 Pearson r (cosine when not `center`).
 
     fp32 sums; M is split into slices so that about 4 programs per SM run, whatever Ba and Bb.
+    Rows that are already centred (ranks from rank_triton(centred=True)) need center=False.
     """
     b_ = a if b is None else b
     n_a, m = a.shape
     n_b = b_.shape[0]
-    mode = ROW_MEAN if center else NONE
-    mean_a, inv_a = row_stats_triton(a[None], mode)
-    mean_b, inv_b = (mean_a, inv_a) if b is None else row_stats_triton(b_[None], mode)
+    mean_a, inv_a = _row_stats(a, center)
+    mean_b, inv_b = (mean_a, inv_a) if b is None else _row_stats(b_, center)
     tiles = triton.cdiv(n_a, block) * triton.cdiv(n_b, block)
     sms = torch.cuda.get_device_properties(a.device).multi_processor_count if a.is_cuda else 4
     max_split = triton.cdiv(m, 8 * block_k)  # each slice keeps at least 8 steps of the product
@@ -85,4 +84,13 @@ def corr_triton(
         CENTRE=center, PRECISION=precision, BLOCK_I=block, BLOCK_J=block, BLOCK_K=block_k,
     )
     gram = part.sum(dim=0)
-    return (gram * inv_a[0][:, None] * inv_b[0][None, :]).clamp_(-1.0, 1.0)
+    return (gram * inv_a[:, None] * inv_b[None, :]).clamp_(-1.0, 1.0)
+
+
+def _row_stats(a: torch.Tensor, center: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, 1 / norm of the centred row), each (R,) fp32; torch's one-pass reductions."""
+    af = a.float()
+    if center:
+        var, mean = torch.var_mean(af, dim=1, correction=0)
+        return mean, torch.rsqrt(var * a.shape[1])
+    return af.new_zeros(a.shape[0]), 1.0 / torch.linalg.vector_norm(af, dim=1)

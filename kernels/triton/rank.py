@@ -21,56 +21,62 @@ def _min(a, b):
 @triton.jit
 def _rank_kernel(
     # pointers
-    vals_ptr, idx_ptr, carry_ptr, out_ptr,
+    vals_ptr, idx_ptr, out_ptr,
     # sizes
-    m, n_chunks,
+    m,
     # strides (per row)
-    stride_v, stride_i, stride_c, stride_o,
+    stride_v, stride_i, stride_o,
     # constexprs
     CENTRED: tl.constexpr,  # store rank - (m + 1) / 2 (feeds the correlation) instead of the rank
     BLOCK: tl.constexpr,
 ):
-    """Row r: vals (sorted), idx (their original positions) -> out[idx[k]] = mean rank of k's run.
+    """Program (r, c): sorted positions [c*BLOCK, (c+1)*BLOCK) of row r.
 
     A run of ties spans sorted positions [start, end]; its ranks are start+1 .. end+1, so each
-    member gets (start + end) / 2 + 1. start = running max of run-start positions (forward scan),
-    end = running min of run-end positions (backward scan). A first pass records, per chunk, the
-    start of the run that enters it from the left, so long runs may cross chunks.
+    member gets (start + end) / 2 + 1. Inside the block, start = running max of run-start
+    positions and end = reverse running min of run-end positions; a run entering from the left
+    or leaving to the right is resolved by a binary search in the sorted row, so every block is
+    independent of the others.
     """
     r = tl.program_id(0).to(tl.int64)
+    k0 = tl.program_id(1) * BLOCK
+    k = k0 + tl.arange(0, BLOCK)
+    ok = k < m
     v_row = vals_ptr + r * stride_v
-    c_row = carry_ptr + r * stride_c
-    carry = tl.zeros([1], dtype=tl.int32)  # start of the run holding the last element seen
-    for c in range(0, n_chunks):
-        k = c * BLOCK + tl.arange(0, BLOCK)
-        ok = k < m
-        v = tl.load(v_row + k, mask=ok)
-        prev = tl.load(v_row + k - 1, mask=ok & (k > 0))
-        first = (k == 0) | (v != prev)
-        tl.store(c_row + c + tl.arange(0, 1), carry)
-        start = tl.where(first & ok, k, 0).to(tl.int32)
-        carry = tl.maximum(carry, tl.max(start, axis=0))
-    end_carry = tl.full([1], m - 1, dtype=tl.int32)  # end of the run entering from the right
-    for cc in range(0, n_chunks):
-        c = n_chunks - 1 - cc
-        k = c * BLOCK + tl.arange(0, BLOCK)
-        ok = k < m
-        v = tl.load(v_row + k, mask=ok)
-        prev = tl.load(v_row + k - 1, mask=ok & (k > 0))
-        nxt = tl.load(v_row + k + 1, mask=k + 1 < m)
-        first = (k == 0) | (v != prev)
-        last = (k == m - 1) | (v != nxt)
-        start = tl.associative_scan(tl.where(first & ok, k, 0).to(tl.int32), 0, _max)
-        start = tl.maximum(start, tl.load(c_row + c + tl.zeros([BLOCK], tl.int32)))
-        end = tl.associative_scan(tl.where(last & ok, k, m).to(tl.int32), 0, _min, reverse=True)
-        end = tl.minimum(end, end_carry)
-        end_carry = tl.min(tl.where(ok, end, m), axis=0) + tl.zeros([1], tl.int32)  # end at chunk's 1st
-        # ranks are half-integers: (start + end) / 2 + 1 is exact in float64
-        rank = (start + end).to(tl.float64) * 0.5 + 1.0
-        if CENTRED:
-            rank = rank - (m + 1) * 0.5
-        dst = tl.load(idx_ptr + r * stride_i + k, mask=ok)
-        tl.store(out_ptr + r * stride_o + dst, rank.to(out_ptr.dtype.element_ty), mask=ok)
+    v = tl.load(v_row + k, mask=ok)
+    prev = tl.load(v_row + k - 1, mask=ok & (k > 0))
+    nxt = tl.load(v_row + k + 1, mask=k + 1 < m)
+    first = ok & ((k == 0) | (v != prev))
+    last = ok & ((k == m - 1) | (v != nxt))
+    # leftmost position holding the block's first value (sorted ascending: binary search)
+    v_first = tl.load(v_row + k0)
+    lo = 0
+    hi = k0
+    while lo < hi:
+        mid = (lo + hi) // 2
+        below = tl.load(v_row + mid) < v_first
+        lo = tl.where(below, mid + 1, lo)
+        hi = tl.where(below, hi, mid)
+    # rightmost position holding the block's last value
+    k_last = tl.minimum(k0 + BLOCK, m) - 1
+    v_last = tl.load(v_row + k_last)
+    lo2 = k_last
+    hi2 = m - 1
+    while lo2 < hi2:
+        mid = (lo2 + hi2 + 1) // 2
+        above = tl.load(v_row + mid) > v_last
+        hi2 = tl.where(above, mid - 1, hi2)
+        lo2 = tl.where(above, lo2, mid)
+    start = tl.associative_scan(tl.where(first, k, 0), 0, _max)
+    start = tl.maximum(start, lo)
+    end = tl.associative_scan(tl.where(last, k, m), 0, _min, reverse=True)
+    end = tl.minimum(end, lo2)
+    # ranks are half-integers: (start + end) / 2 + 1 is exact in float64
+    rank = (start + end).to(tl.float64) * 0.5 + 1.0
+    if CENTRED:
+        rank = rank - (m + 1) * 0.5
+    dst = tl.load(idx_ptr + r * stride_i + k, mask=ok)
+    tl.store(out_ptr + r * stride_o + dst, rank.to(out_ptr.dtype.element_ty), mask=ok)
 
 
 def rank_triton(
@@ -86,16 +92,14 @@ def rank_triton(
     if m >= 2**31 - 1:
         raise ValueError(f"rank_triton supports rows of fewer than 2**31 - 1 values; got {m}")
     out = torch.empty((rows, m), dtype=out_dtype, device=x.device)
-    n_chunks = triton.cdiv(m, block)
-    carry = torch.empty((rows, n_chunks), dtype=torch.int32, device=x.device)
     step = max(1, CHUNK_BYTES // (m * (x.element_size() + 8)))
     for r0 in range(0, rows, step):
         r1 = min(rows, r0 + step)
         vals, idx = torch.sort(x[r0:r1], dim=-1)
-        _rank_kernel[(r1 - r0,)](
-            vals, idx, carry[r0:r1], out[r0:r1],
-            m, n_chunks,
-            vals.stride(0), idx.stride(0), carry.stride(0), out.stride(0),
+        _rank_kernel[(r1 - r0, triton.cdiv(m, block))](
+            vals, idx, out[r0:r1],
+            m,
+            vals.stride(0), idx.stride(0), out.stride(0),
             CENTRED=centred, BLOCK=block,
         )
     return out

@@ -1,81 +1,74 @@
-"""Per-row statistics that the Gram kernels fold into their prologue and epilogue."""
+"""Row preparation for the Gram kernels: centre and scale each feature row once, into fp32."""
 
 import torch
 import triton
 import triton.language as tl
 
-# Centring modes, shared with rdm.py and corr.py (kernels may read only constexpr globals).
-NONE, ROW_MEAN, COLUMN_MEAN = 0, 1, 2
-_ROW_MEAN = tl.constexpr(ROW_MEAN)
-_COLUMN_MEAN = tl.constexpr(COLUMN_MEAN)
+# Modes (kernels may read only constexpr globals, hence the tl.constexpr twins).
+UNIT, CENTRED_UNIT, COLUMN_CENTRED = 0, 1, 2
+_CENTRED_UNIT = tl.constexpr(CENTRED_UNIT)
+_COLUMN_CENTRED = tl.constexpr(COLUMN_CENTRED)
 
 
 @triton.jit
-def _row_stats_kernel(
+def _prepare_kernel(
     # pointers
-    x_ptr, colmean_ptr, mean_ptr, norm_ptr,
+    x_ptr, colmean_ptr, y_ptr, sq_ptr,
     # sizes: x is (B, n, d), seen as B*n rows of length d
     n_rows, n, d,
-    # strides
+    # strides (y is contiguous (B*n, d))
     stride_xb, stride_xn, stride_xd, stride_cb,
     # constexprs
-    MODE: tl.constexpr,  # NONE: raw rows; ROW_MEAN: minus own mean; COLUMN_MEAN: minus colmean[b]
-    SQUARED: tl.constexpr,  # store ||row||^2 (euclidean) instead of 1 / ||row|| (correlations)
+    MODE: tl.constexpr,  # UNIT: x/|x|; CENTRED_UNIT: (x - mean)/|x - mean|; COLUMN_CENTRED: x - colmean[b]
     BLOCK_R: tl.constexpr,
-    BLOCK_D: tl.constexpr,
+    BLOCK_D: tl.constexpr,  # >= d: each row is read once and written once
 ):
-    """mean_ptr[r] <- the row mean (ROW_MEAN, else 0); norm_ptr[r] <- 1/||centred row|| or
-    ||centred row||^2. fp32 sums, two passes over the row (mean first: no cancellation)."""
+    """y[r] <- the prepared row (fp32); sq[r] <- |x - colmean|^2 (COLUMN_CENTRED only)."""
     rows = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
-    row_ok = rows < n_rows
+    k = tl.arange(0, BLOCK_D)
+    ok = (rows < n_rows)[:, None] & (k < d)[None, :]
     b = rows // n
     i = rows % n
-    base = b * stride_xb + i * stride_xn
-    mean = tl.zeros([BLOCK_R], dtype=tl.float32)
-    if MODE == _ROW_MEAN:
-        for k0 in range(0, d, BLOCK_D):
-            k = k0 + tl.arange(0, BLOCK_D)
-            ok = row_ok[:, None] & (k < d)[None, :]
-            v = tl.load(x_ptr + base[:, None] + k[None, :] * stride_xd, mask=ok, other=0.0)
-            mean += tl.sum(v.to(tl.float32), axis=1)
-        mean = mean / d
-    ss = tl.zeros([BLOCK_R], dtype=tl.float32)
-    for k0 in range(0, d, BLOCK_D):
-        k = k0 + tl.arange(0, BLOCK_D)
-        ok = row_ok[:, None] & (k < d)[None, :]
-        v = tl.load(x_ptr + base[:, None] + k[None, :] * stride_xd, mask=ok, other=0.0)
-        v = v.to(tl.float32)
-        if MODE == _ROW_MEAN:
-            v = v - mean[:, None]
-        if MODE == _COLUMN_MEAN:
-            c = tl.load(colmean_ptr + b[:, None] * stride_cb + k[None, :], mask=ok, other=0.0)
-            v = v - c
-        v = tl.where(ok, v, 0.0)  # masked lanes must not add (v - mean) to the sums
-        ss += tl.sum(v * v, axis=1)
-    tl.store(mean_ptr + rows, mean, mask=row_ok)
-    if SQUARED:
-        tl.store(norm_ptr + rows, ss, mask=row_ok)
+    v = tl.load(x_ptr + (b * stride_xb + i * stride_xn)[:, None] + k[None, :] * stride_xd, mask=ok,
+                other=0.0).to(tl.float32)
+    if MODE == _COLUMN_CENTRED:
+        c = tl.load(colmean_ptr + b[:, None] * stride_cb + k[None, :], mask=ok, other=0.0)
+        v = tl.where(ok, v - c, 0.0)
+        tl.store(sq_ptr + rows, tl.sum(v * v, axis=1), mask=rows < n_rows)
     else:
-        tl.store(norm_ptr + rows, 1.0 / tl.sqrt(tl.where(row_ok, ss, 1.0)), mask=row_ok)
+        if MODE == _CENTRED_UNIT:
+            mean = tl.sum(v, axis=1) / d
+            v = tl.where(ok, v - mean[:, None], 0.0)  # padding must stay 0
+        ss = tl.sum(v * v, axis=1)
+        v = v * (1.0 / tl.sqrt(tl.where(ss > 0, ss, 1.0)))[:, None]
+    tl.store(y_ptr + rows[:, None] * d + k[None, :], v, mask=ok)
 
 
-def row_stats_triton(
-    x: torch.Tensor, mode: int, squared: bool = False, colmean: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """x: (B, n, d) any float dtype and strides -> (mean, norm), each (B, n) float32.
+MAX_D = 16384  # rows up to this length are prepared in registers in one read
 
-    colmean: (B, d) float32, contiguous in d, for mode COLUMN_MEAN.
-    """
+
+def prepare_rows_triton(x: torch.Tensor, mode: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """x: (B, n, d) any float dtype and strides -> (y (B, n, d) fp32 contiguous, sq (B, n) fp32 or
+    None). Means and sums in fp32; the mean is subtracted before squaring (no cancellation)."""
     nb, n, d = x.shape
-    mean = torch.empty((nb, n), dtype=torch.float32, device=x.device)
-    norm = torch.empty_like(mean)
-    cm = colmean if colmean is not None else mean  # unused pointer when mode != COLUMN_MEAN
-    block_r, block_d = 16, 128
+    if d > MAX_D:  # long rows: the same transform in torch, in fp32
+        xf = x.float()
+        if mode == COLUMN_CENTRED:
+            y = (xf - xf.mean(dim=1, keepdim=True)).contiguous()
+            return y, (y * y).sum(-1)
+        if mode == CENTRED_UNIT:
+            xf = xf - xf.mean(dim=-1, keepdim=True)
+        return (xf / torch.linalg.vector_norm(xf, dim=-1, keepdim=True)).contiguous(), None
+    y = torch.empty((nb, n, d), dtype=torch.float32, device=x.device)
+    sq = torch.empty((nb, n), dtype=torch.float32, device=x.device) if mode == COLUMN_CENTRED else y
+    colmean = x.mean(dim=1, dtype=torch.float32).contiguous() if mode == COLUMN_CENTRED else y
+    block_d = triton.next_power_of_2(d)
+    block_r = max(1, 4096 // block_d)
     grid = (triton.cdiv(nb * n, block_r),)
-    _row_stats_kernel[grid](
-        x, cm, mean, norm,
+    _prepare_kernel[grid](
+        x, colmean, y, sq,
         nb * n, n, d,
-        x.stride(0), x.stride(1), x.stride(2), cm.stride(0),
-        MODE=mode, SQUARED=squared, BLOCK_R=block_r, BLOCK_D=block_d,
+        x.stride(0), x.stride(1), x.stride(2), colmean.stride(0),
+        MODE=mode, BLOCK_R=block_r, BLOCK_D=block_d, num_warps=4 if block_d <= 4096 else 8,
     )
-    return mean, norm
+    return y, (sq if mode == COLUMN_CENTRED else None)
