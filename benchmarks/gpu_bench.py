@@ -23,7 +23,9 @@ from triton.testing import do_bench
 
 sys.path.insert(0, os.path.dirname(__file__))
 import fastrsa  # noqa: E402
+from fastrsa import _arrays  # noqa: E402
 from fastrsa.kernels.triton import corr_triton, rank_triton, rdm_triton  # noqa: E402
+from fastrsa.kernels.triton import rdm as rdm_module  # noqa: E402
 from fastrsa.reference import compare_ref, rdm_ref  # noqa: E402
 
 
@@ -54,6 +56,56 @@ def ceilings() -> dict:
         t = ms(lambda: a @ b)
         out[f"cublas_{'tf32' if tf32 else 'fp32'}_TFLOPs"] = 2 * 8192**3 / t / 1e9
     torch.backends.cuda.matmul.allow_tf32 = False
+    return out
+
+
+SWEEP = {
+    "ieee": [(64, 32, 4, 3), (64, 16, 4, 3), (128, 32, 8, 3), (128, 16, 8, 2), (64, 64, 4, 2),
+             (32, 32, 4, 3)],
+    "tf32": [(128, 32, 8, 3), (128, 64, 8, 3), (64, 32, 4, 4), (128, 32, 4, 4), (64, 64, 4, 3),
+             (128, 16, 8, 4)],
+}
+
+
+def config_section(shapes) -> dict:
+    """Times each launch config of the RDM kernel; the best (summed over shapes) becomes the
+    default for the rest of this run."""
+    times = {p: {str(c): 0.0 for c in cs} for p, cs in SWEEP.items()}
+    for b, n, d in shapes:
+        x = torch.randn(b, n, d, device="cuda")
+        for precision, configs in SWEEP.items():
+            for cfg in configs:
+                try:
+                    t = ms(lambda: rdm_triton(x, precision=precision, config=cfg), rep=100)
+                except Exception as err:  # e.g. out of shared memory
+                    print("config failed", precision, cfg, type(err).__name__, flush=True)
+                    t = float("inf")
+                times[precision][str(cfg)] += t
+                print(precision, (b, n, d), cfg, f"{t:.3f} ms", flush=True)
+        del x
+    best = {}
+    for precision, configs in SWEEP.items():
+        best[precision] = min(configs, key=lambda c: times[precision][str(c)])
+        rdm_module.CONFIGS[precision] = best[precision]
+    return {"summed_ms": times, "chosen": best}
+
+
+def breakdown_section(b=100, n=500, d=2048) -> dict:
+    """Stages of the triton pipeline (features -> Spearman similarity) timed one by one."""
+    x = torch.randn(b, n, d, device="cuda")
+    r = rdm_triton(x)
+    ranks = rank_triton(r, centred=True, out_dtype=torch.float32)
+    out = {
+        "validate_features_ms": ms(lambda: _arrays.check_values(x, "features", "constant")),
+        "prepare_rows_ms": ms(lambda: rdm_module.prepare_rows_triton(x, 1)),
+        "rdm_ms": ms(lambda: rdm_triton(x)),
+        "validate_rdms_ms": ms(lambda: _arrays.check_values(r, "a", "constant")),
+        "rank_centred_ms": ms(lambda: rank_triton(r, centred=True, out_dtype=torch.float32)),
+        "corr_ms": ms(lambda: corr_triton(ranks, center=False)),
+        "api_pipeline_ms": ms(lambda: fastrsa.compare(fastrsa.rdms(x, backend="triton"),
+                                                      backend="triton")),
+    }
+    print(out, flush=True)
     return out
 
 
@@ -178,7 +230,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True)
     parser.add_argument("--reference-b100", action="store_true")
-    parser.add_argument("--sections", default="ceilings,rdm,rank,corr,pipeline,cpu")
+    parser.add_argument("--sections",
+                        default="ceilings,configs,rdm,rank,corr,breakdown,pipeline,cpu")
     args = parser.parse_args()
     props = torch.cuda.get_device_properties(0)
     result = {
@@ -196,6 +249,10 @@ def main() -> None:
         result["ceilings"] = ceilings()
         print(result["ceilings"], flush=True)
         save()
+    if "configs" in sections:
+        result["rdm_configs"] = config_section([(100, 500, 2048), (20, 2000, 2048)])
+        save()
+    result["rdm_default_configs"] = dict(rdm_module.CONFIGS)
     if "rdm" in sections:
         result["rdm"] = rdm_section([(100, 500, 2048), (20, 2000, 2048)])
         save()
@@ -204,6 +261,9 @@ def main() -> None:
         save()
     if "corr" in sections:
         result["corr"] = corr_section([(100, 124750), (1000, 124750), (100, 1999000)])
+        save()
+    if "breakdown" in sections:
+        result["breakdown_B100_n500"] = breakdown_section()
         save()
     if "pipeline" in sections:
         shapes = [(20, 500, 2048), (100, 500, 2048), (1000, 500, 2048),

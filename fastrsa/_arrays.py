@@ -98,18 +98,13 @@ def check_nonempty(arr: Any, name: str) -> None:
         raise ValueError(f"{name} is empty (shape {tuple(arr.shape)})")
 
 
-def check_finite(arr: Any, name: str) -> None:
+def _row_min_max(arr: Any) -> tuple[Any, Any]:
+    """Per-row (last axis) min and max in one pass; NaN propagates into both."""
     if is_torch(arr):
         import torch
 
-        ok = bool(torch.isfinite(arr).all())
-    else:
-        ok = bool(np.isfinite(arr).all())
-    if not ok:
-        bad = ~(torch.isfinite(arr) if is_torch(arr) else np.isfinite(arr))
-        raise ValueError(
-            f"{name} holds NaN or Inf (first at index {_first(bad)}); remove or impute them first"
-        )
+        return torch.aminmax(arr, dim=-1)
+    return arr.min(axis=-1), arr.max(axis=-1)
 
 
 def check_ndim(arr: Any, name: str, expected: str, ok: bool) -> None:
@@ -117,16 +112,24 @@ def check_ndim(arr: Any, name: str, expected: str, ok: bool) -> None:
         raise ValueError(f"{name} must be {expected}; got shape {tuple(arr.shape)}")
 
 
-def check_rows_vary(arr: Any, name: str, what: str, about_zero: bool = False) -> None:
-    """Refuse rows (last axis) that are constant (or all zero when `about_zero`).
-
-    arr: (..., k). `what` words the error (e.g. "feature row", "vector").
-    """
-    if about_zero:
-        bad = ~(arr != 0).any(-1)
+def check_values(arr: Any, name: str, refuse: str | None = None, what: str = "row") -> None:
+    """Refuse NaN/Inf anywhere, and (refuse="constant") rows along the last axis whose values are
+    all equal, or (refuse="zero") rows that are all zero. One min/max pass over the data; the
+    exact location is searched only when something is wrong. `what` words the row in errors."""
+    lo, hi = _row_min_max(arr)
+    finite = (lo > -float("inf")) & (hi < float("inf"))  # False for NaN too
+    if not bool(finite.all()):
+        bad = (arr != arr) | (arr == float("inf")) | (arr == -float("inf"))
+        raise ValueError(
+            f"{name} holds NaN or Inf (first at index {_first(bad)}); remove or impute them first"
+        )
+    if refuse is None:
+        return
+    if refuse == "zero":
+        bad = (lo == 0) & (hi == 0)
         problem = "is all zeros (its norm is 0, so the cosine is undefined)"
     else:
-        bad = (arr == arr[..., :1]).all(-1)
+        bad = lo == hi
         problem = "is constant (zero variance, so the correlation is undefined)"
     if bool(bad.any()):
         idx = _first(bad)
