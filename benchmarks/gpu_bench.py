@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import fastrsa  # noqa: E402
 from fastrsa import _arrays  # noqa: E402
 from fastrsa.kernels.triton import corr_triton, rank_triton, rdm_triton  # noqa: E402
+from fastrsa.kernels.triton import corr as corr_module  # noqa: E402
 from fastrsa.kernels.triton import rdm as rdm_module  # noqa: E402
 from fastrsa.reference import compare_ref, rdm_ref  # noqa: E402
 
@@ -60,11 +61,15 @@ def ceilings() -> dict:
 
 
 SWEEP = {
-    "ieee": [(64, 32, 4, 3), (64, 16, 4, 3), (128, 32, 8, 3), (128, 16, 8, 2), (64, 64, 4, 2),
-             (32, 32, 4, 3)],
+    "ieee": [(64, 32, 4, 3), (128, 32, 8, 3), (128, 16, 8, 2), (128, 8, 8, 4), (128, 16, 4, 3),
+             (128, 64, 8, 2), (64, 64, 4, 2)],
     "tf32": [(128, 32, 8, 3), (128, 64, 8, 3), (64, 32, 4, 4), (128, 32, 4, 4), (64, 64, 4, 3),
              (128, 16, 8, 4)],
 }
+
+
+CORR_SWEEP = [(64, 32, 4, 3), (128, 32, 8, 3), (64, 64, 4, 3), (32, 32, 4, 3), (64, 16, 4, 4),
+              (128, 16, 8, 3)]
 
 
 def config_section(shapes) -> dict:
@@ -87,7 +92,20 @@ def config_section(shapes) -> dict:
     for precision, configs in SWEEP.items():
         best[precision] = min(configs, key=lambda c: times[precision][str(c)])
         rdm_module.CONFIGS[precision] = best[precision]
-    return {"summed_ms": times, "chosen": best}
+    corr_times = {str(c): 0.0 for c in CORR_SWEEP}
+    for b, m in [(100, 124750), (1000, 124750)]:
+        r = torch.randn(b, m, device="cuda")
+        for cfg in CORR_SWEEP:
+            try:
+                t = ms(lambda: corr_triton(r, center=False, config=cfg), rep=100)
+            except Exception as err:
+                print("corr config failed", cfg, type(err).__name__, flush=True)
+                t = float("inf")
+            corr_times[str(cfg)] += t
+            print("corr", (b, m), cfg, f"{t:.3f} ms", flush=True)
+    best["corr"] = min(CORR_SWEEP, key=lambda c: corr_times[str(c)])
+    corr_module.CONFIG = best["corr"]
+    return {"summed_ms": times, "corr_summed_ms": corr_times, "chosen": best}
 
 
 def breakdown_section(b=100, n=500, d=2048) -> dict:
@@ -104,6 +122,8 @@ def breakdown_section(b=100, n=500, d=2048) -> dict:
         "corr_ms": ms(lambda: corr_triton(ranks, center=False)),
         "api_pipeline_ms": ms(lambda: fastrsa.compare(fastrsa.rdms(x, backend="triton"),
                                                       backend="triton")),
+        "api_pipeline_tf32_ms": ms(lambda: fastrsa.compare(
+            fastrsa.rdms(x, backend="triton", precision="tf32"), backend="triton")),
     }
     print(out, flush=True)
     return out
@@ -252,7 +272,7 @@ def main() -> None:
     if "configs" in sections:
         result["rdm_configs"] = config_section([(100, 500, 2048), (20, 2000, 2048)])
         save()
-    result["rdm_default_configs"] = dict(rdm_module.CONFIGS)
+    result["configs_used"] = {**rdm_module.CONFIGS, "corr": corr_module.CONFIG}
     if "rdm" in sections:
         result["rdm"] = rdm_section([(100, 500, 2048), (20, 2000, 2048)])
         save()

@@ -114,10 +114,10 @@ def _triton() -> Backend:
             "(TRITON_INTERPRET=1 runs the kernels on the CPU, slowly, for testing)"
         )
 
-    def rdm(x, metric):
+    def rdm(x, metric, precision="ieee"):
         if x.dtype == torch.float64:  # float64 stays exact: cuBLAS DGEMM through torch
             return kt.rdm_torch(x, metric)
-        return k.rdm_triton(x, metric)
+        return k.rdm_triton(x, metric, precision=precision)
 
     def rank(x):
         return k.rank_triton(x)

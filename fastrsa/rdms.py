@@ -16,13 +16,17 @@ def _check_metric(metric: str) -> None:
         raise ValueError(f"metric must be one of {', '.join(map(repr, METRICS))}; got {metric!r}")
 
 
-def rdms(features: Any, metric: str = "correlation", backend: str = "auto") -> Any:
+def rdms(
+    features: Any, metric: str = "correlation", backend: str = "auto", precision: str = "ieee"
+) -> Any:
     """Representational dissimilarity matrices of a batch of feature matrices.
 
     features: (..., n, d) — n images (stimuli) by d features, any leading batch dims (models ×
         layers × ...); numpy array or torch tensor; float or integer.
     metric: "correlation" (1 - Pearson r of each row centred by its own mean; the paper's),
         "cosine" (1 - cosine similarity) or "euclidean".
+    precision: "ieee" (float32 or float64 arithmetic) or "tf32" (triton backend only: the
+        products on tensor cores, about 5x faster, |error| ~1e-4 on 1 - r).
     Returns condensed RDMs (..., n*(n-1)//2), pairs i < j in row-major order as scipy's `pdist`,
     float64 for float64/integer input and float32 otherwise, as the kind of array given.
     """
@@ -30,6 +34,10 @@ def rdms(features: Any, metric: str = "correlation", backend: str = "auto") -> A
     check_backend_name(backend)
     origin = A.origin_of(features)
     be = get_backend(backend, cuda=A.is_cuda(features))
+    if precision not in ("ieee", "tf32"):
+        raise ValueError(f"precision must be 'ieee' or 'tf32'; got {precision!r}")
+    if precision == "tf32" and be.name != "triton":
+        raise ValueError(f"precision='tf32' needs the triton backend; this call uses {be.name!r}")
     x = A.as_checked(features, "features", be.kind, device_for(be, features))
     A.check_ndim(x, "features", "at least 2-D (..., n images, d features)", x.ndim >= 2)
     n, d = x.shape[-2:]
@@ -42,7 +50,8 @@ def rdms(features: Any, metric: str = "correlation", backend: str = "auto") -> A
     refuse = {"correlation": "constant", "cosine": "zero", "euclidean": None}[metric]
     A.check_values(x, "features", refuse, what="feature row")
     lead = tuple(x.shape[:-2])
-    out = be.rdm(x.reshape(-1, n, d), metric)
+    kwargs = {"precision": precision} if be.name == "triton" else {}
+    out = be.rdm(x.reshape(-1, n, d), metric, **kwargs)
     out = A.cast_result(out, A.is_float64(x)).reshape(*lead, n * (n - 1) // 2)
     return A.back_to(out, origin)
 

@@ -34,6 +34,8 @@ def _with(value, index):
         ([[1, 2], [3]], {}, (TypeError, ValueError), "features"),
         (GOOD, {"metric": "manhattan"}, ValueError, "metric must be one of"),
         (GOOD, {"backend": "cuda"}, ValueError, "backend must be 'auto' or one of"),
+        (GOOD, {"precision": "fp8"}, ValueError, "precision must be 'ieee' or 'tf32'"),
+        (GOOD, {"precision": "tf32"}, ValueError, "precision='tf32' needs the triton backend"),
     ],
 )
 def test_rdms_refuses(features, kwargs, error, match, backend):

@@ -51,17 +51,21 @@ def _corr_kernel(
     tl.store(dst, acc, mask=ok_i[:, None] & ok_j[None, :])
 
 
+# (BLOCK, BLOCK_K, num_warps, num_stages), chosen on an H100 by benchmarks/gpu_bench.py.
+CONFIG = (64, 32, 4, 3)
+
+
 def corr_triton(
     a: torch.Tensor,
     b: torch.Tensor | None = None,
     center: bool = True,
     precision: str = "ieee",
-    block: int = 64,
-    block_k: int = 32,
+    config: tuple[int, int, int, int] | None = None,
 ) -> torch.Tensor:
     """a: (Ba, M), b: (Bb, M) or None -> (Ba, Bb) float32 Pearson r (cosine when not `center`).
 
-    fp32 sums; M is split into slices so that about 4 programs per SM run, whatever Ba and Bb.
+    fp32 sums; M is split into slices so that about 2 programs per SM run, whatever Ba and Bb.
+    config: (BLOCK, BLOCK_K, num_warps, num_stages), default CONFIG.
     Rows that are already centred (ranks from rank_triton(centred=True)) need center=False.
     """
     b_ = a if b is None else b
@@ -69,10 +73,11 @@ def corr_triton(
     n_b = b_.shape[0]
     mean_a, inv_a = _row_stats(a, center)
     mean_b, inv_b = (mean_a, inv_a) if b is None else _row_stats(b_, center)
+    block, block_k, warps, stages = config or CONFIG
     tiles = triton.cdiv(n_a, block) * triton.cdiv(n_b, block)
     sms = torch.cuda.get_device_properties(a.device).multi_processor_count if a.is_cuda else 4
-    max_split = triton.cdiv(m, 8 * block_k)  # each slice keeps at least 8 steps of the product
-    split = max(1, min(max_split, triton.cdiv(4 * sms, tiles)))
+    max_split = triton.cdiv(m, 16 * block_k)  # each slice keeps at least 16 steps of the product
+    split = max(1, min(max_split, triton.cdiv(2 * sms, tiles)))
     k_per_split = triton.cdiv(triton.cdiv(m, split), block_k) * block_k
     split = triton.cdiv(m, k_per_split)
     part = torch.empty((split, n_a, n_b), dtype=torch.float32, device=a.device)
@@ -82,6 +87,7 @@ def corr_triton(
         n_a, n_b, m, k_per_split,
         a.stride(0), a.stride(1), b_.stride(0), b_.stride(1), part.stride(0), part.stride(1),
         CENTRE=center, PRECISION=precision, BLOCK_I=block, BLOCK_J=block, BLOCK_K=block_k,
+        num_warps=warps, num_stages=stages,
     )
     gram = part.sum(dim=0)
     return (gram * inv_a[:, None] * inv_b[None, :]).clamp_(-1.0, 1.0)

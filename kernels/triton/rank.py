@@ -48,20 +48,27 @@ def _rank_kernel(
     nxt = tl.load(v_row + k + 1, mask=k + 1 < m)
     first = ok & ((k == 0) | (v != prev))
     last = ok & ((k == m - 1) | (v != nxt))
-    # leftmost position holding the block's first value (sorted ascending: binary search)
+    # leftmost position holding the block's first value: the block's first position unless a
+    # tie run enters from the left; then binary search in the sorted row (rare: ties only)
     v_first = tl.load(v_row + k0)
-    lo = 0
+    enters = (k0 > 0) & (tl.load(v_row + k0 - 1, mask=k0 > 0) == v_first)
+    lo = k0
     hi = k0
+    if enters:
+        lo = 0
     while lo < hi:
         mid = (lo + hi) // 2
         below = tl.load(v_row + mid) < v_first
         lo = tl.where(below, mid + 1, lo)
         hi = tl.where(below, hi, mid)
-    # rightmost position holding the block's last value
+    # rightmost position holding the block's last value, likewise
     k_last = tl.minimum(k0 + BLOCK, m) - 1
     v_last = tl.load(v_row + k_last)
+    leaves = (k_last + 1 < m) & (tl.load(v_row + k_last + 1, mask=k_last + 1 < m) == v_last)
     lo2 = k_last
-    hi2 = m - 1
+    hi2 = k_last
+    if leaves:
+        hi2 = m - 1
     while lo2 < hi2:
         mid = (lo2 + hi2 + 1) // 2
         above = tl.load(v_row + mid) > v_last
