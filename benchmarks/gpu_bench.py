@@ -26,6 +26,7 @@ import fastrsa  # noqa: E402
 from fastrsa import _arrays  # noqa: E402
 from fastrsa.kernels.triton import corr_triton, rank_triton, rdm_triton  # noqa: E402
 from fastrsa.kernels.triton import corr as corr_module  # noqa: E402
+from fastrsa.kernels.triton import rank as rank_module  # noqa: E402
 from fastrsa.kernels.triton import rdm as rdm_module  # noqa: E402
 from fastrsa.reference import compare_ref, rdm_ref  # noqa: E402
 
@@ -63,9 +64,11 @@ def ceilings() -> dict:
 SWEEP = {
     "ieee": [(64, 32, 4, 3), (128, 32, 8, 3), (128, 16, 8, 2), (128, 8, 8, 4), (128, 16, 4, 3),
              (128, 64, 8, 2), (64, 64, 4, 2)],
+    "tf32x3": [(128, 32, 8, 3), (128, 64, 8, 3), (128, 32, 4, 4), (64, 32, 4, 4), (128, 16, 8, 3)],
     "tf32": [(128, 32, 8, 3), (128, 64, 8, 3), (64, 32, 4, 4), (128, 32, 4, 4), (64, 64, 4, 3),
              (128, 16, 8, 4)],
 }
+RANK_SWEEP = [(512, 4), (1024, 4), (1024, 8), (2048, 4), (2048, 8), (4096, 8)]
 
 
 CORR_SWEEP = [(64, 32, 4, 3), (128, 32, 8, 3), (64, 64, 4, 3), (32, 32, 4, 3), (64, 16, 4, 4),
@@ -105,7 +108,24 @@ def config_section(shapes) -> dict:
             print("corr", (b, m), cfg, f"{t:.3f} ms", flush=True)
     best["corr"] = min(CORR_SWEEP, key=lambda c: corr_times[str(c)])
     corr_module.CONFIG = best["corr"]
-    return {"summed_ms": times, "corr_summed_ms": corr_times, "chosen": best}
+    rank_times = {str(c): 0.0 for c in RANK_SWEEP}
+    rank_ref = {}
+    for rows, m in [(100, 124750), (20, 1999000)]:
+        x = torch.rand(rows, m, device="cuda")
+        vals, idx = torch.sort(x, dim=-1)
+        out = torch.empty(rows, m, device="cuda")
+        rank_ref[f"{rows}x{m}"] = {
+            "torch_sort_ms": ms(lambda: torch.sort(x, dim=-1)),
+            "torch_scatter_same_size_ms": ms(lambda: out.scatter_(1, idx, vals)),
+        }
+        for cfg in RANK_SWEEP:
+            t = ms(lambda: rank_module.rank_sorted_triton(vals, idx, out, True, *cfg))
+            rank_times[str(cfg)] += t
+            print("rank kernel alone", (rows, m), cfg, f"{t:.3f} ms", flush=True)
+    best["rank"] = min(RANK_SWEEP, key=lambda c: rank_times[str(c)])
+    rank_module.CONFIG = best["rank"]
+    return {"summed_ms": times, "corr_summed_ms": corr_times, "rank_kernel_summed_ms": rank_times,
+            "rank_baselines": rank_ref, "chosen": best}
 
 
 def breakdown_section(b=100, n=500, d=2048) -> dict:
@@ -122,6 +142,8 @@ def breakdown_section(b=100, n=500, d=2048) -> dict:
         "corr_ms": ms(lambda: corr_triton(ranks, center=False)),
         "api_pipeline_ms": ms(lambda: fastrsa.compare(fastrsa.rdms(x, backend="triton"),
                                                       backend="triton")),
+        "api_pipeline_tf32x3_ms": ms(lambda: fastrsa.compare(
+            fastrsa.rdms(x, backend="triton", precision="tf32x3"), backend="triton")),
         "api_pipeline_tf32_ms": ms(lambda: fastrsa.compare(
             fastrsa.rdms(x, backend="triton", precision="tf32"), backend="triton")),
     }
@@ -136,10 +158,9 @@ def rdm_section(shapes) -> list:
         x = torch.randn(b, n, d, device="cuda")
         gram = torch.empty(b, n, n, device="cuda")
         ref = None
-        if b * n * n * d <= 100 * 500 * 500 * 2048:
-            ref = rdm_torch_f64(x)
-        for precision in ("ieee", "tf32"):
-            torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+        ref = rdm_torch_f64(x)
+        for precision in ("ieee", "tf32x3", "tf32"):
+            torch.backends.cuda.matmul.allow_tf32 = precision != "ieee"  # baddbmm: tf32
             t_gram = ms(lambda: torch.baddbmm(gram, x, x.transpose(1, 2), beta=0.0))
             t_rdm = ms(lambda: rdm_triton(x, precision=precision))
             t_torch = ms(lambda: fastrsa.rdms(x, backend="torch"))
@@ -272,7 +293,8 @@ def main() -> None:
     if "configs" in sections:
         result["rdm_configs"] = config_section([(100, 500, 2048), (20, 2000, 2048)])
         save()
-    result["configs_used"] = {**rdm_module.CONFIGS, "corr": corr_module.CONFIG}
+    result["configs_used"] = {**rdm_module.CONFIGS, "corr": corr_module.CONFIG,
+                              "rank": rank_module.CONFIG}
     if "rdm" in sections:
         result["rdm"] = rdm_section([(100, 500, 2048), (20, 2000, 2048)])
         save()

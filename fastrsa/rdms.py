@@ -25,8 +25,9 @@ def rdms(
         layers × ...); numpy array or torch tensor; float or integer.
     metric: "correlation" (1 - Pearson r of each row centred by its own mean; the paper's),
         "cosine" (1 - cosine similarity) or "euclidean".
-    precision: "ieee" (float32 or float64 arithmetic) or "tf32" (triton backend only: the
-        products on tensor cores, about 5x faster, |error| ~1e-4 on 1 - r).
+    precision: "ieee" (float32 or float64 arithmetic); triton backend only: "tf32x3" (products
+        as three tensor-core tf32 products: about float32's accuracy, faster) or "tf32" (one
+        tf32 product: fastest, |error| ~1e-4 on 1 - r).
     Returns condensed RDMs (..., n*(n-1)//2), pairs i < j in row-major order as scipy's `pdist`,
     float64 for float64/integer input and float32 otherwise, as the kind of array given.
     """
@@ -34,10 +35,12 @@ def rdms(
     check_backend_name(backend)
     origin = A.origin_of(features)
     be = get_backend(backend, cuda=A.is_cuda(features))
-    if precision not in ("ieee", "tf32"):
-        raise ValueError(f"precision must be 'ieee' or 'tf32'; got {precision!r}")
-    if precision == "tf32" and be.name != "triton":
-        raise ValueError(f"precision='tf32' needs the triton backend; this call uses {be.name!r}")
+    if precision not in ("ieee", "tf32x3", "tf32"):
+        raise ValueError(f"precision must be 'ieee', 'tf32x3' or 'tf32'; got {precision!r}")
+    if precision != "ieee" and be.name != "triton":
+        raise ValueError(
+            f"precision={precision!r} needs the triton backend; this call uses {be.name!r}"
+        )
     x = A.as_checked(features, "features", be.kind, device_for(be, features))
     A.check_ndim(x, "features", "at least 2-D (..., n images, d features)", x.ndim >= 2)
     n, d = x.shape[-2:]

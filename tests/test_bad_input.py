@@ -34,7 +34,7 @@ def _with(value, index):
         ([[1, 2], [3]], {}, (TypeError, ValueError), "features"),
         (GOOD, {"metric": "manhattan"}, ValueError, "metric must be one of"),
         (GOOD, {"backend": "cuda"}, ValueError, "backend must be 'auto' or one of"),
-        (GOOD, {"precision": "fp8"}, ValueError, "precision must be 'ieee' or 'tf32'"),
+        (GOOD, {"precision": "fp8"}, ValueError, "precision must be 'ieee', 'tf32x3' or 'tf32'"),
         (GOOD, {"precision": "tf32"}, ValueError, "precision='tf32' needs the triton backend"),
     ],
 )

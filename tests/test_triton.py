@@ -100,10 +100,10 @@ def test_rdm_kernel_offset_features(rng):
 )
 def test_rank_kernel_is_exact(rng, make):
     x = torch.tensor(make(rng), dtype=torch.float32, device=DEVICE)
-    out = _k().rank_triton(x, block=64)
+    out = _k().rank_triton(x, config=(64, 4))
     assert out.dtype == torch.float64
     np.testing.assert_array_equal(out.cpu().numpy(), stats.rankdata(x.cpu().numpy(), axis=-1))
-    centred = _k().rank_triton(x, centred=True, out_dtype=torch.float32, block=64)
+    centred = _k().rank_triton(x, centred=True, out_dtype=torch.float32, config=(64, 4))
     expect = stats.rankdata(x.cpu().numpy(), axis=-1) - (x.shape[1] + 1) / 2
     np.testing.assert_array_equal(centred.cpu().numpy(), expect)
 
@@ -171,11 +171,12 @@ def test_gpu_rdm_real_sizes(rng, b, n, d):
 
 
 @pytest.mark.gpu
-def test_gpu_tf32_error_is_as_documented(rng):
+@pytest.mark.parametrize("precision,bound", [("ieee", 1e-6), ("tf32x3", 2e-6), ("tf32", 5e-4)])
+def test_gpu_precision_error_is_as_documented(rng, precision, bound):
     x = _features(rng, (2, 300, 1024))
-    out = fastrsa.rdms(x, backend="triton", precision="tf32")
+    out = fastrsa.rdms(x, backend="triton", precision=precision)
     err = np.abs(out.cpu().numpy() - _ref_rdm(x, "correlation"))
-    assert err.max() < 5e-4
+    assert err.max() < bound
 
 
 @pytest.mark.gpu

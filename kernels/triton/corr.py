@@ -18,7 +18,7 @@ def _corr_kernel(
     stride_am, stride_ak, stride_bm, stride_bk, stride_ps, stride_pi,
     # constexprs
     CENTRE: tl.constexpr,  # subtract row means (Pearson) or not (cosine)
-    PRECISION: tl.constexpr,  # tl.dot input precision: "ieee" or "tf32"
+    PRECISION: tl.constexpr,  # tl.dot input precision: "ieee", "tf32x3" or "tf32"
     BLOCK_I: tl.constexpr,
     BLOCK_J: tl.constexpr,
     BLOCK_K: tl.constexpr,
@@ -52,7 +52,7 @@ def _corr_kernel(
 
 
 # (BLOCK, BLOCK_K, num_warps, num_stages), chosen on an H100 by benchmarks/gpu_bench.py.
-CONFIG = (64, 32, 4, 3)
+CONFIG = (128, 16, 8, 3)
 
 
 def corr_triton(

@@ -78,16 +78,24 @@ def _rank_kernel(
     start = tl.maximum(start, lo)
     end = tl.associative_scan(tl.where(last, k, m), 0, _min, reverse=True)
     end = tl.minimum(end, lo2)
-    # ranks are half-integers: (start + end) / 2 + 1 is exact in float64
-    rank = (start + end).to(tl.float64) * 0.5 + 1.0
+    # twice the rank (an integer, in int64: no overflow), or twice (rank - (m + 1) / 2)
+    twice = start.to(tl.int64) + end + 2
     if CENTRED:
-        rank = rank - (m + 1) * 0.5
+        twice = twice - (m + 1)
+    rank = twice.to(out_ptr.dtype.element_ty) * 0.5  # exact in fp64; in fp32 while |twice| < 2**24
     dst = tl.load(idx_ptr + r * stride_i + k, mask=ok)
-    tl.store(out_ptr + r * stride_o + dst, rank.to(out_ptr.dtype.element_ty), mask=ok)
+    tl.store(out_ptr + r * stride_o + dst, rank, mask=ok)
+
+
+# (BLOCK, num_warps), chosen on an H100 by benchmarks/gpu_bench.py (section tuning).
+CONFIG = (1024, 4)
 
 
 def rank_triton(
-    x: torch.Tensor, centred: bool = False, out_dtype: torch.dtype = torch.float64, block: int = 1024
+    x: torch.Tensor,
+    centred: bool = False,
+    out_dtype: torch.dtype = torch.float64,
+    config: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """x: (R, M) -> ranks (R, M) in `out_dtype`, equal to scipy's rankdata "average".
 
@@ -95,6 +103,7 @@ def rank_triton(
     ready for a correlation; in float32 that is exact while M < 2**24 and rounded (relative
     error < 6e-8) beyond. Rows are sorted in chunks of about CHUNK_BYTES of workspace.
     """
+    block, warps = config or CONFIG
     rows, m = x.shape
     if m >= 2**31 - 1:
         raise ValueError(f"rank_triton supports rows of fewer than 2**31 - 1 values; got {m}")
@@ -103,10 +112,16 @@ def rank_triton(
     for r0 in range(0, rows, step):
         r1 = min(rows, r0 + step)
         vals, idx = torch.sort(x[r0:r1], dim=-1)
-        _rank_kernel[(r1 - r0, triton.cdiv(m, block))](
-            vals, idx, out[r0:r1],
-            m,
-            vals.stride(0), idx.stride(0), out.stride(0),
-            CENTRED=centred, BLOCK=block,
-        )
+        rank_sorted_triton(vals, idx, out[r0:r1], centred, block, warps)
     return out
+
+
+def rank_sorted_triton(vals, idx, out, centred: bool, block: int, warps: int) -> None:
+    """The kernel alone: rows already sorted (vals, idx from torch.sort) -> out (R, M)."""
+    rows, m = vals.shape
+    _rank_kernel[(rows, triton.cdiv(m, block))](
+        vals, idx, out,
+        m,
+        vals.stride(0), idx.stride(0), out.stride(0),
+        CENTRED=centred, BLOCK=block, num_warps=warps,
+    )

@@ -22,7 +22,7 @@ def _rdm_kernel(
     stride_yb, stride_sb, stride_ob,
     # constexprs
     EUCLIDEAN: tl.constexpr,  # rows are column-centred and sq holds |y|^2; else rows are unit
-    PRECISION: tl.constexpr,  # tl.dot input precision: "ieee" (fp32 FMA) or "tf32"
+    PRECISION: tl.constexpr,  # tl.dot input precision: "ieee" (fp32 FMA), "tf32x3" or "tf32"
     EVEN_K: tl.constexpr,  # d % BLOCK_K == 0: no mask along the features
     BLOCK_N: tl.constexpr,  # rows (and columns) per tile
     BLOCK_K: tl.constexpr,  # features per step of the product
@@ -69,7 +69,8 @@ def _rdm_kernel(
 
 # (BLOCK_N, BLOCK_K, num_warps, num_stages) per precision, chosen on an H100 by
 # benchmarks/gpu_bench.py (section rdm_configs); see benchmarks/results/NOTES-gpu.md.
-CONFIGS = {"ieee": (64, 32, 4, 3), "tf32": (128, 32, 8, 3)}
+CONFIGS = {"ieee": (128, 16, 4, 3), "tf32x3": (128, 32, 8, 3), "tf32": (128, 64, 8, 3)}
+PRECISIONS = tuple(CONFIGS)
 
 
 def rdm_triton(
@@ -82,12 +83,15 @@ def rdm_triton(
     """x: (B, n, d) float32/float16/bfloat16, any strides -> condensed RDMs (B, n*(n-1)//2) fp32
     (written into `out` when given: contiguous, fp32, that shape).
 
-    precision "ieee": fp32 products and sums (|error| vs float64 ~ 1e-6 for unit-scale rows);
-    "tf32": tensor-core products with 10-bit mantissas (|error| ~ 1e-4), fp32 sums.
+    precision "ieee": fp32 products and sums on the FMA units (|error| vs float64 < 1e-6);
+    "tf32x3": each product as three tensor-core tf32 products (hi*hi + hi*lo + lo*hi), fp32
+    sums: about fp32's accuracy (|error| < 2e-6), several times faster; "tf32": one tf32
+    product (10-bit mantissas, |error| ~1e-4), fastest. Errors measured on an H100, see
+    benchmarks/results/NOTES-gpu.md.
     Rows are first centred and scaled in fp32 (one read, one write), in chunks of the batch.
     """
-    if precision not in ("ieee", "tf32"):
-        raise ValueError(f"precision must be 'ieee' or 'tf32'; got {precision!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}; got {precision!r}")
     block_n, block_k, warps, stages = config or CONFIGS[precision]
     nb, n, d = x.shape
     mode = {"correlation": CENTRED_UNIT, "cosine": UNIT, "euclidean": COLUMN_CENTRED}[metric]
