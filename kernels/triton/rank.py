@@ -88,7 +88,7 @@ def _rank_kernel(
 
 
 # (BLOCK, num_warps), chosen on an H100 by benchmarks/gpu_bench.py (section tuning).
-CONFIG = (1024, 4)
+CONFIG = (1024, 8)
 
 
 def rank_triton(

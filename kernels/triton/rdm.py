@@ -69,7 +69,7 @@ def _rdm_kernel(
 
 # (BLOCK_N, BLOCK_K, num_warps, num_stages) per precision, chosen on an H100 by
 # benchmarks/gpu_bench.py (section rdm_configs); see benchmarks/results/NOTES-gpu.md.
-CONFIGS = {"ieee": (128, 16, 4, 3), "tf32x3": (128, 32, 8, 3), "tf32": (128, 64, 8, 3)}
+CONFIGS = {"ieee": (128, 16, 4, 3), "tf32x3": (128, 64, 8, 3), "tf32": (128, 64, 8, 3)}
 PRECISIONS = tuple(CONFIGS)
 
 
