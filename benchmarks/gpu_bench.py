@@ -22,12 +22,13 @@ import triton
 from triton.testing import do_bench
 
 sys.path.insert(0, os.path.dirname(__file__))
-import fastrsa  # noqa: E402
-from fastrsa import _arrays  # noqa: E402
-from fastrsa.kernels.triton import corr_triton, rank_triton, rdm_triton  # noqa: E402
 from fastrsa.kernels.triton import corr as corr_module  # noqa: E402
+from fastrsa.kernels.triton import corr_triton, rank_triton, rdm_triton  # noqa: E402
 from fastrsa.kernels.triton import rank as rank_module  # noqa: E402
 from fastrsa.kernels.triton import rdm as rdm_module  # noqa: E402
+
+import fastrsa  # noqa: E402
+from fastrsa import _arrays  # noqa: E402
 from fastrsa.reference import compare_ref, rdm_ref  # noqa: E402
 
 
@@ -62,17 +63,36 @@ def ceilings() -> dict:
 
 
 SWEEP = {
-    "ieee": [(64, 32, 4, 3), (128, 32, 8, 3), (128, 16, 8, 2), (128, 8, 8, 4), (128, 16, 4, 3),
-             (128, 64, 8, 2), (64, 64, 4, 2)],
+    "ieee": [
+        (64, 32, 4, 3),
+        (128, 32, 8, 3),
+        (128, 16, 8, 2),
+        (128, 8, 8, 4),
+        (128, 16, 4, 3),
+        (128, 64, 8, 2),
+        (64, 64, 4, 2),
+    ],
     "tf32x3": [(128, 32, 8, 3), (128, 64, 8, 3), (128, 32, 4, 4), (64, 32, 4, 4), (128, 16, 8, 3)],
-    "tf32": [(128, 32, 8, 3), (128, 64, 8, 3), (64, 32, 4, 4), (128, 32, 4, 4), (64, 64, 4, 3),
-             (128, 16, 8, 4)],
+    "tf32": [
+        (128, 32, 8, 3),
+        (128, 64, 8, 3),
+        (64, 32, 4, 4),
+        (128, 32, 4, 4),
+        (64, 64, 4, 3),
+        (128, 16, 8, 4),
+    ],
 }
 RANK_SWEEP = [(512, 4), (1024, 4), (1024, 8), (2048, 4), (2048, 8), (4096, 8)]
 
 
-CORR_SWEEP = [(64, 32, 4, 3), (128, 32, 8, 3), (64, 64, 4, 3), (32, 32, 4, 3), (64, 16, 4, 4),
-              (128, 16, 8, 3)]
+CORR_SWEEP = [
+    (64, 32, 4, 3),
+    (128, 32, 8, 3),
+    (64, 64, 4, 3),
+    (32, 32, 4, 3),
+    (64, 16, 4, 4),
+    (128, 16, 8, 3),
+]
 
 
 def config_section(shapes) -> dict:
@@ -124,8 +144,13 @@ def config_section(shapes) -> dict:
             print("rank kernel alone", (rows, m), cfg, f"{t:.3f} ms", flush=True)
     best["rank"] = min(RANK_SWEEP, key=lambda c: rank_times[str(c)])
     rank_module.CONFIG = best["rank"]
-    return {"summed_ms": times, "corr_summed_ms": corr_times, "rank_kernel_summed_ms": rank_times,
-            "rank_baselines": rank_ref, "chosen": best}
+    return {
+        "summed_ms": times,
+        "corr_summed_ms": corr_times,
+        "rank_kernel_summed_ms": rank_times,
+        "rank_baselines": rank_ref,
+        "chosen": best,
+    }
 
 
 def breakdown_section(b=100, n=500, d=2048) -> dict:
@@ -140,12 +165,19 @@ def breakdown_section(b=100, n=500, d=2048) -> dict:
         "validate_rdms_ms": ms(lambda: _arrays.check_values(r, "a", "constant")),
         "rank_centred_ms": ms(lambda: rank_triton(r, centred=True, out_dtype=torch.float32)),
         "corr_ms": ms(lambda: corr_triton(ranks, center=False)),
-        "api_pipeline_ms": ms(lambda: fastrsa.compare(fastrsa.rdms(x, backend="triton"),
-                                                      backend="triton")),
-        "api_pipeline_tf32x3_ms": ms(lambda: fastrsa.compare(
-            fastrsa.rdms(x, backend="triton", precision="tf32x3"), backend="triton")),
-        "api_pipeline_tf32_ms": ms(lambda: fastrsa.compare(
-            fastrsa.rdms(x, backend="triton", precision="tf32"), backend="triton")),
+        "api_pipeline_ms": ms(
+            lambda: fastrsa.compare(fastrsa.rdms(x, backend="triton"), backend="triton")
+        ),
+        "api_pipeline_tf32x3_ms": ms(
+            lambda: fastrsa.compare(
+                fastrsa.rdms(x, backend="triton", precision="tf32x3"), backend="triton"
+            )
+        ),
+        "api_pipeline_tf32_ms": ms(
+            lambda: fastrsa.compare(
+                fastrsa.rdms(x, backend="triton", precision="tf32"), backend="triton"
+            )
+        ),
     }
     print(out, flush=True)
     return out
@@ -168,15 +200,22 @@ def rdm_section(shapes) -> list:
             if ref is not None:
                 err = float((rdm_triton(x, precision=precision).double() - ref).abs().max())
             n_tiles = triton.cdiv(n, 64)
-            rows.append({
-                "B": b, "n": n, "d": d, "precision": precision,
-                "triton_rdm_ms": t_rdm, "torch_baddbmm_ms": t_gram, "torch_backend_rdms_ms": t_torch,
-                "ratio_rdm_to_baddbmm": t_rdm / t_gram,
-                "flop_full_gram": 2 * b * n * n * d,
-                "flop_upper_tiles": 2 * b * d * 64 * 64 * n_tiles * (n_tiles + 1) // 2,
-                "bytes_min": b * n * d * 4 + b * n * (n - 1) // 2 * 4,
-                "max_abs_err_vs_f64": err,
-            })
+            rows.append(
+                {
+                    "B": b,
+                    "n": n,
+                    "d": d,
+                    "precision": precision,
+                    "triton_rdm_ms": t_rdm,
+                    "torch_baddbmm_ms": t_gram,
+                    "torch_backend_rdms_ms": t_torch,
+                    "ratio_rdm_to_baddbmm": t_rdm / t_gram,
+                    "flop_full_gram": 2 * b * n * n * d,
+                    "flop_upper_tiles": 2 * b * d * 64 * 64 * n_tiles * (n_tiles + 1) // 2,
+                    "bytes_min": b * n * d * 4 + b * n * (n - 1) // 2 * 4,
+                    "max_abs_err_vs_f64": err,
+                }
+            )
             print(rows[-1], flush=True)
         torch.backends.cuda.matmul.allow_tf32 = False
         del x, gram
@@ -195,10 +234,18 @@ def rank_section(shapes) -> list:
         t_rank = ms(lambda: rank_triton(x))
         t_centred = ms(lambda: rank_triton(x, centred=True, out_dtype=torch.float32))
         t_torch = ms(lambda: fastrsa.rank_transform(x, backend="torch"))
-        rows.append({"rows": r, "M": m, "torch_sort_ms": t_sort, "triton_rank_ms": t_rank,
-                     "triton_rank_centred_f32_ms": t_centred, "torch_backend_rank_ms": t_torch,
-                     "ratio_rank_to_sort": t_rank / t_sort,
-                     "ratio_centred_rank_to_sort": t_centred / t_sort})
+        rows.append(
+            {
+                "rows": r,
+                "M": m,
+                "torch_sort_ms": t_sort,
+                "triton_rank_ms": t_rank,
+                "triton_rank_centred_f32_ms": t_centred,
+                "torch_backend_rank_ms": t_torch,
+                "ratio_rank_to_sort": t_rank / t_sort,
+                "ratio_centred_rank_to_sort": t_centred / t_sort,
+            }
+        )
         print(rows[-1], flush=True)
     return rows
 
@@ -210,8 +257,9 @@ def corr_section(shapes) -> list:
         t_corr = ms(lambda: corr_triton(a))
         torch.backends.cuda.matmul.allow_tf32 = False
         t_mm = ms(lambda: a @ a.T)
-        rows.append({"B": b, "M": m, "triton_corr_ms": t_corr, "torch_mm_ms": t_mm,
-                     "flop": 2 * b * b * m})
+        rows.append(
+            {"B": b, "M": m, "triton_corr_ms": t_corr, "torch_mm_ms": t_mm, "flop": 2 * b * b * m}
+        )
         print(rows[-1], flush=True)
     return rows
 
@@ -223,8 +271,10 @@ def pipeline_section(shapes) -> list:
         x = torch.randn(b, n, d, device="cuda")
         row = {"B": b, "n": n, "d": d}
         for backend in ("triton", "torch"):
+
             def run():
                 return fastrsa.compare(fastrsa.rdms(x, backend=backend), backend=backend)
+
             torch.cuda.reset_peak_memory_stats()
             rep = 200 if b * n <= 100 * 500 else 1000
             row[f"{backend}_ms"] = ms(run, rep=rep)
@@ -271,14 +321,19 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True)
     parser.add_argument("--reference-b100", action="store_true")
-    parser.add_argument("--sections",
-                        default="ceilings,configs,rdm,rank,corr,breakdown,pipeline,cpu")
+    parser.add_argument(
+        "--sections", default="ceilings,configs,rdm,rank,corr,breakdown,pipeline,cpu"
+    )
     args = parser.parse_args()
     props = torch.cuda.get_device_properties(0)
     result = {
-        "device": props.name, "sms": props.multi_processor_count,
-        "memory_GB": props.total_memory / 1e9, "cpu": platform.processor(),
-        "cpu_count": os.cpu_count(), "versions": versions(), "date": time.strftime("%Y-%m-%d"),
+        "device": props.name,
+        "sms": props.multi_processor_count,
+        "memory_GB": props.total_memory / 1e9,
+        "cpu": platform.processor(),
+        "cpu_count": os.cpu_count(),
+        "versions": versions(),
+        "date": time.strftime("%Y-%m-%d"),
     }
 
     def save():
@@ -293,8 +348,11 @@ def main() -> None:
     if "configs" in sections:
         result["rdm_configs"] = config_section([(100, 500, 2048), (20, 2000, 2048)])
         save()
-    result["configs_used"] = {**rdm_module.CONFIGS, "corr": corr_module.CONFIG,
-                              "rank": rank_module.CONFIG}
+    result["configs_used"] = {
+        **rdm_module.CONFIGS,
+        "corr": corr_module.CONFIG,
+        "rank": rank_module.CONFIG,
+    }
     if "rdm" in sections:
         result["rdm"] = rdm_section([(100, 500, 2048), (20, 2000, 2048)])
         save()
@@ -308,15 +366,23 @@ def main() -> None:
         result["breakdown_B100_n500"] = breakdown_section()
         save()
     if "pipeline" in sections:
-        shapes = [(20, 500, 2048), (100, 500, 2048), (1000, 500, 2048),
-                  (20, 2000, 2048), (100, 2000, 2048), (1000, 2000, 2048)]
+        shapes = [
+            (20, 500, 2048),
+            (100, 500, 2048),
+            (1000, 500, 2048),
+            (20, 2000, 2048),
+            (100, 2000, 2048),
+            (1000, 2000, 2048),
+        ]
         result["pipeline"] = pipeline_section(shapes)
         save()
     if "cpu" in sections:
         result["cpu"] = cpu_section([20, 100], args.reference_b100)
         for row in result["cpu"]:
-            gpu = next((p for p in result.get("pipeline", []) if p["B"] == row["B"] and p["n"] == 500),
-                       None)
+            gpu = next(
+                (p for p in result.get("pipeline", []) if p["B"] == row["B"] and p["n"] == 500),
+                None,
+            )
             for name in () if gpu is None else ("reference", "rsatoolbox", "numba", "numpy"):
                 if f"{name}_s" in row:
                     row[f"triton_speedup_vs_{name}"] = row[f"{name}_s"] * 1e3 / gpu["triton_ms"]

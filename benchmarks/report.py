@@ -1,6 +1,6 @@
 """Turn a pytest-benchmark JSON into a markdown table of times and ratios to the reference.
 
-    python benchmarks/report.py benchmarks/results/cpu-latest.json
+python benchmarks/report.py benchmarks/results/cpu-latest.json
 """
 
 import json

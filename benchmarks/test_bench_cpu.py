@@ -27,7 +27,8 @@ def test_pipeline_headline(benchmark, provider):
     benchmark.group = f"pipeline B={b} n={n} d={d}"
     benchmark.extra_info.update(machine_info())
     benchmark.extra_info.update(
-        shape=list(HEADLINE), provider=provider,
+        shape=list(HEADLINE),
+        provider=provider,
         gflop=2 * b * n * n * d / 1e9,  # the Gram products (a full product; syrk does half)
     )
     sim = benchmark.pedantic(run, args=(feats,), rounds=_rounds(provider), warmup_rounds=0)
@@ -43,8 +44,13 @@ def test_rank_transform(benchmark, provider, n):
     fastrsa.rank_transform(x[:, :10], backend=provider)
     benchmark.group = f"rank_transform 20 x {m}"
     benchmark.extra_info.update(machine_info(), shape=[20, m], provider=provider)
-    benchmark.pedantic(fastrsa.rank_transform, args=(x,), kwargs={"backend": provider},
-                       rounds=_rounds(provider), warmup_rounds=0)
+    benchmark.pedantic(
+        fastrsa.rank_transform,
+        args=(x,),
+        kwargs={"backend": provider},
+        rounds=_rounds(provider),
+        warmup_rounds=0,
+    )
 
 
 @pytest.mark.parametrize("provider", ["reference", "numpy", "numba"])
@@ -54,5 +60,10 @@ def test_kendall(benchmark, provider):
     fastrsa.compare(x[:2, :10], method="kendall", backend=provider)
     benchmark.group = "compare kendall 8 x 124750"
     benchmark.extra_info.update(machine_info(), shape=[8, 124750], provider=provider)
-    benchmark.pedantic(fastrsa.compare, args=(x,), kwargs={"method": "kendall", "backend": provider},
-                       rounds=_rounds(provider), warmup_rounds=0)
+    benchmark.pedantic(
+        fastrsa.compare,
+        args=(x,),
+        kwargs={"method": "kendall", "backend": provider},
+        rounds=_rounds(provider),
+        warmup_rounds=0,
+    )

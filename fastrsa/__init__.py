@@ -1,8 +1,8 @@
 """fastrsa: fast Representational Similarity Analysis of deep networks.
 
-    >>> import numpy as np, fastrsa
-    >>> feats = np.random.default_rng(0).standard_normal((4, 50, 128))  # 4 models, 50 images
-    >>> sim = fastrsa.compare(fastrsa.rdms(feats))                      # (4, 4) Spearman
+>>> import numpy as np, fastrsa
+>>> feats = np.random.default_rng(0).standard_normal((4, 50, 128))  # 4 models, 50 images
+>>> sim = fastrsa.compare(fastrsa.rdms(feats))                      # (4, 4) Spearman
 """
 
 from ._backend import BACKENDS, available_backends

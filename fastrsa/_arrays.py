@@ -83,7 +83,9 @@ def _asarray(x: Any, name: str) -> np.ndarray:
     try:
         return np.asarray(x)
     except (ValueError, TypeError) as err:  # ragged lists and the like
-        raise TypeError(f"{name} must be an array of numbers; could not convert it: {err}") from None
+        raise TypeError(
+            f"{name} must be an array of numbers; could not convert it: {err}"
+        ) from None
 
 
 def _first(mask: Any) -> tuple[int, ...]:

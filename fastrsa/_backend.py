@@ -69,7 +69,10 @@ def _numpy() -> Backend:
     from .kernels import numpy as k
 
     return Backend(
-        "numpy", k.rdm_numpy, k.rank_numpy, compare_from_ops(k.rank_numpy, k.corr_numpy, k.kendall_numpy)
+        "numpy",
+        k.rdm_numpy,
+        k.rank_numpy,
+        compare_from_ops(k.rank_numpy, k.corr_numpy, k.kendall_numpy),
     )
 
 
@@ -82,7 +85,10 @@ def _numba() -> Backend:
             "`pip install fastrsa[numba]` or choose backend='numpy'"
         ) from None
     return Backend(
-        "numba", k.rdm_numba, k.rank_numba, compare_from_ops(k.rank_numba, k.corr_numba, k.kendall_numba)
+        "numba",
+        k.rdm_numba,
+        k.rank_numba,
+        compare_from_ops(k.rank_numba, k.corr_numba, k.kendall_numba),
     )
 
 

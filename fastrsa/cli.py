@@ -35,7 +35,7 @@ def _labelled_rows(arrays: dict[str, np.ndarray], name: str) -> tuple[list[str],
             raise ValueError(f"{name}: array {key!r} has shape {arr.shape}; expected an RDM")
     lengths = {len(r) for r in rows}
     if len(lengths) > 1:
-        sizes = ", ".join(f"{lab}: {len(r)}" for lab, r in zip(labels, rows))
+        sizes = ", ".join(f"{lab}: {len(r)}" for lab, r in zip(labels, rows, strict=True))
         raise ValueError(f"{name}: RDMs of different sizes cannot be compared ({sizes})")
     return labels, np.stack(rows)
 
@@ -43,7 +43,7 @@ def _labelled_rows(arrays: dict[str, np.ndarray], name: str) -> tuple[list[str],
 def _print_matrix(labels_a, labels_b, matrix) -> None:
     width = max(8, *(len(lab) + 1 for lab in labels_b))
     print(" " * width + "".join(f"{lab:>{width}}" for lab in labels_b))
-    for lab, row in zip(labels_a, matrix):
+    for lab, row in zip(labels_a, matrix, strict=True):
         print(f"{lab:>{width}}" + "".join(f"{v:{width}.4f}" for v in row))
 
 
@@ -75,10 +75,19 @@ def cmd_compare(args) -> None:
     if args.out:
         out = Path(args.out)
         if out.suffix == ".json":
-            io.save_json(out, {"method": args.method, "labels_a": labels_a, "labels_b": labels_b,
-                               "similarity": sim.tolist()})
+            io.save_json(
+                out,
+                {
+                    "method": args.method,
+                    "labels_a": labels_a,
+                    "labels_b": labels_b,
+                    "similarity": sim.tolist(),
+                },
+            )
         else:
-            io.save_npz(out, similarity=sim, labels_a=np.array(labels_a), labels_b=np.array(labels_b))
+            io.save_npz(
+                out, similarity=sim, labels_a=np.array(labels_a), labels_b=np.array(labels_b)
+            )
         print(f"wrote {out}")
 
 
@@ -92,9 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fastrsa", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"fastrsa {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    backend = dict(default="auto", choices=("auto", *BACKENDS), help="compute backend (default: auto)")
+    backend = dict(
+        default="auto", choices=("auto", *BACKENDS), help="compute backend (default: auto)"
+    )
 
-    p = sub.add_parser("demo", help="all-pairs RSA of the embedded default, timed against the reference")
+    p = sub.add_parser(
+        "demo", help="all-pairs RSA of the embedded default, timed against the reference"
+    )
     p.add_argument("--models", type=int, default=12)
     p.add_argument("--images", type=int, default=500)
     p.add_argument("--features", type=int, default=512)
@@ -103,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="also save the similarity matrix to this .npz")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("rdms", help="RDMs of feature arrays (.npy: (..., n, d); .npz: one per label)")
+    p = sub.add_parser(
+        "rdms", help="RDMs of feature arrays (.npy: (..., n, d); .npz: one per label)"
+    )
     p.add_argument("features", help=".npy or .npz of features (..., n images, d features)")
     p.add_argument("--out", required=True, help="output .npz: condensed RDMs under the same keys")
     p.add_argument("--metric", default="correlation", choices=METRICS)

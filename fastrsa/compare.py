@@ -57,8 +57,8 @@ def compare(a: Any, b: Any = None, method: str = "spearman", backend: str = "aut
     vb = None if b is None else _vectors(b, "b", be, device)
     if vb is not None and vb.shape[1] != va.shape[1]:
         raise ValueError(
-            f"a and b must have the same number of values per row; got {va.shape[1]} and {vb.shape[1]}"
-            " (RDMs of different image counts cannot be compared)"
+            "a and b must have the same number of values per row; got "
+            f"{va.shape[1]} and {vb.shape[1]} (RDMs of different image counts cannot be compared)"
         )
     wide = A.is_float64(va) or (vb is not None and A.is_float64(vb))
     va = A.cast_result(va, wide)  # float32 or float64 from here on

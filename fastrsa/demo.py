@@ -50,8 +50,12 @@ class DemoResult:
 
 
 def run_demo(
-    n_models: int = 12, n_images: int = 500, n_features: int = 512, backend: str = "auto",
-    with_reference: bool = True, seed: int = 0,
+    n_models: int = 12,
+    n_images: int = 500,
+    n_features: int = 512,
+    backend: str = "auto",
+    with_reference: bool = True,
+    seed: int = 0,
 ) -> DemoResult:
     """Features -> RDMs -> all-pairs Spearman, timed (after one warm-up on a tiny input)."""
     feats, groups = planted_features(n_models, n_images, n_features, seed=seed)
@@ -80,7 +84,10 @@ def format_demo(result: DemoResult) -> str:
         "",
         " " * 8 + "".join(f"{lab:>8}" for lab in labels),
     ]
-    lines += [f"{lab:>8}" + "".join(f"{v:8.3f}" for v in row) for lab, row in zip(labels, sim)]
+    lines += [
+        f"{lab:>8}" + "".join(f"{v:8.3f}" for v in row)
+        for lab, row in zip(labels, sim, strict=True)
+    ]
     same = groups[:, None] == groups[None, :]
     off = ~np.eye(len(groups), dtype=bool)
     lines += [

@@ -35,7 +35,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
 
 def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
     """Atomically save arrays to an uncompressed .npz (the name is kept as given)."""
-    return atomic_write(path, lambda f: np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()}))
+    return atomic_write(
+        path, lambda f: np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+    )
 
 
 def save_json(path: str | os.PathLike, obj: Any) -> Path:
@@ -56,7 +58,9 @@ def load_arrays(path: str | os.PathLike, name: str = "file") -> dict[str, np.nda
     magic = {".npy": b"\x93NUMPY", ".npz": b"PK"}[path.suffix]
     with open(path, "rb") as f:
         if f.read(len(magic)) != magic:
-            raise ValueError(f"{name}: {path} is not a valid {path.suffix} file (corrupt or another format)")
+            raise ValueError(
+                f"{name}: {path} is not a valid {path.suffix} file (corrupt or another format)"
+            )
     try:
         if path.suffix == ".npy":
             arrays = {path.stem: np.load(path, allow_pickle=False)}

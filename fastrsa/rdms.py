@@ -45,7 +45,9 @@ def rdms(
     A.check_ndim(x, "features", "at least 2-D (..., n images, d features)", x.ndim >= 2)
     n, d = x.shape[-2:]
     if n < 3:
-        raise ValueError(f"features needs at least 3 images (rows, axis -2) for an RDM; got n = {n}")
+        raise ValueError(
+            f"features needs at least 3 images (rows, axis -2) for an RDM; got n = {n}"
+        )
     if d == 0:
         shape = tuple(x.shape)
         raise ValueError(f"features has d = 0 features (axis -1); need at least 1 (shape {shape})")
@@ -92,7 +94,12 @@ def squareform(x: Any, to: str | None = None, checks: bool = True) -> Any:
         out[..., i, j] = arr
         out[..., j, i] = arr
         return A.back_to(out, origin)
-    A.check_ndim(arr, "x", "square in its last two dims (..., n, n)", arr.ndim >= 2 and arr.shape[-1] == arr.shape[-2])
+    A.check_ndim(
+        arr,
+        "x",
+        "square in its last two dims (..., n, n)",
+        arr.ndim >= 2 and arr.shape[-1] == arr.shape[-2],
+    )
     n = arr.shape[-1]
     if checks and arr.dtype.kind in "fiu":
         scale = max(float(np.abs(arr).max()), 1e-300)

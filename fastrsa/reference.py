@@ -1,4 +1,4 @@
-"""The naive reference: scipy, float64, plain loops. Ground truth for tests, baseline for benchmarks.
+"""The naive reference: scipy, float64, plain loops: ground truth for tests, benchmark baseline.
 
 Never optimised: it must stay obviously right. Every function takes already-validated numpy
 arrays (fastrsa's public API does the checks) and computes in float64.

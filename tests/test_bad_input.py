@@ -19,7 +19,12 @@ def _with(value, index):
 @pytest.mark.parametrize(
     "features,kwargs,error,match",
     [
-        (_with(np.nan, (1, 2, 3)), {}, ValueError, r"features holds NaN or Inf \(first at index \(1, 2, 3\)\)"),
+        (
+            _with(np.nan, (1, 2, 3)),
+            {},
+            ValueError,
+            r"features holds NaN or Inf \(first at index \(1, 2, 3\)\)",
+        ),
         (_with(np.inf, (0, 0, 0)), {}, ValueError, "features holds NaN or Inf"),
         (_with(-np.inf, (0, 1, 0)), {"metric": "euclidean"}, ValueError, "NaN or Inf"),
         (_with(3.0, (1, 4)), {}, ValueError, "constant .*batch index 1, row 4"),
@@ -109,9 +114,9 @@ def test_numba_backend_missing_is_loud(monkeypatch):
     """An explicit request for a backend that cannot run fails loudly; auto falls back."""
     import sys
 
-    from fastrsa import _backend
-
     import fastrsa.kernels
+
+    from fastrsa import _backend
 
     monkeypatch.setitem(sys.modules, "fastrsa.kernels.numba", None)  # import -> ImportError
     monkeypatch.delattr(fastrsa.kernels, "numba", raising=False)

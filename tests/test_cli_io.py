@@ -54,8 +54,21 @@ def test_compare_accepts_square_rdms_and_second_file(tmp_path, rng):
     np.savez(tmp_path / "a.npz", **a)
     np.savez(tmp_path / "b.npz", **b)
     out = tmp_path / "sim.npz"
-    assert main(["compare", str(tmp_path / "a.npz"), "--with", str(tmp_path / "b.npz"),
-                 "--method", "kendall", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                str(tmp_path / "a.npz"),
+                "--with",
+                str(tmp_path / "b.npz"),
+                "--method",
+                "kendall",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     saved = io.load_arrays(out)
     assert saved["similarity"].shape == (2, 3)
     assert list(saved["labels_b"]) == ["batch[0]", "batch[1]", "batch[2]"]

@@ -36,8 +36,14 @@ def _features(rng, shape, dtype=torch.float32):
 @pytest.mark.parametrize("metric", ["correlation", "cosine", "euclidean"])
 @pytest.mark.parametrize(
     "shape,block_n,block_k",
-    [((1, 3, 4), 16, 16), ((3, 17, 5), 16, 16), ((2, 40, 33), 16, 16), ((2, 40, 32), 16, 16),
-     ((1, 70, 20), 64, 32), ((1, 300, 16), 16, 16)],  # the last: 190 tiles
+    [
+        ((1, 3, 4), 16, 16),
+        ((3, 17, 5), 16, 16),
+        ((2, 40, 33), 16, 16),
+        ((2, 40, 32), 16, 16),
+        ((1, 70, 20), 64, 32),
+        ((1, 300, 16), 16, 16),
+    ],  # the last: 190 tiles
     ids=str,
 )
 def test_rdm_kernel(rng, shape, metric, block_n, block_k):
@@ -122,8 +128,9 @@ def test_corr_kernel(rng, na, nb, m, center):
 def test_corr_kernel_strided(rng):
     a = _features(rng, (40, 6)).T  # (6, 40) with stride (1, 6)
     out = _k().corr_triton(a, None, config=(16, 16, 4, 2))
-    np.testing.assert_allclose(out.cpu().numpy(), compare_ref(a.cpu().numpy(), None, "pearson"),
-                               atol=2e-5)
+    np.testing.assert_allclose(
+        out.cpu().numpy(), compare_ref(a.cpu().numpy(), None, "pearson"), atol=2e-5
+    )
 
 
 @pytest.mark.parametrize("method", ["spearman", "pearson", "cosine", "kendall"])

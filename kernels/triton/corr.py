@@ -7,7 +7,6 @@ import triton
 import triton.language as tl
 
 
-
 @triton.jit
 def _corr_kernel(
     # pointers
@@ -23,7 +22,7 @@ def _corr_kernel(
     BLOCK_J: tl.constexpr,
     BLOCK_K: tl.constexpr,
 ):
-    """Program (i, j, s): part[s, i-tile, j-tile] = sum over slice s of M of (a - mean)(b - mean)."""
+    """Program (i, j, s): part[s, i-tile, j-tile] = sum over slice s of M of (a-mean)(b-mean)."""
     ri = tl.program_id(0).to(tl.int64) * BLOCK_I + tl.arange(0, BLOCK_I)
     rj = tl.program_id(1).to(tl.int64) * BLOCK_J + tl.arange(0, BLOCK_J)
     s = tl.program_id(2).to(tl.int64)

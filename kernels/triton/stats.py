@@ -19,7 +19,7 @@ def _prepare_kernel(
     # strides (y is contiguous (B*n, d))
     stride_xb, stride_xn, stride_xd, stride_cb,
     # constexprs
-    MODE: tl.constexpr,  # UNIT: x/|x|; CENTRED_UNIT: (x - mean)/|x - mean|; COLUMN_CENTRED: x - colmean[b]
+    MODE: tl.constexpr,  # UNIT: x/|x|, CENTRED_UNIT: (x-mean)/|x-mean|, COLUMN_CENTRED: x-colmean
     BLOCK_R: tl.constexpr,
     BLOCK_D: tl.constexpr,  # >= d: each row is read once and written once
 ):
