@@ -11,6 +11,9 @@ from ._backend import check_backend_name, device_for, get_backend
 from .reference import METRICS
 
 
+STREAM_BYTES = 1 << 30  # host input for a GPU backend moves in batch chunks of ~1 GiB
+
+
 def _check_metric(metric: str) -> None:
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {', '.join(map(repr, METRICS))}; got {metric!r}")
@@ -41,7 +44,10 @@ def rdms(
         raise ValueError(
             f"precision={precision!r} needs the triton backend; this call uses {be.name!r}"
         )
-    x = A.as_checked(features, "features", be.kind, device_for(be, features))
+    device = device_for(be, features)
+    resident = A.is_torch(features) and features.device == device
+    # Host input for a torch-kind backend is checked where it lies and streamed (below).
+    x = A.as_checked(features, "features", be.kind, device if resident else None)
     A.check_ndim(x, "features", "at least 2-D (..., n images, d features)", x.ndim >= 2)
     n, d = x.shape[-2:]
     if n < 3:
@@ -56,9 +62,27 @@ def rdms(
     A.check_values(x, "features", refuse, what="feature row")
     lead = tuple(x.shape[:-2])
     kwargs = {"precision": precision} if be.name == "triton" else {}
-    out = be.rdm(x.reshape(-1, n, d), metric, **kwargs)
+    x3 = x.reshape(-1, n, d)
+    if be.kind == "torch" and not resident:
+        out = _streamed(be, x3, metric, device, kwargs)
+    else:
+        out = be.rdm(x3, metric, **kwargs)
     out = A.cast_result(out, A.is_float64(x)).reshape(*lead, n * (n - 1) // 2)
     return A.back_to(out, origin)
+
+
+def _streamed(be, x, metric: str, device, kwargs) -> Any:
+    """RDMs of host tensor x (B, n, d) on `device`, a chunk of the batch at a time: the GPU holds
+    one chunk (about STREAM_BYTES of features) and its RDMs, whatever B is. Returns a host tensor."""
+    import torch
+
+    nb, n, d = x.shape
+    step = max(1, STREAM_BYTES // (n * d * x.element_size()))
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    out = torch.empty((nb, n * (n - 1) // 2), dtype=dtype)
+    for b0 in range(0, nb, step):
+        out[b0 : b0 + step] = be.rdm(x[b0 : b0 + step].to(device), metric, **kwargs).cpu()
+    return out
 
 
 def n_from_condensed(m: int, name: str = "rdm") -> int:

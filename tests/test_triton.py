@@ -202,3 +202,29 @@ def test_gpu_pipeline_no_copy_of_cuda_input(rng):
     assert sim.is_cuda and r.is_cuda
     ref = compare_ref(rdm_ref(x.double().cpu().numpy()))
     np.testing.assert_allclose(sim.cpu().numpy(), ref, atol=1e-4)
+
+
+@pytest.mark.parametrize("backend", ["triton", "torch"])
+def test_host_input_is_streamed_in_batch_chunks(rng, backend, monkeypatch):
+    """numpy input for a GPU backend moves to the device a chunk of the batch at a time."""
+    import dataclasses
+    import importlib
+
+    from fastrsa import _backend
+
+    rdms_module = importlib.import_module("fastrsa.rdms")
+    x = rng.standard_normal((5, 3, 12, 6)).astype(np.float32)
+    monkeypatch.setattr(rdms_module, "STREAM_BYTES", 2 * 12 * 6 * 4)  # 2 models per chunk
+    calls = []
+    real = _backend.get_backend(backend)
+
+    def counting(chunk, metric, **kwargs):
+        calls.append(chunk.shape[0])
+        return real.rdm(chunk, metric, **kwargs)
+
+    counted = dataclasses.replace(real, rdm=counting)
+    monkeypatch.setattr(_backend, "_load", lambda name: counted)
+    out = fastrsa.rdms(x, backend=backend)
+    assert isinstance(out, np.ndarray) and out.shape == (5, 3, 66)
+    np.testing.assert_allclose(out, _ref_rdm(torch.tensor(x), "correlation"), atol=2e-5)
+    assert calls == [2] * 7 + [1]
