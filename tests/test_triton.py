@@ -228,3 +228,26 @@ def test_host_input_is_streamed_in_batch_chunks(rng, backend, monkeypatch):
     assert isinstance(out, np.ndarray) and out.shape == (5, 3, 66)
     np.testing.assert_allclose(out, _ref_rdm(torch.tensor(x), "correlation"), atol=2e-5)
     assert calls == [2] * 7 + [1]
+
+
+@pytest.mark.gpu
+def test_gpu_rank_exact_at_fifty_million():
+    """M = 5e7 (the RDM of n = 10,000 images): ranks stay exact beyond float32's 2**24."""
+    m = 50_000_000
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    x = torch.randint(0, 1_000_000, (1, m), device="cuda", generator=gen).float()  # many ties
+    out = _k().rank_triton(x)
+    ref = stats.rankdata(x.cpu().numpy(), axis=-1)
+    assert np.array_equal(out.cpu().numpy(), ref)
+
+
+@pytest.mark.gpu
+def test_gpu_streams_numpy_input(rng, monkeypatch):
+    import importlib
+
+    rdms_module = importlib.import_module("fastrsa.rdms")
+    monkeypatch.setattr(rdms_module, "STREAM_BYTES", 3 * 40 * 16 * 4)
+    x = rng.standard_normal((10, 40, 16)).astype(np.float32)
+    out = fastrsa.rdms(x, backend="triton")
+    assert isinstance(out, np.ndarray)
+    np.testing.assert_allclose(out, rdm_ref(x), atol=2e-5)
