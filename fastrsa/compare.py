@@ -13,7 +13,8 @@ def rank_transform(x: Any, backend: str = "auto") -> Any:
     """Ranks along the last axis, identical to scipy.stats.rankdata(x, method="average", axis=-1).
 
     x: (..., M), numpy array or torch tensor. Returns float64 ranks 1..M (ties get the mean of
-    the ranks they span), same shape, as the kind of array given.
+    the ranks they span), same shape, as the kind of array given. float64 always: SciPy 1.18
+    returns float32 ranks for float32 input, which are inexact once M exceeds 2**24.
     """
     check_backend_name(backend)
     origin = A.origin_of(x)
