@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import _arrays as A
+from . import _stream
 from ._backend import check_backend_name, device_for, get_backend
 from .reference import METHODS
 
@@ -54,8 +55,10 @@ def compare(a: Any, b: Any = None, method: str = "spearman", backend: str = "aut
     origin = A.origin_of(a)
     be = get_backend(backend, cuda=A.is_cuda(a))
     device = device_for(be, a)
-    va = _vectors(a, "a", be, device)
-    vb = None if b is None else _vectors(b, "b", be, device)
+    resident = A.is_torch(a) and a.device == device
+    # Host input for a torch-kind backend is checked where it lies, then moved (below).
+    va = _vectors(a, "a", be, device if resident else None)
+    vb = None if b is None else _vectors(b, "b", be, device if resident else None)
     if vb is not None and vb.shape[1] != va.shape[1]:
         raise ValueError(
             "a and b must have the same number of values per row; got "
@@ -67,7 +70,15 @@ def compare(a: Any, b: Any = None, method: str = "spearman", backend: str = "aut
     for name, v in (("a", va), ("b", vb)):
         if v is not None:
             A.check_values(v, name, "zero" if method == "cosine" else "constant", what="vector")
-    out = A.cast_result(be.compare(va, vb, method), wide)
+    if be.kind == "torch" and not resident:
+        if method != "kendall" and not _stream.fits(va, vb):
+            out = _stream.compare_blocked(be, va, vb, method, device)
+        else:
+            va, vb = va.to(device), None if vb is None else vb.to(device)
+            out = be.compare(va, vb, method)
+    else:
+        out = be.compare(va, vb, method)
+    out = A.cast_result(out, wide)
     if vb is None:
         out = A.symmetrise_unit_diagonal(out)
     return A.back_to(out, origin)

@@ -7,11 +7,9 @@ from typing import Any
 import numpy as np
 
 from . import _arrays as A
+from . import _stream
 from ._backend import check_backend_name, device_for, get_backend
 from .reference import METRICS
-
-
-STREAM_BYTES = 1 << 30  # host input for a GPU backend moves in batch chunks of ~1 GiB
 
 
 def _check_metric(metric: str) -> None:
@@ -64,25 +62,11 @@ def rdms(
     kwargs = {"precision": precision} if be.name == "triton" else {}
     x3 = x.reshape(-1, n, d)
     if be.kind == "torch" and not resident:
-        out = _streamed(be, x3, metric, device, kwargs)
+        out = _stream.rdms_streamed(be, x3, metric, device, kwargs)
     else:
         out = be.rdm(x3, metric, **kwargs)
     out = A.cast_result(out, A.is_float64(x)).reshape(*lead, n * (n - 1) // 2)
     return A.back_to(out, origin)
-
-
-def _streamed(be, x, metric: str, device, kwargs) -> Any:
-    """RDMs of host tensor x (B, n, d) on `device`, a chunk of the batch at a time: the GPU holds
-    one chunk (about STREAM_BYTES of features) and its RDMs, whatever B is. Returns a host tensor."""
-    import torch
-
-    nb, n, d = x.shape
-    step = max(1, STREAM_BYTES // (n * d * x.element_size()))
-    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-    out = torch.empty((nb, n * (n - 1) // 2), dtype=dtype)
-    for b0 in range(0, nb, step):
-        out[b0 : b0 + step] = be.rdm(x[b0 : b0 + step].to(device), metric, **kwargs).cpu()
-    return out
 
 
 def n_from_condensed(m: int, name: str = "rdm") -> int:

@@ -209,13 +209,11 @@ def test_gpu_pipeline_no_copy_of_cuda_input(rng):
 def test_host_input_is_streamed_in_batch_chunks(rng, backend, monkeypatch):
     """numpy input for a GPU backend moves to the device a chunk of the batch at a time."""
     import dataclasses
-    import importlib
 
-    from fastrsa import _backend
+    from fastrsa import _backend, _stream
 
-    rdms_module = importlib.import_module("fastrsa.rdms")
     x = rng.standard_normal((5, 3, 12, 6)).astype(np.float32)
-    monkeypatch.setattr(rdms_module, "STREAM_BYTES", 2 * 12 * 6 * 4)  # 2 models per chunk
+    monkeypatch.setattr(_stream, "STREAM_BYTES", 2 * 12 * 6 * 4)  # 2 models per chunk
     calls = []
     real = _backend.get_backend(backend)
 
@@ -246,11 +244,26 @@ def test_gpu_rank_exact_at_fifty_million():
 
 @pytest.mark.gpu
 def test_gpu_streams_numpy_input(rng, monkeypatch):
-    import importlib
+    from fastrsa import _stream
 
-    rdms_module = importlib.import_module("fastrsa.rdms")
-    monkeypatch.setattr(rdms_module, "STREAM_BYTES", 3 * 40 * 16 * 4)
+    monkeypatch.setattr(_stream, "STREAM_BYTES", 3 * 40 * 16 * 4)
     x = rng.standard_normal((10, 40, 16)).astype(np.float32)
     out = fastrsa.rdms(x, backend="triton")
     assert isinstance(out, np.ndarray)
     np.testing.assert_allclose(out, rdm_ref(x), atol=2e-5)
+
+
+@pytest.mark.parametrize("backend", ["triton", "torch"])
+@pytest.mark.parametrize("method", ["spearman", "pearson", "cosine", "kendall"])
+@pytest.mark.parametrize("with_b", [False, True])
+@pytest.mark.parametrize("dtype,atol", [(np.float64, 1e-10), (np.float32, 2e-5)])
+def test_host_compare_in_row_blocks(rng, backend, method, with_b, dtype, atol, monkeypatch):
+    """Host input larger than one piece is ranked and compared in blocks of rows."""
+    from fastrsa import _stream
+
+    a = np.round(rng.standard_normal((7, 90)), 1).astype(dtype)  # ties
+    b = np.round(rng.standard_normal((5, 90)), 1).astype(dtype) if with_b else None
+    monkeypatch.setattr(_stream, "STREAM_BYTES", 2 * 2 * 90 * 8)  # 2 rows per block
+    out = fastrsa.compare(a, b, method=method, backend=backend)
+    assert isinstance(out, np.ndarray) and out.dtype == dtype
+    np.testing.assert_allclose(out, compare_ref(a, b, method), rtol=0, atol=atol)
