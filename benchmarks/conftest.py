@@ -24,7 +24,16 @@ def cpu_name() -> str:
 
 def versions() -> dict:
     out = {}
-    for pkg in ("fastrsa", "numpy", "scipy", "numba", "torch", "triton", "rsatoolbox"):
+    for pkg in (
+        "fastrsa",
+        "numpy",
+        "scipy",
+        "numba",
+        "torch",
+        "triton",
+        "rsatoolbox",
+        "onnxruntime",
+    ):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:

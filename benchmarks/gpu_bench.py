@@ -14,7 +14,6 @@ import os
 import platform
 import sys
 import time
-from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 import torch
@@ -34,16 +33,6 @@ from fastrsa.reference import compare_ref, rdm_ref  # noqa: E402
 
 def ms(fn, rep=200) -> float:
     return do_bench(fn, warmup=25, rep=rep, return_mode="median")
-
-
-def versions() -> dict:
-    out = {}
-    for pkg in ("torch", "triton", "numpy", "scipy", "numba", "rsatoolbox", "onnxruntime"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
 
 
 def ceilings() -> dict:
@@ -291,9 +280,6 @@ def pipeline_section(shapes) -> list:
 
 def cpu_section(batches, with_reference_b100: bool) -> list:
     """The same job on this machine's CPU: naive reference, rsatoolbox, numba, numpy."""
-    sys.path.insert(0, os.path.dirname(__file__))
-    from conftest import has_module, rsatoolbox_pipeline
-
     rows = []
     for b in batches:
         feats = np.random.default_rng(0).standard_normal((b, 500, 2048)).astype(np.float32)

@@ -59,7 +59,7 @@ def as_checked(x: Any, name: str, kind: str = "numpy", device: Any = None) -> An
     change dtype). torch: floating tensors keep their dtype (half types included), integers/bools
     -> float64; numpy input moves to `device` once.
     """
-    arr = x if is_torch(x) else _asarray(x, name)
+    arr = x if is_torch(x) else as_array(x, name)
     letter = _dtype_kind(arr)
     if letter == "c":
         raise TypeError(f"{name} must be real; got complex dtype {arr.dtype}")
@@ -79,7 +79,8 @@ def as_checked(x: Any, name: str, kind: str = "numpy", device: Any = None) -> An
     return t.to(device) if device is not None else t
 
 
-def _asarray(x: Any, name: str) -> np.ndarray:
+def as_array(x: Any, name: str) -> np.ndarray:
+    """np.asarray with a clear TypeError for ragged or non-numeric input."""
     try:
         return np.asarray(x)
     except (ValueError, TypeError) as err:  # ragged lists and the like

@@ -88,7 +88,7 @@ def squareform(x: Any, to: str | None = None, checks: bool = True) -> Any:
     with a zero diagonal (to 1e-8 relative, like rsatoolbox) — else ValueError.
     """
     origin = A.origin_of(x)
-    arr = A.as_checked(x, "x") if A.is_torch(x) else A._asarray(x, "x")
+    arr = A.as_checked(x, "x") if A.is_torch(x) else A.as_array(x, "x")
     if to is None:
         to = "condensed" if arr.ndim >= 2 and arr.shape[-1] == arr.shape[-2] else "square"
     if to not in ("square", "condensed"):
