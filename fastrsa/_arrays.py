@@ -53,11 +53,13 @@ def is_float64(arr: Any) -> bool:
 
 
 def as_checked(x: Any, name: str, kind: str = "numpy", device: Any = None) -> Any:
-    """`x` as a real, non-empty float array of `kind` ("numpy" or "torch" on `device`).
+    """`x` as a real float array of `kind`: "numpy", or "torch" (on `device` when given, else
+    where it lies; numpy input becomes a CPU tensor without a copy). TypeError for complex or
+    non-numeric input.
 
     numpy: float64 stays, float16/float32 -> float32, integers/bools -> float64 (copies only to
     change dtype). torch: floating tensors keep their dtype (half types included), integers/bools
-    -> float64; numpy input moves to `device` once.
+    -> float64.
     """
     arr = x if is_torch(x) else as_array(x, name)
     letter = _dtype_kind(arr)
