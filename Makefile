@@ -9,7 +9,7 @@ TORCH ?= torch==2.13.0
 $(VENV)/.installed: pyproject.toml setup.py
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check "$(TORCH)"
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[test,triton]"
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[test,triton,onnx]"
 	touch $@
 
 env: $(VENV)/.installed
