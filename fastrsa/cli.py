@@ -91,6 +91,36 @@ def cmd_compare(args) -> None:
         print(f"wrote {out}")
 
 
+def cmd_export_taskonomy(args) -> None:
+    from .models import LAYERS, export_onnx, load_taskonomy
+
+    if not Path(args.weights).is_dir():
+        raise FileNotFoundError(f"--weights: no such folder: {args.weights}")
+    weights = sorted(Path(args.weights).glob("*_encoder*.pth"))
+    if not weights:
+        raise ValueError(f"--weights: {args.weights} holds no <task>_encoder*.pth checkpoints")
+    layers = args.layers or LAYERS
+    for path in weights:
+        task = path.name.split("_encoder")[0]
+        out = export_onnx(load_taskonomy(path), Path(args.out) / f"{task}.onnx", layers=layers)
+        print(f"{path.name} -> {out}")
+
+
+def cmd_features(args) -> None:
+    from .features import extract
+
+    feats = extract(
+        args.models,
+        args.images,
+        layers=args.layers,
+        batch_size=args.batch_size,
+        device=args.device,
+        cache_dir=args.cache,
+    )
+    path = feats.save(args.out)
+    print(f"wrote {len(feats.models)} models x {len(feats.layers)} layers to {path}")
+
+
 def cmd_backends(args) -> None:
     usable = available_backends()
     for name in BACKENDS:
@@ -133,6 +163,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="save the matrix: .json, or .npz (similarity, labels_a, labels_b)")
     p.set_defaults(func=cmd_compare)
 
+    p = sub.add_parser("export-taskonomy", help="Taskonomy .pth encoders -> ONNX, one per task")
+    p.add_argument("--weights", required=True, help="folder of <task>_encoder*.pth checkpoints")
+    p.add_argument("--out", required=True, help="folder for <task>.onnx")
+    p.add_argument("--layers", nargs="+", help="block1..block4, compressed (default: all five)")
+    p.set_defaults(func=cmd_export_taskonomy)
+
+    p = sub.add_parser("features", help="features of ONNX encoders on an image folder (.npz)")
+    p.add_argument("--models", nargs="+", required=True, help="ONNX encoder files")
+    p.add_argument("--images", required=True, help="folder of images")
+    p.add_argument("--layers", nargs="+", default=["compressed"])
+    p.add_argument("--out", required=True, help='output .npz, one array per "model.layer"')
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
+    p.add_argument("--cache", help="folder caching finished (model, layer) results")
+    p.set_defaults(func=cmd_features)
+
     p = sub.add_parser("backends", help="list the compute backends and whether they can run here")
     p.set_defaults(func=cmd_backends)
     return parser
@@ -143,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as err:
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError, ImportError) as err:
         print(f"fastrsa {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -1,0 +1,248 @@
+"""Features of many ONNX encoders on one image set, with onnxruntime, ready for fastrsa.rdms.
+
+    feats = extract(["depth.onnx", "normal.onnx"], "images/", layers=["block4", "compressed"])
+    rdms = fastrsa.rdms(feats.stack("compressed"))      # (models, n*(n-1)//2)
+
+onnxruntime and onnxruntime-gpu install the same module `onnxruntime`; install one of them
+(`pip install fastrsa[onnx]` or `fastrsa[onnx-gpu]`), never both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import io
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+@dataclass
+class Features:
+    """Features per (model, layer): data[layer] is (models, images, d) float32, in model order."""
+
+    models: list[str]
+    layers: list[str]
+    data: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def stack(self, layer: str) -> np.ndarray:
+        """(models, images, d) features of one layer: the input fastrsa.rdms takes."""
+        if layer not in self.data:
+            raise KeyError(f"layer {layer!r} was not extracted; have {self.layers}")
+        return self.data[layer]
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """One .npz array per (model, layer), keyed "model.layer" (atomic)."""
+        arrays = {
+            f"{model}.{layer}": self.data[layer][i]
+            for layer in self.layers
+            for i, model in enumerate(self.models)
+        }
+        return io.save_npz(path, **arrays)
+
+
+def onnxruntime():
+    """The onnxruntime module, or an ImportError that says how to install it."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ImportError(
+            "fastrsa.features needs onnxruntime: `pip install fastrsa[onnx]` (CPU) or "
+            "`pip install fastrsa[onnx-gpu]` (CUDA) — one of the two, never both"
+        ) from None
+    return ort
+
+
+def providers(device: str = "auto") -> list[str]:
+    """onnxruntime execution providers for "auto" (CUDA when onnxruntime has it), "cuda", "cpu"."""
+    available = onnxruntime().get_available_providers()
+    if device not in ("auto", "cuda", "cpu"):
+        raise ValueError(f"device must be 'auto', 'cuda' or 'cpu'; got {device!r}")
+    has_cuda = "CUDAExecutionProvider" in available
+    if device == "cuda" and not has_cuda:
+        raise RuntimeError(
+            f"device='cuda' needs onnxruntime-gpu with CUDAExecutionProvider; this onnxruntime has "
+            f"{available}"
+        )
+    if device != "cpu" and has_cuda:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def image_paths(folder: str | os.PathLike) -> list[Path]:
+    """The image files of a folder, sorted by name; any other (non-hidden) file is an error."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"images: no such folder: {folder}")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    others = [p.name for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
+    if others:
+        raise ValueError(f"images: {folder} holds files that are not images: {others[:5]}")
+    if not files:
+        raise ValueError(f"images: {folder} holds no images")
+    return files
+
+
+def load_images(images: Any, size: int = 256) -> np.ndarray:
+    """Images as (N, 3, size, size) float32 in [-1, 1].
+
+    images: a folder, a list of paths (read with PIL, converted to RGB, resized to size x size),
+    or an array: uint8 (N, H, W, 3) in [0, 255], or float (N, 3, size, size) already in [-1, 1].
+    """
+    if isinstance(images, np.ndarray):
+        return _from_array(images, size)
+    paths = image_paths(images) if isinstance(images, (str, os.PathLike)) else list(images)
+    from PIL import Image, UnidentifiedImageError
+
+    out = np.empty((len(paths), 3, size, size), dtype=np.float32)
+    for i, path in enumerate(paths):
+        try:
+            with Image.open(path) as img:
+                rgb = img.convert("RGB").resize((size, size), Image.BILINEAR)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"images: no such file: {path}") from None
+        except (UnidentifiedImageError, OSError) as err:
+            raise ValueError(f"images: {path} is not a readable image ({err})") from None
+        out[i] = np.asarray(rgb, dtype=np.float32).transpose(2, 0, 1) / 127.5 - 1.0
+    return out
+
+
+def _from_array(images: np.ndarray, size: int) -> np.ndarray:
+    if images.dtype == np.uint8 and images.ndim == 4 and images.shape[-1] == 3:
+        if images.shape[1:3] != (size, size):
+            raise ValueError(f"images: expected (N, {size}, {size}, 3); got {images.shape}")
+        return images.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0
+    if images.dtype.kind == "f" and images.ndim == 4 and images.shape[1:] == (3, size, size):
+        if not np.isfinite(images).all():
+            raise ValueError("images hold NaN or Inf")
+        return images.astype(np.float32, copy=False)
+    raise ValueError(
+        f"images: expected uint8 (N, {size}, {size}, 3) or float (N, 3, {size}, {size}) in "
+        f"[-1, 1]; got {images.dtype} {images.shape}"
+    )
+
+
+def _session(model: Path, device: str):
+    ort = onnxruntime()
+    if not model.is_file():
+        raise FileNotFoundError(f"models: no such file: {model}")
+    try:
+        return ort.InferenceSession(str(model), providers=providers(device))
+    except Exception as err:  # onnxruntime raises its own error types for bad files
+        raise ValueError(f"models: could not load {model} as an ONNX model ({err})") from None
+
+
+def _file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def extract(
+    models: Any,
+    images: Any,
+    layers: list[str] | tuple[str, ...] = ("compressed",),
+    batch_size: int = 64,
+    device: str = "auto",
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> Features:
+    """Run every ONNX encoder over one image set; returns Features (models x layers).
+
+    models: ONNX paths (labelled by file stem) or a {label: path} dict. images: see load_images
+    (resized to the models' input size). layers: output names (fastrsa's exports name them
+    block1..block4, compressed). With `cache_dir`, each (model, layer) result is saved keyed by
+    the model file's hash, the images and the layer, so a re-run skips finished work and a killed
+    run resumes. device: "auto" uses onnxruntime's CUDA provider when it has one.
+    """
+    from tqdm.auto import tqdm
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1; got {batch_size}")
+    layers = list(layers)
+    if not layers:
+        raise ValueError("layers is empty")
+    named = dict(models) if isinstance(models, dict) else {Path(m).stem: m for m in models}
+    if not named:
+        raise ValueError("models is empty")
+    named = {label: Path(path) for label, path in named.items()}
+    sessions = {label: _session(path, device) for label, path in named.items()}
+    size = _input_size(sessions)
+    pixels = load_images(images, size)
+    image_key = hashlib.sha256(pixels.tobytes()).hexdigest()[:16]
+    cache = Path(cache_dir) if cache_dir is not None else None
+    data: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
+    n_batches = -(-len(pixels) // batch_size)
+    bar = tqdm(total=len(named) * n_batches, desc="features", unit="batch", disable=not progress)
+    for label, session in sessions.items():
+        outputs = [o.name for o in session.get_outputs()]
+        missing = [layer for layer in layers if layer not in outputs]
+        if missing:
+            raise ValueError(f"models: {named[label]} has no output {missing}; it has {outputs}")
+        keys = {layer: f"{_file_hash(named[label])[:16]}-{image_key}-{layer}" for layer in layers}
+        cached = _read_cache(cache, keys)
+        if cached is None:
+            cached = _run(session, pixels, layers, batch_size, label, bar)
+            _write_cache(cache, keys, cached)
+        else:
+            bar.update(n_batches)
+        for layer in layers:
+            data[layer].append(cached[layer])
+    bar.close()
+    return Features(list(named), layers, {layer: np.stack(v) for layer, v in data.items()})
+
+
+def _input_size(sessions: dict) -> int:
+    """The square input size all models share (their ONNX input is (batch, 3, size, size))."""
+    sizes = {}
+    for label, session in sessions.items():
+        shape = session.get_inputs()[0].shape
+        if (
+            len(shape) != 4
+            or shape[1] != 3
+            or not isinstance(shape[2], int)
+            or shape[2] != shape[3]
+        ):
+            raise ValueError(f"models: {label} takes input {shape}; expected (batch, 3, S, S)")
+        sizes[label] = shape[2]
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"models take different image sizes: {sizes}")
+    return next(iter(sizes.values()))
+
+
+def _run(session, pixels: np.ndarray, layers: list[str], batch_size: int, label: str, bar):
+    """{layer: (N, d) float32} for one model, batch by batch."""
+    name = session.get_inputs()[0].name
+    parts: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
+    for start in range(0, len(pixels), batch_size):
+        batch = pixels[start : start + batch_size]
+        outs = session.run(layers, {name: batch})
+        for layer, out in zip(layers, outs, strict=True):
+            if out.shape[0] != len(batch):
+                raise ValueError(
+                    f"models: {label} returned {out.shape[0]} images for a batch of {len(batch)} "
+                    f"(output {layer!r})"
+                )
+            parts[layer].append(out.reshape(len(batch), -1).astype(np.float32, copy=False))
+        bar.update(1)
+    return {layer: np.concatenate(v) for layer, v in parts.items()}
+
+
+def _read_cache(cache: Path | None, keys: dict[str, str]) -> dict[str, np.ndarray] | None:
+    if cache is None or not all((cache / f"{k}.npy").is_file() for k in keys.values()):
+        return None
+    return {layer: io.load_arrays(cache / f"{k}.npy", "cache")[k] for layer, k in keys.items()}
+
+
+def _write_cache(cache: Path | None, keys: dict[str, str], arrays: dict[str, np.ndarray]) -> None:
+    if cache is None:
+        return
+    for layer, key in keys.items():
+        io.atomic_write(cache / f"{key}.npy", lambda f, a=arrays[layer]: np.save(f, a))
