@@ -8,12 +8,17 @@
 from ._backend import BACKENDS, available_backends
 from .compare import compare, rank_transform
 from .rdms import rdms, squareform
+from .taxonomy import evaluate_transfer, rank_sources, taxonomies, taxonomy
 
 __version__ = "0.1.0"
 __all__ = [
     "BACKENDS",
     "available_backends",
     "compare",
+    "evaluate_transfer",
+    "rank_sources",
+    "taxonomies",
+    "taxonomy",
     "rank_transform",
     "rdms",
     "squareform",

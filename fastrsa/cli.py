@@ -121,6 +121,77 @@ def cmd_features(args) -> None:
     print(f"wrote {len(feats.models)} models x {len(feats.layers)} layers to {path}")
 
 
+def _rdms_for_taxonomy(args) -> dict:
+    """{label: RDM} from --rdms, --features (one feature array per label) or --models/--images."""
+    if args.rdms:
+        return io.load_arrays(args.rdms, "--rdms")
+    if args.features:
+        feats = io.load_arrays(args.features, "--features")
+        return {k: rdms(v, backend=args.backend) for k, v in feats.items()}
+    if args.models and args.images:
+        from .features import extract
+
+        feats = extract(args.models, args.images, layers=[args.layer])
+        stacked = rdms(feats.stack(args.layer), backend=args.backend)
+        return dict(zip(feats.models, stacked, strict=True))
+    raise ValueError("give --rdms, --features, or --models with --images")
+
+
+def cmd_taxonomy(args) -> None:
+    from .taxonomy import taxonomy
+
+    result = taxonomy(
+        _rdms_for_taxonomy(args),
+        method=args.method,
+        linkage=args.linkage,
+        n_clusters=args.clusters,
+        backend=args.backend,
+    )
+    path = result.save(args.out)
+    _print_matrix(result.labels, result.labels, result.similarity)
+    if result.clusters:
+        groups: dict[int, list[str]] = {}
+        for label, cid in result.clusters.items():
+            groups.setdefault(cid, []).append(label)
+        for cid in sorted(groups):
+            print(f"cluster {cid}: {', '.join(groups[cid])}")
+    print(f"wrote {path} and taxonomy.npz, taxonomy.png, taxonomy.svg in {path.parent}")
+
+
+def cmd_rank(args) -> None:
+    from .taxonomy import rank_sources
+
+    target = io.load_arrays(args.target, "--target")
+    if len(target) != 1:
+        raise ValueError(f"--target must hold one RDM; {args.target} holds {sorted(target)}")
+    sources = io.load_arrays(args.sources, "--sources")
+    ranking = rank_sources(next(iter(target.values())), sources, method=args.method)
+    width = max(len(label) for label in ranking.labels)
+    for i, (label, score) in enumerate(ranking, 1):
+        print(f"{i:3d}  {label:<{width}}  {score:.4f}")
+
+
+def cmd_evaluate(args) -> None:
+    from .taxonomy import evaluate_transfer, load_affinities, taxonomy
+
+    aliases = {}
+    for item in args.alias or []:
+        label, sep, name = item.partition("=")
+        if not sep or not label or not name:
+            raise ValueError(f"--alias must look like LABEL=AFFINITY_NAME; got {item!r}")
+        aliases[label] = name
+    result = taxonomy(io.load_arrays(args.rdms, "--rdms"), method=args.method)
+    ev = evaluate_transfer(
+        result.similarity, result.labels, load_affinities(args.affinities), aliases
+    )
+    print(
+        f"{ev.n_targets} targets: top-1 {ev.top1}, top-3 {ev.top3}, top-5 {ev.top5}; "
+        f"mean Pearson {ev.mean_pearson:.3f}, mean Spearman {ev.mean_spearman:.3f}"
+    )
+    if args.json:
+        print(f"wrote {io.save_json(args.json, ev.to_json())}")
+
+
 def cmd_backends(args) -> None:
     usable = available_backends()
     for name in BACKENDS:
@@ -178,6 +249,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
     p.add_argument("--cache", help="folder caching finished (model, layer) results")
     p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser("taxonomy", help="similarity of models' RDMs -> clustering, heatmap, JSON")
+    p.add_argument("--rdms", help=".npz: one RDM per label (square or condensed)")
+    p.add_argument("--features", help=".npz: one feature array (n, d) per label")
+    p.add_argument("--models", nargs="+", help="ONNX encoders (with --images)")
+    p.add_argument("--images", help="image folder (with --models)")
+    p.add_argument("--layer", default="compressed", help="layer of --models (default compressed)")
+    p.add_argument("--clusters", type=int, help="number of flat clusters")
+    p.add_argument("--method", default="spearman", choices=METHODS)
+    p.add_argument("--linkage", default="average")
+    p.add_argument("--backend", **backend)
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=cmd_taxonomy)
+
+    p = sub.add_parser("rank", help="rank source models by RDM similarity to a target model")
+    p.add_argument("--target", required=True, help=".npy/.npz holding the target's RDM")
+    p.add_argument("--sources", required=True, help=".npz: one RDM per source model")
+    p.add_argument("--method", default="spearman", choices=METHODS)
+    p.set_defaults(func=cmd_rank)
+
+    p = sub.add_parser("evaluate", help="RSA similarity against measured transfer affinities")
+    p.add_argument("--rdms", required=True, help=".npz: one RDM per task")
+    p.add_argument("--affinities", required=True, help=".json or .csv transfer affinities")
+    p.add_argument(
+        "--alias",
+        action="append",
+        metavar="LABEL=AFFINITY_NAME",
+        help="map an RDM label to the affinity table's name (repeatable)",
+    )
+    p.add_argument("--method", default="spearman", choices=METHODS)
+    p.add_argument("--json", help="write the figures and per-target rows to this JSON")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("backends", help="list the compute backends and whether they can run here")
     p.set_defaults(func=cmd_backends)

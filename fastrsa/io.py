@@ -16,7 +16,8 @@ import numpy as np
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "wb") -> Path:
     """Write through a temporary file in the same folder, then rename it over `path`.
 
-    A crash midway leaves the old file (if any) untouched, never a half-written one.
+    A crash midway leaves the old file (if any) untouched, never a half-written one. The file
+    gets the permissions a plain open() would give (0666 less the umask).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -26,11 +27,18 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:

@@ -1,6 +1,7 @@
 """The fastrsa command, the demo and file handling (atomic writes, no pickle, clear errors)."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -112,6 +113,9 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
         io.atomic_write(target, explode)
     np.testing.assert_array_equal(io.load_arrays(target)["x"], np.arange(3))
     assert [p.name for p in tmp_path.iterdir()] == ["result.npz"]  # no temp file left
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask  # like open(), not mkstemp's 0600
 
 
 def test_backends_command(capsys):
