@@ -24,6 +24,7 @@ from scipy.spatial import distance
 
 from . import _arrays as A
 from . import io
+from ._backend import get_backend
 from .compare import compare
 from .rdms import squareform
 
@@ -170,7 +171,8 @@ def taxonomy(
     if n_clusters is not None and not 1 <= n_clusters <= len(labels):
         raise ValueError(f"n_clusters must be between 1 and {len(labels)}; got {n_clusters}")
     sim = compare(vectors, method=method, backend=backend)
-    return _cluster(labels, sim, linkage, n_clusters, _metadata(backend, _n(vectors), method))
+    ran_on = get_backend(backend).name  # the backend "auto" picked, for the record
+    return _cluster(labels, sim, linkage, n_clusters, _metadata(ran_on, _n(vectors), method))
 
 
 def taxonomies(rdms_by_layer: dict[str, Any], **kwargs) -> dict[str, Taxonomy]:

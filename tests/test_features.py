@@ -246,3 +246,22 @@ def test_cli_export_taskonomy_and_features(tmp_path, image_dir, encoders, capsys
         == 2
     )
     assert "no such file" in capsys.readouterr().err
+
+
+def test_cli_taxonomy_from_models_and_images(encoders, image_dir, tmp_path):
+    args = [
+        "taxonomy",
+        "--models",
+        *map(str, encoders),
+        "--images",
+        str(image_dir),
+        "--layer",
+        "block4",
+        "--clusters",
+        "2",
+        "--out",
+        str(tmp_path / "tx"),
+    ]
+    assert main(args) == 0
+    saved = fastrsa.io.load_arrays(tmp_path / "tx" / "taxonomy.npz")
+    assert list(saved["labels"]) == ["depth", "normal", "edges"]

@@ -57,6 +57,7 @@ def test_taxonomy_recovers_planted_groups(rng, tmp_path):
     saved = json.loads(path.read_text())
     assert {"labels", "similarity", "order", "clusters", "linkage", "metadata"} <= set(saved)
     assert saved["metadata"]["n_images"] == 30
+    assert saved["metadata"]["backend"] in fastrsa.available_backends()
     again = load_taxonomy(tmp_path / "out")
     np.testing.assert_array_equal(again.similarity, result.similarity)
     assert again.clusters == result.clusters and again.order == result.order
@@ -231,6 +232,19 @@ def test_cli_taxonomy_rank_evaluate(rng, tmp_path, capsys):
         == 2
     )
     assert "LABEL=AFFINITY_NAME" in capsys.readouterr().err
+
+
+def test_cli_taxonomy_from_features(rng, tmp_path):
+    latent = rng.standard_normal((25, 6))
+    feats = {f"m{i}": latent + 0.5 * rng.standard_normal((25, 6)) for i in range(4)}
+    np.savez(tmp_path / "feats.npz", **feats)
+    assert (
+        main(["taxonomy", "--features", str(tmp_path / "feats.npz"), "--out", str(tmp_path)]) == 0
+    )
+    saved = json.loads((tmp_path / "taxonomy.json").read_text())
+    rdms = np.stack([pdist(feats[k], "correlation") for k in saved["labels"]])
+    np.testing.assert_allclose(saved["similarity"], compare_ref(rdms), atol=1e-10)
+    assert main(["taxonomy", "--out", str(tmp_path)]) == 2  # no input given
 
 
 # ---- the real Taskonomy data in ../shared ------------------------------------------------------
