@@ -48,13 +48,20 @@ def _print_matrix(labels_a, labels_b, matrix) -> None:
 
 
 def cmd_demo(args) -> None:
-    from .demo import format_demo, run_demo
+    from .demo import format_demo, run_demo, run_real_data
 
-    result = run_demo(args.models, args.images, args.features, args.backend, not args.no_reference)
+    if args.real_data:
+        print(run_real_data(args.real_data, n_clusters=args.clusters or 4, out_dir=args.out))
+        return
+    result = run_demo(
+        n_images=args.images,
+        layer=args.layer,
+        n_clusters=args.clusters or 3,
+        backend=args.backend,
+        out_dir=args.out,
+        with_reference=not args.no_reference,
+    )
     print(format_demo(result))
-    if args.out:
-        path = io.save_npz(args.out, similarity=result.similarity, groups=result.groups)
-        print(f"wrote {path}")
 
 
 def cmd_rdms(args) -> None:
@@ -206,15 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto", choices=("auto", *BACKENDS), help="compute backend (default: auto)"
     )
 
-    p = sub.add_parser(
-        "demo", help="all-pairs RSA of the embedded default, timed against the reference"
-    )
-    p.add_argument("--models", type=int, default=12)
-    p.add_argument("--images", type=int, default=500)
-    p.add_argument("--features", type=int, default=512)
+    p = sub.add_parser("demo", help="the embedded default: a miniature Taskonomy, end to end")
+    p.add_argument("--images", type=int, default=300, help="generated scenes (default 300)")
+    p.add_argument("--layer", default="block4", choices=("block4", "compressed"))
+    p.add_argument("--clusters", type=int, help="flat clusters (default 3; 4 with --real-data)")
     p.add_argument("--backend", **backend)
     p.add_argument("--no-reference", action="store_true", help="skip the (slow) naive reference")
-    p.add_argument("--out", help="also save the similarity matrix to this .npz")
+    p.add_argument("--out", default="fastrsa-demo", help="output folder (default fastrsa-demo)")
+    p.add_argument("--real-data", metavar="DIR", help="instead: the taxonomy of real RDM files")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(

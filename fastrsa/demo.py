@@ -1,105 +1,192 @@
-"""The embedded default job: all-pairs RSA of generated features with planted group structure.
+"""The embedded default job: a miniature Taskonomy, end to end (Dwivedi & Roig 2019, section 4.2).
 
-Until real encoders ship with the package, the demo's "models" are random non-linear read-outs of
-shared latent factors: models in one group read the same group factor, so their RDMs agree more
-with each other than with other groups'. It times fastrsa against the naive reference on the job.
+Eleven small encoders, one per task of three kinds (2D, 3D, semantic), were trained by
+scripts/train_mini_taskonomy.py on generated scenes and ship with fastrsa as ONNX files. The demo
+generates scenes none of them saw, runs the encoders (onnxruntime), computes their RDMs, compares
+them all pairwise (Spearman), clusters them, and reports how well the clusters follow the task
+kinds (adjusted Rand index). `run_real_data(folder)` runs the same taxonomy on real RDMs.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from . import reference
+from . import io, reference
 from ._backend import get_backend
 from .compare import compare
 from .rdms import rdms
+from .taxonomy import (
+    TASKONOMY_ALIASES,
+    Taxonomy,
+    adjusted_rand_index,
+    evaluate_transfer,
+    load_affinities,
+    taxonomy,
+)
+
+MODELS = Path(__file__).parent / "data" / "mini_taskonomy"
+DEMO_SEED = 20190616  # scenes for the demo; training used other seeds
 
 
-def planted_features(
-    n_models: int = 12, n_images: int = 500, n_features: int = 512, n_groups: int = 3, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Features (n_models, n_images, n_features) float32 and each model's group (n_models,).
+def shipped_models() -> dict[str, Path]:
+    """{task: ONNX path} of the encoders that ship with fastrsa, in training order."""
+    record = json.loads((MODELS / "training.json").read_text())
+    return {task: MODELS / f"{task}.onnx" for task in record["tasks"]}
 
-    Image i has a shared latent and one latent per group (8 dims each); model m of group g
-    computes relu((shared + own group latent) @ W_m) + noise, with its own random W_m.
-    """
-    rng = np.random.default_rng(seed)
-    rank = 8
-    shared = rng.standard_normal((n_images, rank))
-    group_latents = rng.standard_normal((n_groups, n_images, rank))
-    groups = np.arange(n_models) % n_groups
-    feats = np.empty((n_models, n_images, n_features), dtype=np.float32)
-    for m, g in enumerate(groups):
-        w = rng.standard_normal((rank, n_features)) / np.sqrt(rank)
-        clean = np.maximum((shared + group_latents[g]) @ w, 0.0)
-        feats[m] = clean + rng.standard_normal((n_images, n_features))
-    return feats, groups
+
+def task_kinds() -> dict[str, str]:
+    record = json.loads((MODELS / "training.json").read_text())
+    return {task: info["kind"] for task, info in record["tasks"].items()}
 
 
 @dataclass
 class DemoResult:
-    similarity: np.ndarray  # (models, models) Spearman between RDMs
-    groups: np.ndarray  # (models,) planted group of each model
+    taxonomy: Taxonomy
+    kinds: dict[str, str]  # task -> 2D | 3D | semantic
+    ari: float  # adjusted Rand index of the clusters against the task kinds
     backend: str
     seconds: float  # fastrsa: features -> similarity
-    reference_seconds: float | None  # the naive reference on the same job
-    max_abs_diff: float | None  # |fastrsa - reference|, elementwise max
+    reference_seconds: float | None  # the naive reference on the same features
+    max_abs_diff: float | None
+    out_dir: Path | None
 
 
 def run_demo(
-    n_models: int = 12,
-    n_images: int = 500,
-    n_features: int = 512,
+    n_images: int = 300,
+    layer: str = "block4",
+    n_clusters: int = 3,
     backend: str = "auto",
+    out_dir: str | Path | None = "fastrsa-demo",
     with_reference: bool = True,
-    seed: int = 0,
+    progress: bool = True,
 ) -> DemoResult:
-    """Features -> RDMs -> all-pairs Spearman, timed (after one warm-up on a tiny input)."""
-    feats, groups = planted_features(n_models, n_images, n_features, seed=seed)
+    """Scenes -> shipped ONNX encoders -> RDMs -> all-pairs Spearman -> taxonomy, with the ARI of
+    the clusters against the task kinds. Writes taxonomy.json/.npz/.png/.svg and demo.json.
+
+    layer: "block4" (64 x 4 x 4, the default) or "compressed" (8 x 4 x 4). The compressed code of
+    some encoders is all zero after its ReLU for a few scenes, where 1 - Pearson r is undefined
+    (fastrsa refuses such rows), so the demo compares block4.
+    """
+    from .features import extract
+    from .scenes import make_scenes
+
+    models = shipped_models()
+    size = json.loads((MODELS / "training.json").read_text())["image_size"]
+    images = make_scenes(n_images, size, seed=DEMO_SEED).images
+    feats = extract(models, images, layers=[layer], progress=progress).stack(layer)
     name = get_backend(backend).name
-    compare(rdms(feats[:2, :5, :3], backend=name), backend=name)  # compile / warm up
+    compare(rdms(feats[:2, :5], backend=name), backend=name)  # compile / warm up
     start = time.perf_counter()
-    sim = compare(rdms(feats, backend=name), method="spearman", backend=name)
+    sim = compare(rdms(feats, backend=name), backend=name)
     seconds = time.perf_counter() - start
     ref_seconds = diff = None
     if with_reference:
         start = time.perf_counter()
-        ref = reference.compare_ref(reference.rdm_ref(feats), method="spearman")
+        ref = reference.compare_ref(reference.rdm_ref(feats))
         ref_seconds = time.perf_counter() - start
         diff = float(np.abs(sim - ref).max())
-    return DemoResult(sim, groups, name, seconds, ref_seconds, diff)
-
-
-def format_demo(result: DemoResult) -> str:
-    """A readable report: the similarity table, group contrast and timing."""
-    sim, groups = result.similarity, result.groups
-    labels = [f"m{i}/g{g}" for i, g in enumerate(groups)]
-    lines = [
-        "fastrsa demo: generated features with planted structure (not real network features):",
-        f"{len(groups)} models in {groups.max() + 1} groups; similarity = Spearman r between"
-        " their correlation-distance RDMs",
-        "",
-        " " * 8 + "".join(f"{lab:>8}" for lab in labels),
-    ]
-    lines += [
-        f"{lab:>8}" + "".join(f"{v:8.3f}" for v in row)
-        for lab, row in zip(labels, sim, strict=True)
-    ]
-    same = groups[:, None] == groups[None, :]
-    off = ~np.eye(len(groups), dtype=bool)
-    lines += [
-        "",
-        f"mean similarity within planted groups {sim[same & off].mean():.3f}, "
-        f"between groups {sim[~same].mean():.3f}",
-        f"fastrsa ({result.backend}): {result.seconds:.3f} s",
-    ]
-    if result.reference_seconds is not None:
-        lines.append(
-            f"naive reference (scipy pdist + spearmanr): {result.reference_seconds:.3f} s "
-            f"-> {result.reference_seconds / result.seconds:.1f}x faster; "
-            f"max |difference| = {result.max_abs_diff:.1e}"
+    labels = list(models)
+    result = taxonomy(
+        dict(zip(labels, rdms(feats, backend=name), strict=True)),
+        n_clusters=n_clusters,
+        backend=name,
+    )
+    kinds = task_kinds()
+    ari = adjusted_rand_index([kinds[t] for t in labels], [result.clusters[t] for t in labels])
+    saved = None
+    if out_dir is not None:
+        saved = Path(out_dir)
+        result.save(saved)
+        io.save_json(
+            saved / "demo.json",
+            {
+                "n_images": n_images,
+                "layer": layer,
+                "n_clusters": n_clusters,
+                "ari": ari,
+                "kinds": kinds,
+                "clusters": result.clusters,
+                "backend": name,
+                "seconds": seconds,
+                "reference_seconds": ref_seconds,
+            },
         )
+    return DemoResult(result, kinds, ari, name, seconds, ref_seconds, diff, saved)
+
+
+def format_demo(res: DemoResult) -> str:
+    tx = res.taxonomy
+    order = tx.order
+    names = [tx.labels[i] for i in order]
+    width = max(map(len, names)) + 1
+    lines = [
+        "fastrsa demo: a miniature Taskonomy made by fastrsa — 11 small encoders trained on",
+        "generated scenes (scripts/train_mini_taskonomy.py), run on scenes they never saw.",
+        f"Similarity = Spearman r between their RDMs ({tx.metadata['n_images']} images), rows in "
+        "dendrogram order:",
+        "",
+        " " * width + "".join(f"{n[:7]:>8}" for n in names),
+    ]
+    for i, n in zip(order, names, strict=True):
+        lines.append(f"{n:>{width}}" + "".join(f"{tx.similarity[i, j]:8.2f}" for j in order))
+    lines.append("")
+    groups: dict[int, list[str]] = {}
+    for label, cid in tx.clusters.items():
+        groups.setdefault(cid, []).append(label)
+    for cid in sorted(groups):
+        members = ", ".join(f"{t} ({res.kinds[t]})" for t in groups[cid])
+        lines.append(f"cluster {cid}: {members}")
+    lines.append(
+        f"adjusted Rand index of the clusters against the task kinds (2D / 3D / semantic): "
+        f"{res.ari:.2f} (1 = the same grouping, 0 = chance)"
+    )
+    lines.append(f"fastrsa ({res.backend}), features -> similarity: {res.seconds:.3f} s")
+    if res.reference_seconds is not None:
+        lines.append(
+            f"naive reference (scipy pdist + spearmanr): {res.reference_seconds:.3f} s -> "
+            f"{res.reference_seconds / res.seconds:.1f}x; max |difference| {res.max_abs_diff:.1e}"
+        )
+    if res.out_dir is not None:
+        lines.append(
+            f"wrote taxonomy.json, taxonomy.png, taxonomy.svg and demo.json to {res.out_dir}/"
+        )
+    return "\n".join(lines)
+
+
+def run_real_data(folder: str | Path, n_clusters: int = 4, out_dir: str | Path = "fastrsa-demo"):
+    """The same taxonomy on every RDM file (*.npz: one RDM per task) of a folder; with an
+    affinities.json beside them, also the standard transfer evaluation. Returns printable text."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--real-data: no such folder: {folder}")
+    files = sorted(folder.glob("*.npz"))
+    if not files:
+        raise ValueError(f"--real-data: {folder} holds no .npz files of RDMs")
+    affinities = folder / "affinities.json"
+    lines = []
+    for path in files:
+        result = taxonomy(io.load_arrays(path, "--real-data"), n_clusters=n_clusters)
+        saved = result.save(Path(out_dir) / path.stem)
+        lines.append(
+            f"{path.name}: {len(result.labels)} tasks, {result.metadata['n_images']} images"
+        )
+        groups: dict[int, list[str]] = {}
+        for label, cid in result.clusters.items():
+            groups.setdefault(cid, []).append(label)
+        lines += [f"  cluster {c}: {', '.join(groups[c])}" for c in sorted(groups)]
+        if affinities.is_file():
+            aliases = {k: v for k, v in TASKONOMY_ALIASES.items() if k in result.labels}
+            ev = evaluate_transfer(
+                result.similarity, result.labels, load_affinities(affinities), aliases
+            )
+            lines.append(
+                f"  transfer: {ev.n_targets} targets, top-1/3/5 = {ev.top1}/{ev.top3}/{ev.top5}, "
+                f"mean Pearson {ev.mean_pearson:.3f}, mean Spearman {ev.mean_spearman:.3f}"
+            )
+        lines.append(f"  wrote {saved.parent}/")
     return "\n".join(lines)

@@ -29,6 +29,30 @@ from .compare import compare
 from .rdms import squareform
 
 LINKAGES = ("average", "single", "complete", "weighted", "ward")
+# RDM labels of shared/data/taskonomy whose names differ in Taskonomy's affinity table
+TASKONOMY_ALIASES = {
+    "vanishing_point": "vanishing_point_well_defined",
+    "segmentsemantic": "segmentsemantic_rb",
+}
+
+
+def adjusted_rand_index(a, b) -> float:
+    """Adjusted Rand index of two labellings of the same items (1: identical partitions,
+    about 0: chance; as sklearn.metrics.adjusted_rand_score)."""
+    if len(a) != len(b):
+        raise ValueError(f"the labellings have {len(a)} and {len(b)} items")
+    _, ia = np.unique(np.asarray(a, dtype=object).astype(str), return_inverse=True)
+    _, ib = np.unique(np.asarray(b, dtype=object).astype(str), return_inverse=True)
+    table = np.zeros((ia.max() + 1, ib.max() + 1))
+    np.add.at(table, (ia, ib), 1)
+
+    def pairs(x):
+        return (x * (x - 1) / 2).sum()
+
+    both, rows, cols = pairs(table), pairs(table.sum(1)), pairs(table.sum(0))
+    expected = rows * cols / pairs(np.array([len(a)]))
+    top = 0.5 * (rows + cols)
+    return 1.0 if top == expected else float((both - expected) / (top - expected))
 
 
 @dataclass

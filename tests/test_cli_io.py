@@ -9,26 +9,7 @@ from scipy.spatial.distance import pdist
 
 from fastrsa import io
 from fastrsa.cli import main
-from fastrsa.demo import planted_features, run_demo
 from fastrsa.reference import compare_ref
-
-
-def test_demo_runs_and_recovers_planted_groups(capsys):
-    assert main(["demo", "--models", "6", "--images", "40", "--features", "32"]) == 0
-    out = capsys.readouterr().out
-    assert "planted structure" in out and "naive reference" in out and "x faster" in out
-    res = run_demo(6, 40, 32, with_reference=True)
-    same = res.groups[:, None] == res.groups[None, :]
-    off = ~np.eye(6, dtype=bool)
-    assert res.similarity[same & off].min() > res.similarity[~same].max()
-    assert res.max_abs_diff < 1e-5
-
-
-def test_planted_features_are_deterministic():
-    a, ga = planted_features(4, 10, 8, seed=3)
-    b, gb = planted_features(4, 10, 8, seed=3)
-    np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(ga, gb)
 
 
 def test_rdms_then_compare_files(tmp_path, rng, capsys):
