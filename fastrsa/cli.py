@@ -199,6 +199,15 @@ def cmd_evaluate(args) -> None:
         print(f"wrote {io.save_json(args.json, ev.to_json())}")
 
 
+def cmd_diff(args) -> int:
+    from .diff import DEFAULT_IGNORE, diff_results
+
+    ignore = tuple(DEFAULT_IGNORE) + tuple(args.ignore or ())
+    report = diff_results(args.old, args.new, atol=args.atol, rtol=args.rtol, ignore=ignore)
+    print(report.text())
+    return 0 if report.equal else 1
+
+
 def cmd_backends(args) -> None:
     usable = available_backends()
     for name in BACKENDS:
@@ -288,6 +297,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the figures and per-target rows to this JSON")
     p.set_defaults(func=cmd_evaluate)
 
+    p = sub.add_parser("diff", help="compare two saved results; exit 1 when they differ")
+    p.add_argument("old", help=".npy, .npz or .json result")
+    p.add_argument("new", help="the same kind of file")
+    p.add_argument("--atol", type=float, default=1e-6, help="absolute tolerance (default 1e-6)")
+    p.add_argument("--rtol", type=float, default=0.0, help="relative tolerance (default 0)")
+    p.add_argument("--ignore", nargs="+", help="more keys to skip (metadata and timings are)")
+    p.set_defaults(func=cmd_diff)
+
     p = sub.add_parser("backends", help="list the compute backends and whether they can run here")
     p.set_defaults(func=cmd_backends)
     return parser
@@ -297,8 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (2 with a one-line message for bad input)."""
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        code = args.func(args)
     except (ValueError, TypeError, FileNotFoundError, RuntimeError, ImportError) as err:
         print(f"fastrsa {args.command}: error: {err}", file=sys.stderr)
         return 2
-    return 0
+    return code or 0
