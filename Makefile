@@ -4,7 +4,10 @@ PY := $(VENV)/bin/python
 # torch is pinned to the CPU build that lies on disk here; a looser pin downloads a CUDA build.
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test bench env clean
+.PHONY: demo test bench bench-gpu bench-memory bench-baseline bench-compare env clean
+# The regression subset: fast, stable cases of every compiled CPU provider.
+BENCH_SUBSET := -k "pipeline_headline and (numba or numpy) or rank_transform and 500-numba"
+BASELINE := --benchmark-storage=file://benchmarks/baseline
 
 $(VENV)/.installed: pyproject.toml setup.py
 	python3 -m venv $(VENV)
@@ -24,6 +27,22 @@ bench: env
 	$(PY) -m pip install -q --disable-pip-version-check -e ".[bench]"
 	$(PY) -m pytest benchmarks -q -p no:cacheprovider --benchmark-json=benchmarks/results/cpu-latest.json
 	$(PY) benchmarks/report.py benchmarks/results/cpu-latest.json
+	$(PY) benchmarks/plot.py benchmarks/results/cpu-latest.json --out benchmarks/results
+
+bench-memory: env
+	$(PY) benchmarks/memory.py --out benchmarks/results/memory-latest.json
+
+# On a machine with a CUDA GPU (see benchmarks/results/NOTES-gpu.md).
+bench-gpu: env
+	$(PY) benchmarks/gpu_bench.py --out benchmarks/results/gpu-latest.json
+
+# Save this machine's timings as the baseline (benchmarks/baseline/<machine>/0001_baseline.json).
+bench-baseline: env
+	$(PY) -m pytest benchmarks/test_bench_cpu.py -q -p no:cacheprovider $(BENCH_SUBSET) $(BASELINE) --benchmark-save=baseline
+
+# Fails when a case's median is more than 1.5x the baseline's (50% slower).
+bench-compare: env
+	$(PY) -m pytest benchmarks/test_bench_cpu.py -q -p no:cacheprovider $(BENCH_SUBSET) $(BASELINE) --benchmark-compare=0001 --benchmark-compare-fail=median:50%
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -15,7 +15,9 @@ def provider_of(bench: dict) -> str:
 def table(data: dict) -> str:
     groups = defaultdict(dict)
     for bench in data["benchmarks"]:
-        groups[bench["group"]][provider_of(bench)] = bench["stats"]
+        sizes = {k: v for k, v in (bench.get("params") or {}).items() if k != "provider"}
+        case = bench["group"] + "".join(f", {k}={v}" for k, v in sizes.items())
+        groups[case][provider_of(bench)] = bench["stats"]
     machine = next((b["extra_info"] for b in data["benchmarks"] if b.get("extra_info")), {})
     lines = [
         f"Machine: {machine.get('device', '?')}, {machine.get('cores', '?')} cores; "
