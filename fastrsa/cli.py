@@ -157,9 +157,7 @@ def cmd_taxonomy(args) -> None:
     path = result.save(args.out)
     _print_matrix(result.labels, result.labels, result.similarity)
     if result.clusters:
-        groups: dict[int, list[str]] = {}
-        for label, cid in result.clusters.items():
-            groups.setdefault(cid, []).append(label)
+        groups = result.groups()
         for cid in sorted(groups):
             print(f"cluster {cid}: {', '.join(groups[cid])}")
     print(f"wrote {path} and taxonomy.npz, taxonomy.png, taxonomy.svg in {path.parent}")

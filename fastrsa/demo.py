@@ -135,9 +135,7 @@ def format_demo(res: DemoResult) -> str:
     for i, n in zip(order, names, strict=True):
         lines.append(f"{n:>{width}}" + "".join(f"{tx.similarity[i, j]:8.2f}" for j in order))
     lines.append("")
-    groups: dict[int, list[str]] = {}
-    for label, cid in tx.clusters.items():
-        groups.setdefault(cid, []).append(label)
+    groups = tx.groups()
     for cid in sorted(groups):
         members = ", ".join(f"{t} ({res.kinds[t]})" for t in groups[cid])
         lines.append(f"cluster {cid}: {members}")
@@ -175,9 +173,7 @@ def run_real_data(folder: str | Path, n_clusters: int = 4, out_dir: str | Path =
         lines.append(
             f"{path.name}: {len(result.labels)} tasks, {result.metadata['n_images']} images"
         )
-        groups: dict[int, list[str]] = {}
-        for label, cid in result.clusters.items():
-            groups.setdefault(cid, []).append(label)
+        groups = result.groups()
         lines += [f"  cluster {c}: {', '.join(groups[c])}" for c in sorted(groups)]
         if affinities.is_file():
             aliases = {k: v for k, v in TASKONOMY_ALIASES.items() if k in result.labels}

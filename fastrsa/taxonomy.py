@@ -66,6 +66,13 @@ class Taxonomy:
     clusters: dict[str, int] | None  # label -> flat cluster id (1-based), when asked for
     metadata: dict = field(default_factory=dict)
 
+    def groups(self) -> dict[int, list[str]]:
+        """{cluster id: its labels}, ids ascending (empty without flat clusters)."""
+        out: dict[int, list[str]] = {}
+        for label, cid in (self.clusters or {}).items():
+            out.setdefault(cid, []).append(label)
+        return dict(sorted(out.items()))
+
     def to_json(self) -> dict:
         return {
             "labels": self.labels,
