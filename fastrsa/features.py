@@ -186,7 +186,8 @@ def extract(
         missing = [layer for layer in layers if layer not in outputs]
         if missing:
             raise ValueError(f"models: {named[label]} has no output {missing}; it has {outputs}")
-        keys = {layer: f"{_file_hash(named[label])[:16]}-{image_key}-{layer}" for layer in layers}
+        model_key = _file_hash(named[label])[:16]
+        keys = {layer: f"{model_key}-{image_key}-{layer}" for layer in layers}
         cached = _read_cache(cache, keys)
         if cached is None:
             cached = _run(session, pixels, layers, batch_size, label, bar)
