@@ -71,11 +71,11 @@ def has_module(name: str) -> bool:
         return False
 
 
-CPU_PROVIDERS = ["reference", "numpy", "numba", "rsatoolbox"]
+CPU_PROVIDERS = ["reference", "numpy", "numba", "torch", "rsatoolbox"]
 
 
 def skip_unavailable(provider: str) -> None:
     if provider == "rsatoolbox" and not has_module("rsatoolbox"):
         pytest.skip("rsatoolbox is not installed (pip install fastrsa[bench])")
-    if provider == "numba" and "numba" not in fastrsa.available_backends():
-        pytest.skip("numba is not installed")
+    if provider in ("numba", "torch") and provider not in fastrsa.available_backends():
+        pytest.skip(f"{provider} is not installed")

@@ -35,7 +35,7 @@ def test_pipeline_headline(benchmark, provider):
     assert sim.shape == (b, b)
 
 
-@pytest.mark.parametrize("provider", ["reference", "numpy", "numba"])
+@pytest.mark.parametrize("provider", ["reference", "numpy", "numba", "torch"])
 @pytest.mark.parametrize("n", [500, 2000])
 def test_rank_transform(benchmark, provider, n):
     skip_unavailable(provider)
@@ -53,7 +53,7 @@ def test_rank_transform(benchmark, provider, n):
     )
 
 
-@pytest.mark.parametrize("provider", ["reference", "numpy", "numba"])
+@pytest.mark.parametrize("provider", ["reference", "numpy", "numba", "torch"])
 def test_kendall(benchmark, provider):
     skip_unavailable(provider)
     x = np.random.default_rng(2).random((8, 124750))

@@ -27,13 +27,13 @@ def _run(benchmark, provider, b, n, sweep, value):
     benchmark.pedantic(run, args=(feats,), rounds=rounds, warmup_rounds=0)
 
 
-@pytest.mark.parametrize("provider", ["reference", "numpy", "numba"])
+@pytest.mark.parametrize("provider", ["reference", "numpy", "numba", "torch"])
 @pytest.mark.parametrize("n", N_SWEEP)
 def test_scaling_in_n(benchmark, provider, n):
     _run(benchmark, provider, 10, n, "n", n)
 
 
-@pytest.mark.parametrize("provider", ["reference", "numpy", "numba"])
+@pytest.mark.parametrize("provider", ["reference", "numpy", "numba", "torch"])
 @pytest.mark.parametrize("b", B_SWEEP)
 def test_scaling_in_B(benchmark, provider, b):
     _run(benchmark, provider, b, 200, "B", b)
