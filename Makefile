@@ -6,7 +6,7 @@ TORCH ?= torch==2.13.0
 
 .PHONY: demo test bench bench-gpu bench-memory bench-baseline bench-compare env clean
 # The regression subset: fast, stable cases of every compiled CPU provider.
-BENCH_SUBSET := -k "pipeline_headline and (numba or numpy) or rank_transform and 500-numba"
+BENCH_SUBSET := -k "test_pipeline and (numba or numpy) or test_rank_transform and numba-20x124750"
 BASELINE := --benchmark-storage=file://benchmarks/baseline
 
 $(VENV)/.installed: pyproject.toml setup.py
@@ -32,17 +32,22 @@ bench: env
 bench-memory: env
 	$(PY) benchmarks/memory.py --out benchmarks/results/memory-latest.json
 
-# On a machine with a CUDA GPU (see benchmarks/results/NOTES-gpu.md).
+# On a machine with a CUDA GPU: the suite's GPU profile (CUDA and CPU providers), its table and
+# plots, peak memory, then the kernel-level comparisons with cuBLAS / torch.sort (gpu_bench.py).
 bench-gpu: env
-	$(PY) benchmarks/gpu_bench.py --out benchmarks/results/gpu-latest.json
+	FASTRSA_BENCH=gpu $(PY) -m pytest benchmarks -q -p no:cacheprovider --benchmark-json=benchmarks/results/gpu-latest.json
+	$(PY) benchmarks/report.py benchmarks/results/gpu-latest.json
+	$(PY) benchmarks/plot.py benchmarks/results/gpu-latest.json --out benchmarks/results --prefix gpu-
+	$(PY) benchmarks/memory.py --sizes gpu --out benchmarks/results/gpu-memory-latest.json
+	$(PY) benchmarks/gpu_bench.py --out benchmarks/results/gpu-kernels-latest.json
 
 # Save this machine's timings as the baseline (benchmarks/baseline/<machine>/0001_baseline.json).
 bench-baseline: env
-	$(PY) -m pytest benchmarks/test_bench_cpu.py -q -p no:cacheprovider $(BENCH_SUBSET) $(BASELINE) --benchmark-save=baseline
+	$(PY) -m pytest benchmarks/test_bench_ops.py -q -p no:cacheprovider $(BENCH_SUBSET) $(BASELINE) --benchmark-save=baseline
 
 # Fails when a case's median is more than 1.5x the baseline's (50% slower).
 bench-compare: env
-	$(PY) -m pytest benchmarks/test_bench_cpu.py -q -p no:cacheprovider $(BENCH_SUBSET) $(BASELINE) --benchmark-compare=0001 --benchmark-compare-fail=median:50%
+	$(PY) -m pytest benchmarks/test_bench_ops.py -q -p no:cacheprovider $(BENCH_SUBSET) $(BASELINE) --benchmark-compare=0001 --benchmark-compare-fail=median:50%
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,19 +1,36 @@
 """Peak memory of each provider at each size: features -> all-pairs Spearman.
 
-    python benchmarks/memory.py [--out benchmarks/results/memory-latest.json]
+    python benchmarks/memory.py [--sizes cpu|gpu|smoke] [--out FILE.json]
 
 Each (provider, size) runs in a fresh subprocess: its host peak is the rise of the resident set
-over what the process held just before the job (imports and input data excluded); on a CUDA
-machine the torch and triton providers also report torch's peak allocated GPU memory.
+over what the process held just before the job (imports and input data excluded). The GPU
+providers ("torch-cuda", "triton") take CUDA features and report torch's peak allocated GPU
+memory, input included (the CUDA input's size is its own column).
 """
 
 import argparse
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-SIZES = [(20, 500, 2048), (100, 500, 512), (20, 2000, 512)]
+from fastrsa.io import save_json
+
+SIZES = {  # (B, n, d); the reference runs at the first size only (minutes beyond it)
+    "cpu": [(20, 500, 2048), (100, 500, 512), (20, 2000, 512), (5, 5000, 256), (1000, 200, 256)],
+    "gpu": [
+        (100, 500, 2048),
+        (1000, 500, 2048),
+        (100, 2000, 2048),
+        (1000, 2000, 2048),
+        (20, 5000, 2048),
+    ],
+    "smoke": [(3, 9, 5), (4, 6, 3)],
+}
+PROVIDERS = {
+    "cpu": ["reference", "numpy", "numba", "torch"],
+    "gpu": ["numba", "torch-cuda", "triton"],
+    "smoke": ["reference", "numpy", "numba", "torch"],
+}
 CHILD = r"""
 import json, resource, sys
 import numpy as np
@@ -21,15 +38,17 @@ import fastrsa
 from fastrsa.reference import compare_ref, rdm_ref
 provider, b, n, d = sys.argv[1], *map(int, sys.argv[2:5])
 feats = np.random.default_rng(0).standard_normal((b, n, d)).astype(np.float32)
-cuda = None
-if provider in ("torch", "triton"):
+cuda = provider in ("torch-cuda", "triton")
+backend = "torch" if provider == "torch-cuda" else provider
+if cuda:
     import torch
-    if torch.cuda.is_available():
-        feats = torch.from_numpy(feats).cuda()
-        torch.cuda.reset_peak_memory_stats()
-        cuda = True
+    feats = torch.from_numpy(feats).cuda()
+    torch.cuda.reset_peak_memory_stats()
+elif provider == "torch":
+    import torch
+    feats = torch.from_numpy(feats)
 run = (lambda x: compare_ref(rdm_ref(x))) if provider == "reference" else (
-    lambda x: fastrsa.compare(fastrsa.rdms(x, backend=provider), backend=provider))
+    lambda x: fastrsa.compare(fastrsa.rdms(x, backend=backend), backend=backend))
 if provider not in ("reference",):
     run(feats[:2, :8, :4] + 1)  # compile / warm up
 page = resource.getpagesize()
@@ -56,15 +75,18 @@ def measure(provider: str, size: tuple[int, int, int]) -> dict | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", choices=sorted(SIZES), default="cpu")
     parser.add_argument("--out", default="benchmarks/results/memory-latest.json")
-    parser.add_argument("--providers", nargs="+", default=["reference", "numpy", "numba", "torch"])
+    parser.add_argument("--providers", nargs="+", help="default: the profile's")
     args = parser.parse_args()
+    sizes = SIZES[args.sizes]
+    providers = args.providers or PROVIDERS[args.sizes]
     rows = []
     print("| B | n | d | provider | input (MB) | host peak rise (MB) | CUDA peak (MB) |")
     print("| ---: | ---: | ---: | --- | ---: | ---: | ---: |")
-    for size in SIZES:
-        for provider in args.providers:
-            if provider == "reference" and size != SIZES[0]:
+    for size in sizes:
+        for provider in providers:
+            if provider == "reference" and size != sizes[0]:
                 continue  # minutes at the larger sizes
             result = measure(provider, size)
             if result is None:
@@ -76,8 +98,7 @@ def main() -> None:
                 f"{result['host_peak_rise_MB']:.0f} | {cuda} |",
                 flush=True,
             )
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(rows, indent=1) + "\n")
+    save_json(args.out, rows)
 
 
 if __name__ == "__main__":

@@ -1,39 +1,46 @@
-"""How the cost grows: the features -> similarity pipeline against n (images) and B (models).
+"""How the pipeline's cost grows with n (images), B (models) and d (features).
 
-Sized for a 2-core CPU (the naive reference only at the small end); `benchmarks/plot.py` draws
-time against n and against B, log-log, one line per provider.
+Sizes come from the profile (conftest.py); `benchmarks/plot.py` draws time against each swept
+size, log-log, one line per provider.
 """
 
 import numpy as np
 import pytest
-from conftest import machine_info, pipeline, skip_unavailable
-
-D = 256
-N_SWEEP = [100, 200, 400, 800, 1600]  # B = 10
-B_SWEEP = [5, 10, 20, 40, 80]  # n = 200
-REFERENCE_MAX = {"n": 400, "B": 20}  # the reference is slow: only the small end
+from conftest import PROVIDERS, SIZES, counts, on_device, op_function, skip_unless_runs, time_case
 
 
-def _run(benchmark, provider, b, n, sweep, value):
-    skip_unavailable(provider)
-    if provider == "reference" and value > REFERENCE_MAX[sweep]:
-        pytest.skip("the naive reference only at small sizes")
-    feats = np.random.default_rng(0).standard_normal((b, n, D)).astype(np.float32)
-    run = pipeline(provider)
-    run(feats[:2, :8, :4] + np.arange(4, dtype=np.float32))  # compile / warm up
-    benchmark.group = f"scaling in {sweep} (d={D})"
-    benchmark.extra_info.update(machine_info(), provider=provider, B=b, n=n, d=D, sweep=sweep)
-    rounds = 1 if provider == "reference" else 3
-    benchmark.pedantic(run, args=(feats,), rounds=rounds, warmup_rounds=0)
+def _sweep(benchmark, provider, sweep, value):
+    fixed, _ = SIZES[f"sweep_{sweep}"]
+    sizes = {**fixed, sweep: value}
+    shape = (sizes["B"], sizes["n"], sizes["d"])
+    skip_unless_runs(provider, "pipeline", shape)
+    feats = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    tiny = on_device(provider, feats[:2, :8, :4] + 1)
+    benchmark.group = f"scaling in {sweep} ({', '.join(f'{k}={v}' for k, v in fixed.items())})"
+    info = {"op": "pipeline", "shape": list(shape), "sweep": sweep, **sizes}
+    time_case(
+        benchmark,
+        provider,
+        op_function("pipeline", provider),
+        on_device(provider, feats),
+        {**info, **counts("pipeline", shape)},
+        slow_warmup=tiny,
+    )
 
 
-@pytest.mark.parametrize("provider", ["reference", "numpy", "numba", "torch"])
-@pytest.mark.parametrize("n", N_SWEEP)
+@pytest.mark.parametrize("n", SIZES["sweep_n"][1])
+@pytest.mark.parametrize("provider", PROVIDERS)
 def test_scaling_in_n(benchmark, provider, n):
-    _run(benchmark, provider, 10, n, "n", n)
+    _sweep(benchmark, provider, "n", n)
 
 
-@pytest.mark.parametrize("provider", ["reference", "numpy", "numba", "torch"])
-@pytest.mark.parametrize("b", B_SWEEP)
+@pytest.mark.parametrize("b", SIZES["sweep_B"][1])
+@pytest.mark.parametrize("provider", PROVIDERS)
 def test_scaling_in_B(benchmark, provider, b):
-    _run(benchmark, provider, b, 200, "B", b)
+    _sweep(benchmark, provider, "B", b)
+
+
+@pytest.mark.parametrize("d", SIZES["sweep_d"][1])
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_scaling_in_d(benchmark, provider, d):
+    _sweep(benchmark, provider, "d", d)

@@ -24,7 +24,8 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 @dataclass
 class Features:
-    """Features per (model, layer): data[layer] is (models, images, d) float32, in model order."""
+    """Features per (model, layer): data[layer] is (models, images, d) float32, in model order
+    (numpy arrays, or torch tensors when extracted with output="torch")."""
 
     models: list[str]
     layers: list[str]
@@ -39,7 +40,7 @@ class Features:
     def save(self, path: str | os.PathLike) -> Path:
         """One .npz array per (model, layer), keyed "model.layer" (atomic)."""
         arrays = {
-            f"{model}.{layer}": self.data[layer][i]
+            f"{model}.{layer}": _to_numpy(self.data[layer][i])
             for layer in self.layers
             for i, model in enumerate(self.models)
         }
@@ -153,6 +154,7 @@ def extract(
     device: str = "auto",
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    output: str = "numpy",
 ) -> Features:
     """Run every ONNX encoder over one image set; returns Features (models x layers).
 
@@ -161,9 +163,15 @@ def extract(
     block1..block4, compressed). With `cache_dir`, each (model, layer) result is saved keyed by
     the model file's hash, the images and the layer, so a re-run skips finished work and a killed
     run resumes. device: "auto" uses onnxruntime's CUDA provider when it has one.
+
+    output: "numpy" (host arrays) or "torch": tensors on the device the models ran on. With the
+    CUDA provider, IO binding has onnxruntime write every batch's outputs straight into CUDA
+    memory, so `fastrsa.rdms(feats.stack(layer))` runs the GPU kernels with no host round trip.
     """
     from tqdm.auto import tqdm
 
+    if output not in ("numpy", "torch"):
+        raise ValueError(f"output must be 'numpy' or 'torch'; got {output!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1; got {batch_size}")
     layers = list(layers)
@@ -190,14 +198,34 @@ def extract(
         keys = {layer: f"{model_key}-{image_key}-{layer}" for layer in layers}
         cached = _read_cache(cache, keys)
         if cached is None:
-            cached = _run(session, pixels, layers, batch_size, label, bar)
+            cached = _run(session, pixels, layers, batch_size, label, bar, output)
             _write_cache(cache, keys, cached)
         else:
+            if output == "torch":
+                cached = {k: _to_torch(v, _on_cuda(session)) for k, v in cached.items()}
             bar.update(n_batches)
         for layer in layers:
             data[layer].append(cached[layer])
     bar.close()
-    return Features(list(named), layers, {layer: np.stack(v) for layer, v in data.items()})
+    return Features(list(named), layers, {layer: _stack(v) for layer, v in data.items()})
+
+
+def _stack(arrays: list):
+    if isinstance(arrays[0], np.ndarray):
+        return np.stack(arrays)
+    import torch
+
+    return torch.stack(arrays)
+
+
+def _to_torch(array: np.ndarray, cuda: bool):
+    import torch
+
+    return torch.from_numpy(array).to("cuda:0" if cuda else "cpu")
+
+
+def _to_numpy(array) -> np.ndarray:
+    return array if isinstance(array, np.ndarray) else array.detach().cpu().numpy()
 
 
 def _input_size(sessions: dict) -> int:
@@ -218,22 +246,101 @@ def _input_size(sessions: dict) -> int:
     return next(iter(sizes.values()))
 
 
-def _run(session, pixels: np.ndarray, layers: list[str], batch_size: int, label: str, bar):
-    """{layer: (N, d) float32} for one model, batch by batch."""
+def _run(
+    session,
+    pixels: np.ndarray,
+    layers: list[str],
+    batch_size: int,
+    label: str,
+    bar,
+    output: str = "numpy",
+):
+    """{layer: (N, d) float32} for one model, batch by batch.
+
+    The first batch runs plainly (it gives each layer's d and checks the batch axis); every later
+    batch runs with IO binding, onnxruntime writing each layer straight into its rows of the
+    result: a numpy array, or with output="torch" a tensor on the device the model runs on (CUDA
+    memory with the CUDA provider: nothing goes through the host).
+    """
     name = session.get_inputs()[0].name
-    parts: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
-    for start in range(0, len(pixels), batch_size):
-        batch = pixels[start : start + batch_size]
-        outs = session.run(layers, {name: batch})
+    first = pixels[:batch_size]
+    outs = session.run(layers, {name: first})
+    for layer, out in zip(layers, outs, strict=True):
+        _check_batch(out.shape[0], len(first), label, layer)
+    result = {
+        layer: _allocate(len(pixels), output, _on_cuda(session), out.reshape(len(first), -1))
+        for layer, out in zip(layers, outs, strict=True)
+    }
+    bar.update(1)
+    binding = session.io_binding()
+    device = "cuda" if _on_cuda(session) and output == "torch" else "cpu"
+    float32 = {o.name: o.type == "tensor(float)" for o in session.get_outputs()}
+    for start in range(batch_size, len(pixels), batch_size):
+        batch = np.ascontiguousarray(pixels[start : start + batch_size])
+        if not all(float32[layer] for layer in layers):  # other dtypes: plain runs, then cast
+            for layer, out in zip(layers, session.run(layers, {name: batch}), strict=True):
+                _check_batch(out.shape[0], len(batch), label, layer)
+                _put(result[layer], start, out.reshape(len(batch), -1))
+            bar.update(1)
+            continue
+        binding.bind_cpu_input(name, batch)
         for layer, out in zip(layers, outs, strict=True):
-            if out.shape[0] != len(batch):
-                raise ValueError(
-                    f"models: {label} returned {out.shape[0]} images for a batch of {len(batch)} "
-                    f"(output {layer!r})"
-                )
-            parts[layer].append(out.reshape(len(batch), -1).astype(np.float32, copy=False))
+            rows = result[layer][start : start + len(batch)]
+            binding.bind_output(
+                layer, device, 0, np.float32, (len(batch), *out.shape[1:]), _pointer(rows)
+            )
+        try:
+            session.run_with_iobinding(binding)
+        except Exception as err:  # onnxruntime's own error types: an output of another shape
+            raise ValueError(
+                f"models: {label} returned outputs that do not fit a batch of {len(batch)} images "
+                f"(expected {[(len(batch), *o.shape[1:]) for o in outs]}): {err}"
+            ) from None
+        binding.clear_binding_inputs()
+        binding.clear_binding_outputs()
         bar.update(1)
-    return {layer: np.concatenate(v) for layer, v in parts.items()}
+    if device == "cuda":
+        binding.synchronize_outputs()
+    return result
+
+
+def _check_batch(got: int, want: int, label: str, layer: str) -> None:
+    if got != want:
+        raise ValueError(
+            f"models: {label} returned {got} images for a batch of {want} (output {layer!r})"
+        )
+
+
+def _on_cuda(session) -> bool:
+    return session.get_providers()[0] == "CUDAExecutionProvider"
+
+
+def _allocate(n: int, output: str, cuda: bool, first: np.ndarray):
+    """An (n, d) float32 result holding `first` in its leading rows: numpy, or a torch tensor
+    (on CUDA when the model runs there)."""
+    if output == "numpy":
+        out = np.empty((n, first.shape[1]), dtype=np.float32)
+    else:
+        import torch
+
+        device = "cuda:0" if cuda else "cpu"  # the CUDA provider's default device_id
+        out = torch.empty((n, first.shape[1]), dtype=torch.float32, device=device)
+    _put(out, 0, first)
+    return out
+
+
+def _put(result, start: int, rows: np.ndarray) -> None:
+    if isinstance(result, np.ndarray):
+        result[start : start + len(rows)] = rows
+    else:
+        import torch
+
+        result[start : start + len(rows)] = torch.from_numpy(rows.astype(np.float32, copy=False))
+
+
+def _pointer(rows) -> int:
+    """Address of a C-contiguous block of rows (numpy array or torch tensor)."""
+    return rows.data_ptr() if hasattr(rows, "data_ptr") else rows.ctypes.data
 
 
 def _read_cache(cache: Path | None, keys: dict[str, str]) -> dict[str, np.ndarray] | None:
@@ -246,4 +353,5 @@ def _write_cache(cache: Path | None, keys: dict[str, str], arrays: dict[str, np.
     if cache is None:
         return
     for layer, key in keys.items():
-        io.atomic_write(cache / f"{key}.npy", lambda f, a=arrays[layer]: np.save(f, a))
+        array = _to_numpy(arrays[layer])
+        io.atomic_write(cache / f"{key}.npy", lambda f, a=array: np.save(f, a))

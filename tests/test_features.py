@@ -91,20 +91,20 @@ def test_cache_skips_finished_work_and_resumes(encoders, image_dir, tmp_path, mo
     real_run = F._run
     calls = []
 
-    def run_then_die(session, pixels, layers, batch_size, label, bar):
+    def run_then_die(session, pixels, layers, batch_size, label, *rest):
         if label == "normal":
             raise KeyboardInterrupt  # the run is killed at the second model
         calls.append(label)
-        return real_run(session, pixels, layers, batch_size, label, bar)
+        return real_run(session, pixels, layers, batch_size, label, *rest)
 
     monkeypatch.setattr(F, "_run", run_then_die)
     with pytest.raises(KeyboardInterrupt):
         F.extract(encoders, image_dir, cache_dir=cache, progress=False)
     assert calls == ["depth"]
 
-    def counting(session, pixels, layers, batch_size, label, bar):
+    def counting(session, pixels, layers, batch_size, label, *rest):
         calls.append(label)
-        return real_run(session, pixels, layers, batch_size, label, bar)
+        return real_run(session, pixels, layers, batch_size, label, *rest)
 
     monkeypatch.setattr(F, "_run", counting)
     first = F.extract(encoders, image_dir, cache_dir=cache, progress=False)
@@ -265,3 +265,89 @@ def test_cli_taxonomy_from_models_and_images(encoders, image_dir, tmp_path):
     assert main(args) == 0
     saved = fastrsa.io.load_arrays(tmp_path / "tx" / "taxonomy.npz")
     assert list(saved["labels"]) == ["depth", "normal", "edges"]
+
+
+def test_io_binding_matches_onnxruntime_run(encoders, image_dir):
+    """Batches after the first are written by onnxruntime straight into the result (IO binding);
+    several layers at once, a partial last batch, numpy and torch results."""
+    import onnxruntime as ort
+
+    pixels = F.load_images(image_dir, SIZE)
+    session = ort.InferenceSession(str(encoders[0]), providers=["CPUExecutionProvider"])
+    layers = ["block2", "block4", "compressed"]
+    want = session.run(layers, {"images": pixels})
+    as_numpy = F.extract(encoders[:1], image_dir, layers=layers, batch_size=2, progress=False)
+    as_torch = F.extract(
+        encoders[:1], image_dir, layers=layers, batch_size=4, progress=False, output="torch"
+    )
+    for layer, expected in zip(layers, want, strict=True):
+        expected = expected.reshape(len(pixels), -1)
+        np.testing.assert_allclose(as_numpy.stack(layer)[0], expected, rtol=1e-5, atol=1e-6)
+        got = as_torch.stack(layer)
+        assert isinstance(got, torch.Tensor) and got.device.type == "cpu"
+        np.testing.assert_allclose(got[0].numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_torch_output_feeds_the_kernels_and_saves(encoders, image_dir, tmp_path):
+    feats = F.extract(encoders, image_dir, batch_size=4, progress=False, output="torch")
+    rdms = fastrsa.rdms(feats.stack("compressed"))
+    assert isinstance(rdms, torch.Tensor) and rdms.shape == (3, 36)
+    ref = rdm_ref(feats.stack("compressed").numpy().astype(np.float64))
+    np.testing.assert_allclose(rdms.numpy(), ref, atol=2e-5)
+    cached = F.extract(
+        encoders, image_dir, batch_size=4, progress=False, output="torch", cache_dir=tmp_path
+    )
+    again = F.extract(
+        encoders, image_dir, batch_size=4, progress=False, output="torch", cache_dir=tmp_path
+    )
+    assert torch.equal(cached.stack("compressed"), again.stack("compressed"))
+    saved = np.load(feats.save(tmp_path / "f.npz"), allow_pickle=False)
+    np.testing.assert_array_equal(saved["depth.compressed"], feats.stack("compressed")[0].numpy())
+    with pytest.raises(ValueError, match="output must be 'numpy' or 'torch'"):
+        F.extract(encoders, image_dir, progress=False, output="cupy")
+
+
+class _PadsToFour(torch.nn.Module):
+    def forward(self, images):
+        return torch.cat([images] * 4)[:4].mean(dim=1)  # 4 images whatever the batch
+
+
+def test_a_later_batch_of_the_wrong_size_is_named(tmp_path, image_dir):
+    path = tmp_path / "pads.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            _PadsToFour(),
+            (torch.rand(4, 3, SIZE, SIZE),),
+            str(path),
+            input_names=["images"],
+            output_names=["compressed"],
+            dynamic_axes={"images": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    # 9 images in batches of 4: the first two fit, the last (1 image) gets 4 rows back
+    with pytest.raises(ValueError, match="pads returned outputs that do not fit a batch of 1"):
+        F.extract([path], image_dir, batch_size=4, progress=False)
+
+
+@pytest.mark.gpu
+def test_cuda_provider_keeps_features_on_the_gpu(encoders, image_dir):
+    """With onnxruntime-gpu: outputs bound to CUDA memory, then the Triton kernels, no host copy."""
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip(
+            f"this onnxruntime has no CUDAExecutionProvider: {ort.get_available_providers()}"
+        )
+    on_gpu = F.extract(
+        encoders, image_dir, batch_size=4, device="cuda", progress=False, output="torch"
+    )
+    on_cpu = F.extract(encoders, image_dir, batch_size=4, device="cpu", progress=False)
+    feats = on_gpu.stack("compressed")
+    assert feats.is_cuda
+    np.testing.assert_allclose(
+        feats.cpu().numpy(), on_cpu.stack("compressed"), rtol=1e-3, atol=1e-4
+    )
+    sim = fastrsa.compare(fastrsa.rdms(feats))
+    assert sim.is_cuda and sim.shape == (3, 3)
