@@ -256,7 +256,8 @@ def time_case(benchmark, provider: str, fn, arg, info: dict, slow_warmup=None):
     """Times fn(arg) with pytest-benchmark and records the case in extra_info.
 
     The slow providers run once, after a warm-up on `slow_warmup` (a tiny input) if given; the
-    others run once untimed at full size, then enough rounds for about a second (3 to 50).
+    others run once untimed at full size, then enough rounds for about a second (3 to 50), or
+    one round where the untimed run took over 3 s.
     FLOP/s and GB/s come from the median and the counts in info ("flop", "bytes")."""
     if PROFILE == "smoke":
         rounds = 1
@@ -267,7 +268,8 @@ def time_case(benchmark, provider: str, fn, arg, info: dict, slow_warmup=None):
     else:
         start = time.perf_counter()
         fn(arg)
-        rounds = min(50, max(3, math.ceil(1.0 / max(time.perf_counter() - start, 1e-6))))
+        seconds = time.perf_counter() - start
+        rounds = 1 if seconds > 3 else min(50, max(3, math.ceil(1.0 / max(seconds, 1e-6))))
     benchmark.extra_info.update(machine_info(provider in GPU_PROVIDERS), provider=provider, **info)
     out = benchmark.pedantic(fn, args=(arg,), rounds=rounds, warmup_rounds=0)
     median = benchmark.stats.stats.median
