@@ -32,3 +32,26 @@ def test_thread_count_does_not_change_results(rng, fn, make):
     one = _with_threads(1, fn, x)
     many = _with_threads(numba.config.NUMBA_NUM_THREADS, fn, x)
     np.testing.assert_array_equal(one, many)
+
+
+@pytest.mark.parametrize("dtype,atol", [(np.float64, 1e-12), (np.float32, 2e-6)])
+def test_one_blas_thread_per_gram_matches_blas_threads(rng, monkeypatch, dtype, atol):
+    """Small Grams run one per BLAS thread from a thread pool; large ones on BLAS's threads.
+    Both give the same RDMs, and the BLAS thread count is restored afterwards."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from fastrsa.kernels.numba import rdm as rdm_module
+
+    x = rng.standard_normal((7, 45, 30)).astype(dtype)
+    before = [lib["num_threads"] for lib in threadpoolctl.threadpool_info()]
+    pools = []
+    real_pool = rdm_module._pool
+    monkeypatch.setattr(rdm_module, "_pool", lambda k: pools.append(k) or real_pool(k))
+    pooled = rdm_numba(x, "correlation")
+    assert pools == [numba.get_num_threads()]
+    assert [lib["num_threads"] for lib in threadpoolctl.threadpool_info()] == before
+    monkeypatch.setattr(rdm_module, "_SMALL_GRAM", 0)  # every Gram on BLAS's own threads
+    blas_threads = rdm_numba(x, "correlation")
+    assert len(pools) == 1
+    np.testing.assert_allclose(pooled, blas_threads, rtol=0, atol=atol)
+    monkeypatch.setattr(rdm_module, "_blas_limiter", lambda: None)  # threadpoolctl missing
+    np.testing.assert_allclose(rdm_numba(x, "correlation"), blas_threads, rtol=0, atol=atol)
