@@ -351,3 +351,31 @@ def test_cuda_provider_keeps_features_on_the_gpu(encoders, image_dir):
     )
     sim = fastrsa.compare(fastrsa.rdms(feats))
     assert sim.is_cuda and sim.shape == (3, 3)
+
+
+class _HalfOutput(torch.nn.Module):
+    def forward(self, images):
+        return images.mean(dim=1).half()  # a float16 output: no IO binding into float32 rows
+
+
+def test_float16_outputs_run_plainly_and_come_back_float32(tmp_path, image_dir):
+    import onnxruntime as ort
+
+    path = tmp_path / "half.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            _HalfOutput(),
+            (torch.rand(2, 3, SIZE, SIZE),),
+            str(path),
+            input_names=["images"],
+            output_names=["compressed"],
+            dynamic_axes={"images": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    feats = F.extract([path], image_dir, batch_size=4, progress=False).stack("compressed")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (want,) = session.run(None, {"images": F.load_images(image_dir, SIZE)})
+    assert feats.dtype == np.float32 and want.dtype == np.float16
+    np.testing.assert_array_equal(feats[0], want.reshape(len(want), -1).astype(np.float32))
