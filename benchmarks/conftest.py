@@ -228,12 +228,8 @@ def cpu_name() -> str:
 
 def versions() -> dict:
     out = {}
-    for pkg in ("fastrsa", "numpy", "scipy", "numba", "torch", "triton", "rsatoolbox"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    for pkg in ("onnxruntime", "onnxruntime-gpu"):
+    packages = ("fastrsa", "numpy", "scipy", "numba", "torch", "triton", "rsatoolbox")
+    for pkg in (*packages, "onnxruntime", "onnxruntime-gpu"):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:

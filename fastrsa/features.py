@@ -274,10 +274,11 @@ def _run(
     bar.update(1)
     binding = session.io_binding()
     device = "cuda" if _on_cuda(session) and output == "torch" else "cpu"
-    float32 = {o.name: o.type == "tensor(float)" for o in session.get_outputs()}
+    types = {o.name: o.type for o in session.get_outputs()}
+    bindable = all(types[layer] == "tensor(float)" for layer in layers)  # else: plain runs, cast
     for start in range(batch_size, len(pixels), batch_size):
         batch = np.ascontiguousarray(pixels[start : start + batch_size])
-        if not all(float32[layer] for layer in layers):  # other dtypes: plain runs, then cast
+        if not bindable:
             for layer, out in zip(layers, session.run(layers, {name: batch}), strict=True):
                 _check_batch(out.shape[0], len(batch), label, layer)
                 _put(result[layer], start, out.reshape(len(batch), -1))

@@ -120,6 +120,24 @@ def test_array_input_and_labels(encoders, rng):
     assert feats.models == ["a", "b"] and feats.stack("compressed").shape[:2] == (2, 5)
 
 
+def _export_module(module: torch.nn.Module, path):
+    """A bare ONNX export (input "images", output "compressed", dynamic batch) of a test module
+    that export_onnx would refuse: the point is a model that misbehaves."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notes
+        torch.onnx.export(
+            module,
+            (torch.rand(4, 3, SIZE, SIZE),),
+            str(path),
+            input_names=["images"],
+            output_names=["compressed"],
+            dynamic_axes={"images": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    return path
+
+
 class _FixedBatch(torch.nn.Module):
     def forward(self, images):
         return images[:1].mean(dim=1)  # always one image, whatever the batch
@@ -155,20 +173,7 @@ def test_extract_refuses(encoders, image_dir, tmp_path, case, error, match):
     elif case == "unknown layer":
         layers = ["fc7"]
     elif case == "fixed batch":
-        path = tmp_path / "fixed.onnx"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notes
-            torch.onnx.export(
-                _FixedBatch(),
-                (torch.rand(4, 3, SIZE, SIZE),),
-                str(path),
-                input_names=["images"],
-                output_names=["compressed"],
-                dynamic_axes={"images": {0: "batch"}},
-                opset_version=17,
-                dynamo=False,
-            )
-        models = [path]
+        models = [_export_module(_FixedBatch(), tmp_path / "fixed.onnx")]
     elif case == "sizes differ":
         models.append(export_onnx(SmallEncoder(), tmp_path / "big.onnx", image_size=2 * SIZE))
     elif case == "empty folder":
@@ -313,19 +318,7 @@ class _PadsToFour(torch.nn.Module):
 
 
 def test_a_later_batch_of_the_wrong_size_is_named(tmp_path, image_dir):
-    path = tmp_path / "pads.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            _PadsToFour(),
-            (torch.rand(4, 3, SIZE, SIZE),),
-            str(path),
-            input_names=["images"],
-            output_names=["compressed"],
-            dynamic_axes={"images": {0: "batch"}},
-            opset_version=17,
-            dynamo=False,
-        )
+    path = _export_module(_PadsToFour(), tmp_path / "pads.onnx")
     # 9 images in batches of 4: the first two fit, the last (1 image) gets 4 rows back
     with pytest.raises(ValueError, match="pads returned outputs that do not fit a batch of 1"):
         F.extract([path], image_dir, batch_size=4, progress=False)
@@ -361,19 +354,7 @@ class _HalfOutput(torch.nn.Module):
 def test_float16_outputs_run_plainly_and_come_back_float32(tmp_path, image_dir):
     import onnxruntime as ort
 
-    path = tmp_path / "half.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            _HalfOutput(),
-            (torch.rand(2, 3, SIZE, SIZE),),
-            str(path),
-            input_names=["images"],
-            output_names=["compressed"],
-            dynamic_axes={"images": {0: "batch"}},
-            opset_version=17,
-            dynamo=False,
-        )
+    path = _export_module(_HalfOutput(), tmp_path / "half.onnx")
     feats = F.extract([path], image_dir, batch_size=4, progress=False).stack("compressed")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (want,) = session.run(None, {"images": F.load_images(image_dir, SIZE)})
