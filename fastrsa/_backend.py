@@ -121,7 +121,9 @@ def _triton() -> Backend:
         )
 
     def rdm(x, metric, precision="ieee"):
-        if x.dtype == torch.float64:  # float64 stays exact: cuBLAS DGEMM through torch
+        # float64 stays exact (cuBLAS DGEMM through torch); euclidean needs a float64 Gram and
+        # the direct recomputation of near-duplicate pairs, which torch's path does
+        if x.dtype == torch.float64 or metric == "euclidean":
             return kt.rdm_torch(x, metric)
         return k.rdm_triton(x, metric, precision=precision)
 
@@ -137,7 +139,10 @@ def _triton() -> Backend:
             a = k.rank_triton(a, centred=True, out_dtype=torch.float32)
             b = None if b is None else k.rank_triton(b, centred=True, out_dtype=torch.float32)
             return k.corr_triton(a, b, center=False)  # centred ranks: cosine = Pearson
-        return k.corr_triton(a, b, center=method != "cosine")
+        if method == "pearson":  # rows centred in two passes first: large offsets stay exact
+            a = kt.centred_rows_torch(a)
+            b = None if b is None else kt.centred_rows_torch(b)
+        return k.corr_triton(a, b, center=False)
 
     return Backend("triton", rdm, rank, compare, kind="torch")
 

@@ -45,7 +45,7 @@ def rdms(
     device = device_for(be, features)
     resident = A.is_torch(features) and features.device == device
     # Host input for a torch-kind backend is checked where it lies and streamed (below).
-    x = A.as_checked(features, "features", be.kind, device if resident else None)
+    x = A.as_checked(features, "features", be.kind, device if resident else None, keep_int=True)
     A.check_ndim(x, "features", "at least 2-D (..., n images, d features)", x.ndim >= 2)
     n, d = x.shape[-2:]
     if n < 3:
@@ -56,17 +56,45 @@ def rdms(
         shape = tuple(x.shape)
         raise ValueError(f"features has d = 0 features (axis -1); need at least 1 (shape {shape})")
     A.check_nonempty(x, "features")
-    refuse = {"correlation": "constant", "cosine": "zero", "euclidean": None}[metric]
-    A.check_values(x, "features", refuse, what="feature row")
     lead = tuple(x.shape[:-2])
+    batch = int(np.prod(lead, dtype=np.int64))
+    _check_fits(x, batch, n, d)
+    refuse = {"correlation": "constant", "cosine": "zero", "euclidean": None}[metric]
+    lo, hi = A.check_values(x, "features", refuse, what="feature row")
+    exps = None
+    if A.is_integer(x):  # exact: shifted in integers first where the metric allows
+        shift = {"correlation": lo, "euclidean": _column_min(x), "cosine": None}[metric]
+        x = A.exact_float64(x, shift, {"correlation": -1, "euclidean": -2}.get(metric))
+    else:  # rows far from unit scale: rescaled by powers of two (exact), so nothing overflows
+        x, exps = A.rescaled(x, lo, hi, per_matrix=metric == "euclidean")
     kwargs = {"precision": precision} if be.name == "triton" else {}
     x3 = x.reshape(-1, n, d)
     if be.kind == "torch" and not resident:
         out = _stream.rdms_streamed(be, x3, metric, device, kwargs)
     else:
         out = be.rdm(x3, metric, **kwargs)
+    if exps is not None and metric == "euclidean":
+        out = A.scaled_back(out, exps.reshape(-1), "features")
     out = A.cast_result(out, A.is_float64(x)).reshape(*lead, n * (n - 1) // 2)
     return A.back_to(out, origin)
+
+
+def _column_min(x: Any) -> Any:
+    """Each (n, d) matrix's column minimum, shape (..., d)."""
+    return x.amin(dim=-2) if A.is_torch(x) else x.min(axis=-2)
+
+
+def _check_fits(x: Any, batch: int, n: int, d: int) -> None:
+    """Refuse, before allocating, RDMs that alone would exceed the memory of the device holding
+    the input: usually features given as (d, n) instead of (n, d)."""
+    need = batch * (n * (n - 1) // 2) * (8 if A.is_float64(x) or A.is_integer(x) else 4)
+    have = A.device_memory(x)
+    if need > have:
+        hint = " Are they transposed? They must be (..., n images, d features)." if n > d else ""
+        raise ValueError(
+            f"features: RDMs of {batch} x {n} images need {need / 2**30:.1f} GiB, more than "
+            f"the {have / 2**30:.1f} GiB of memory here (shape {tuple(x.shape)}).{hint}"
+        )
 
 
 def n_from_condensed(m: int, name: str = "rdm") -> int:
@@ -89,6 +117,8 @@ def squareform(x: Any, to: str | None = None, checks: bool = True) -> Any:
     """
     origin = A.origin_of(x)
     arr = A.as_checked(x, "x") if A.is_torch(x) else A.as_array(x, "x")
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"x must hold real numbers; got dtype {arr.dtype}")
     if to is None:
         to = "condensed" if arr.ndim >= 2 and arr.shape[-1] == arr.shape[-2] else "square"
     if to not in ("square", "condensed"):

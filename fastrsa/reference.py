@@ -25,8 +25,10 @@ def rdm_ref(x: np.ndarray, metric: str = "correlation") -> np.ndarray:
 
 
 def rank_ref(x: np.ndarray) -> np.ndarray:
-    """Average-tie ranks (1-based) along the last axis: scipy.stats.rankdata, float64."""
-    x = np.asarray(x, dtype=np.float64)
+    """Average-tie ranks (1-based) along the last axis: scipy.stats.rankdata, float64. Integers
+    are ranked as integers (exact beyond 2**53), floats as float64."""
+    x = np.asarray(x)
+    x = x if x.dtype.kind in "iu" else x.astype(np.float64)
     return np.apply_along_axis(stats.rankdata, -1, x, method="average").reshape(x.shape)
 
 

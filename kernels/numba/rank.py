@@ -12,9 +12,17 @@ _DIGIT_BITS = 11  # 2048-bin histograms: 3 passes for float32 keys, 6 for float6
 _MASK = (1 << _DIGIT_BITS) - 1
 
 
+# Key kinds (the `nbits` argument): float32 and float64 bits, int64 and uint64 values.
+_F32, _F64, _I64, _U64 = 32, 64, 65, 66
+
+
 @njit(cache=True, inline="always")
 def _sortable_key(v, nbits):
-    """Float bits -> unsigned key whose order is the float's order (-0.0 sorts just before 0.0)."""
+    """Value -> unsigned key whose order is the value's order (-0.0 sorts just before 0.0)."""
+    if nbits == _I64:  # flipping the sign bit orders two's complement as unsigned
+        return np.uint64(np.int64(v)) ^ (np.uint64(1) << np.uint64(63))
+    if nbits == _U64:
+        return np.uint64(v)
     if nbits == 32:
         u = np.uint64(np.float32(v).view(np.uint32))
         sign = np.uint64(1) << np.uint64(31)
@@ -58,7 +66,8 @@ def _radix_passes(keys, tmp, order, tmp_order, first_bit, nbits):
 
 @njit(cache=True)
 def radix_argsort(row, nbits):
-    """Indices (int64) that sort `row` ascending; nbits = 32 for float32 rows, 64 for float64.
+    """Indices (int64) that sort `row` ascending; nbits = 32 for float32 rows, 64 for float64,
+    65 for int64, 66 for uint64.
 
     float32: key and index share one uint64 (key in the high half), so each pass moves 8 bytes
     per element; float64: keys and indices travel in two arrays.
@@ -76,7 +85,7 @@ def radix_argsort(row, nbits):
         return order
     order = np.arange(m)
     for k in range(m):
-        keys[k] = _sortable_key(row[k], 64)
+        keys[k] = _sortable_key(row[k], nbits)
     _, order = _radix_passes(keys, np.empty(m, np.uint64), order, np.empty(m, np.int64), 0, 64)
     return order
 
@@ -101,11 +110,20 @@ def _rank_kernel(x, nbits, out):
 
 
 def rank_numba(x: np.ndarray) -> np.ndarray:
-    """x: (R, M) float32/float64 -> float64 ranks (R, M), equal to scipy's rankdata "average".
+    """x: (R, M) floats or integers -> float64 ranks (R, M), equal to scipy's rankdata "average".
 
-    Exact for any M below 2**53 (ranks are half-integers held in float64).
+    Exact for any M below 2**53 (ranks are half-integers held in float64); integers are sorted as
+    integers (int64 beyond 2**53 too).
     """
+    if x.dtype.kind == "u":
+        x = x.astype(np.uint64, copy=False)
+        nbits = _U64
+    elif x.dtype.kind in "ib":
+        x = x.astype(np.int64, copy=False)
+        nbits = _I64
+    else:
+        nbits = 32 if x.dtype == np.float32 else 64
     x = np.ascontiguousarray(x)
     out = np.empty(x.shape, dtype=np.float64)
-    _rank_kernel(x, 32 if x.dtype == np.float32 else 64, out)
+    _rank_kernel(x, nbits, out)
     return out

@@ -18,6 +18,8 @@ import numpy as np
 from numba import njit, prange
 from scipy.linalg import blas
 
+from .._euclidean import refine_ratio
+
 _SMALL_GRAM = 2**28  # n * n * d up to which each Gram runs on one BLAS thread
 
 # Sums may be re-associated (so they vectorise); inputs are validated finite, and each row is
@@ -57,23 +59,32 @@ def _centre_columns_kernel(x, out):
 
 
 @njit(parallel=True, cache=True)
-def _condense_kernel(gram, euclidean, out):
-    """gram: (B, n, n) with the upper triangle valid -> out (B, n*(n-1)//2).
+def _condense_kernel(gram, x, refine, out):
+    """gram: (B, n, n) with the upper triangle valid -> out (B, n*(n-1)//2), in float64.
 
     Unit rows: 1 - g[i, j] / sqrt(g[i, i] g[j, j]) (the diagonal division removes the rounding of
-    the normalisation). Euclidean: sqrt(max(g[i, i] + g[j, j] - 2 g[i, j], 0)).
+    the normalisation). Euclidean (refine > 0): sqrt(g[i, i] + g[j, j] - 2 g[i, j]), recomputed
+    from the raw rows x (B, n, d) as sqrt(sum((x_i - x_j)^2)) where that is below refine times
+    g[i, i] + g[j, j] (the Gram formula cannot resolve it).
     """
     nb, n, _ = gram.shape
+    d = x.shape[2]
     for r in prange(nb * n):
         b = r // n
         i = r % n
         base = i * n - (i * (i + 1)) // 2 - i - 1  # condensed index of (i, j) is base + j
-        gii = gram[b, i, i]
+        gii = np.float64(gram[b, i, i])
         for j in range(i + 1, n):
-            gij = gram[b, i, j]
-            gjj = gram[b, j, j]
-            if euclidean:
-                out[b, base + j] = np.sqrt(max(gii + gjj - 2.0 * gij, 0.0))
+            gij = np.float64(gram[b, i, j])
+            gjj = np.float64(gram[b, j, j])
+            if refine > 0.0:
+                d2 = gii + gjj - 2.0 * gij
+                if d2 < refine * (gii + gjj):
+                    d2 = 0.0
+                    for k in range(d):
+                        diff = np.float64(x[b, i, k]) - np.float64(x[b, j, k])
+                        d2 += diff * diff
+                out[b, base + j] = np.sqrt(max(d2, 0.0))
             else:
                 out[b, base + j] = min(max(1.0 - gij / np.sqrt(gii * gjj), 0.0), 2.0)
 
@@ -81,17 +92,31 @@ def _condense_kernel(gram, euclidean, out):
 def rdm_numba(x: np.ndarray, metric: str) -> np.ndarray:
     """x: (B, n, d) float32/float64 -> condensed RDMs (B, n*(n-1)//2) in x's dtype.
 
-    Products accumulate in x's dtype (BLAS); means in float64.
+    Means in float64 (large offsets cost no accuracy). correlation/cosine: products in x's dtype
+    (BLAS), normalised in float64. euclidean: columns centred, products in float64, and pairs the
+    Gram formula cannot resolve recomputed directly: relative error < ~1e-7 (float32 results) or
+    ~1e-11 (float64) of each distance.
     """
     x = np.ascontiguousarray(x)
-    nb, n, _ = x.shape
+    nb, n, d = x.shape
+    euclidean = metric == "euclidean"
     prepared = x  # cosine: the Gram of the raw rows
     if metric != "cosine":
-        prepared = np.empty_like(x)
-        kernel = _centre_rows_kernel if metric == "correlation" else _centre_columns_kernel
+        prepared = np.empty(x.shape, dtype=np.float64 if euclidean else x.dtype)
+        kernel = _centre_columns_kernel if euclidean else _centre_rows_kernel
         kernel(x, prepared)
-    syrk = blas.dsyrk if x.dtype == np.float64 else blas.ssyrk
-    gram = np.empty((nb, n, n), dtype=x.dtype)
+    gram = _gram(prepared)
+    out = np.empty((nb, n * (n - 1) // 2), dtype=x.dtype)
+    refine = refine_ratio(d, x.dtype == np.float64) if euclidean else 0.0
+    _condense_kernel(gram, x, refine, out)
+    return out
+
+
+def _gram(prepared: np.ndarray) -> np.ndarray:
+    """(B, n, d) -> (B, n, n) Gram matrices in prepared's dtype, upper triangles valid."""
+    nb, n, d = prepared.shape
+    syrk = blas.dsyrk if prepared.dtype == np.float64 else blas.ssyrk
+    gram = np.empty((nb, n, n), dtype=prepared.dtype)
 
     def one(b):
         # prepared[b].T is Fortran-ordered (d, n), so BLAS reads it without a copy; with
@@ -100,15 +125,13 @@ def rdm_numba(x: np.ndarray, metric: str) -> np.ndarray:
 
     threads = numba.get_num_threads()
     limit = _blas_limiter()
-    if limit is not None and n * n * x.shape[2] <= _SMALL_GRAM:
+    if limit is not None and n * n * d <= _SMALL_GRAM:
         with limit(limits=1, user_api="blas"):
             list(_pool(threads).map(one, range(nb)))
     else:
         for b in range(nb):
             one(b)
-    out = np.empty((nb, n * (n - 1) // 2), dtype=x.dtype)
-    _condense_kernel(gram, metric == "euclidean", out)
-    return out
+    return gram
 
 
 @functools.cache

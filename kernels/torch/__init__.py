@@ -4,8 +4,8 @@ The GPU baseline for the Triton kernels, and a backend for tensors on any device
 into batch chunks so that temporaries stay under `chunk_bytes`.
 """
 
-from .corr import corr_torch
+from .corr import centred_rows_torch, corr_torch
 from .rank import rank_torch
 from .rdm import rdm_torch
 
-__all__ = ["corr_torch", "rank_torch", "rdm_torch"]
+__all__ = ["centred_rows_torch", "corr_torch", "rank_torch", "rdm_torch"]

@@ -3,9 +3,16 @@
 import torch
 
 
+def centred_rows_torch(a: torch.Tensor) -> torch.Tensor:
+    """Rows minus their mean, in a's dtype, by two passes: the second removes what rounding left
+    of the first mean, so rows with a large offset (1e6 + N(0, 1) in float32) stay accurate."""
+    a = a - a.mean(dim=-1, keepdim=True)
+    return a - a.mean(dim=-1, keepdim=True)
+
+
 def unit_rows_torch(a: torch.Tensor, center: bool) -> torch.Tensor:
     if center:
-        a = a - a.mean(dim=-1, keepdim=True)
+        a = centred_rows_torch(a)
     return a / torch.linalg.vector_norm(a, dim=-1, keepdim=True)
 
 

@@ -111,7 +111,8 @@ def rank_triton(
     step = max(1, CHUNK_BYTES // (m * (x.element_size() + 8)))
     for r0 in range(0, rows, step):
         r1 = min(rows, r0 + step)
-        vals, idx = torch.sort(x[r0:r1], dim=-1)
+        # contiguous: torch.sort keeps its input's strides, and the kernel reads rows densely
+        vals, idx = torch.sort(x[r0:r1].contiguous(), dim=-1)
         rank_sorted_triton(vals, idx, out[r0:r1], centred, block, warps)
     return out
 

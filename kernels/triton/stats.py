@@ -36,9 +36,11 @@ def _prepare_kernel(
         v = tl.where(ok, v - c, 0.0)
         tl.store(sq_ptr + rows, tl.sum(v * v, axis=1), mask=rows < n_rows)
     else:
-        if MODE == _CENTRED_UNIT:
+        if MODE == _CENTRED_UNIT:  # two passes: the second removes the first mean's rounding
             mean = tl.sum(v, axis=1) / d
             v = tl.where(ok, v - mean[:, None], 0.0)  # padding must stay 0
+            mean = tl.sum(v, axis=1) / d
+            v = tl.where(ok, v - mean[:, None], 0.0)
         ss = tl.sum(v * v, axis=1)
         v = v * (1.0 / tl.sqrt(tl.where(ss > 0, ss, 1.0)))[:, None]
     tl.store(y_ptr + rows[:, None] * d + k[None, :], v, mask=ok)
@@ -49,14 +51,16 @@ MAX_D = 16384  # rows up to this length are prepared in registers in one read
 
 def prepare_rows_triton(x: torch.Tensor, mode: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """x: (B, n, d) any float dtype and strides -> (y (B, n, d) fp32 contiguous, sq (B, n) fp32 or
-    None). Means and sums in fp32; the mean is subtracted before squaring (no cancellation)."""
+    None). Means and sums in fp32; the row mean is subtracted in two passes (the second removes
+    the first one's rounding, so large offsets cost no accuracy) before squaring."""
     nb, n, d = x.shape
     if d > MAX_D:  # long rows: the same transform in torch, in fp32
         xf = x.float()
         if mode == COLUMN_CENTRED:
             y = (xf - xf.mean(dim=1, keepdim=True)).contiguous()
             return y, (y * y).sum(-1)
-        if mode == CENTRED_UNIT:
+        if mode == CENTRED_UNIT:  # two passes, as in the kernel
+            xf = xf - xf.mean(dim=-1, keepdim=True)
             xf = xf - xf.mean(dim=-1, keepdim=True)
         return (xf / torch.linalg.vector_norm(xf, dim=-1, keepdim=True)).contiguous(), None
     y = torch.empty((nb, n, d), dtype=torch.float32, device=x.device)
