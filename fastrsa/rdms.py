@@ -31,6 +31,13 @@ def rdms(
         tf32 product: fastest, |error| ~1e-4 on 1 - r).
     Returns condensed RDMs (..., n*(n-1)//2), pairs i < j in row-major order as scipy's `pdist`,
     float64 for float64/integer input and float32 otherwise, as the kind of array given.
+
+    Accuracy against `pdist` in float64 on the same values, for |x| from 1e-30 to 1e30 and
+    float32 rows with mean/std up to 1e6: correlation/cosine within 1e-5 (float32 results) or
+    1e-12 (float64); euclidean within 1e-6 (float32) or 1e-10 (float64) of each distance,
+    near-duplicate rows included. Integer input is shifted exactly in integers first. Holds in
+    memory: the input (a float64 copy for integers or rows needing rescaling) and the result;
+    refuses results larger than the device's memory (e.g. transposed features) up front.
     """
     _check_metric(metric)
     check_backend_name(backend)
