@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
+import struct
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,11 +79,32 @@ def providers(device: str = "auto") -> list[str]:
 
 
 def image_paths(folder: str | os.PathLike) -> list[Path]:
-    """The image files of a folder, sorted by name; any other (non-hidden) file is an error."""
+    """The image files of a folder, sorted by name.
+
+    Hidden files (".name") and sub-folders are skipped; any other file that is not an image, and
+    a symbolic link that dangles or loops, is an error naming it (never skipped silently).
+    """
     folder = Path(folder)
-    if not folder.is_dir():
+    if not folder.exists():
         raise FileNotFoundError(f"images: no such folder: {folder}")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not folder.is_dir():
+        raise ValueError(f"images: {folder} is a file; expected a folder of images")
+    try:
+        entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    except OSError as err:
+        raise ValueError(f"images: cannot list {folder} ({err.strerror})") from None
+    files = []
+    for p in entries:
+        try:
+            st = p.stat()  # follows symbolic links: a dangling or looping one raises here
+        except OSError as err:
+            what = "a symbolic link that dangles or loops" if p.is_symlink() else "unreadable"
+            raise ValueError(f"images: {p} is {what} ({err.strerror})") from None
+        if stat.S_ISDIR(st.st_mode):
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"images: {p} is not a regular file")
+        files.append(p)
     others = [p.name for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
     if others:
         raise ValueError(f"images: {folder} holds files that are not images: {others[:5]}")
@@ -90,27 +114,86 @@ def image_paths(folder: str | os.PathLike) -> list[Path]:
 
 
 def load_images(images: Any, size: int = 256) -> np.ndarray:
-    """Images as (N, 3, size, size) float32 in [-1, 1].
+    """Images as (N, 3, size, size) float32 in [-1, 1] (pixel / 127.5 - 1 for 8-bit images).
 
-    images: a folder, a list of paths (read with PIL, converted to RGB, resized to size x size),
-    or an array: uint8 (N, H, W, 3) in [0, 255], or float (N, 3, size, size) already in [-1, 1].
+    images: a folder, a list of paths (read with PIL, converted to RGB, resized to size x size;
+    16-bit images are scaled from 0..65535, so they land in [-1, 1] too), or an array: uint8
+    (N, size, size, 3) in [0, 255], or float (N, 3, size, size) already in [-1, 1] (values
+    outside it are refused). An image whose declared size exceeds PIL's Image.MAX_IMAGE_PIXELS
+    (a decompression bomb) is refused without decoding it.
     """
-    if isinstance(images, np.ndarray):
-        return _from_array(images, size)
-    paths = image_paths(images) if isinstance(images, (str, os.PathLike)) else list(images)
-    from PIL import Image, UnidentifiedImageError
+    return _load_images(images, size)[0]
 
+
+def _load_images(images: Any, size: int) -> tuple[np.ndarray, list[str] | None]:
+    """(pixels, the images' names for messages: paths, or None for an array)."""
+    if isinstance(images, np.ndarray):
+        return _from_array(images, size), None
+    if isinstance(images, (str, os.PathLike)):
+        paths = image_paths(images)
+    elif isinstance(images, (list, tuple)) and all(
+        isinstance(p, (str, os.PathLike)) for p in images
+    ):
+        paths = [Path(p) for p in images]
+        if not paths:
+            raise ValueError("images is an empty list")
+    else:
+        raise TypeError(
+            "images must be a folder, a list of image paths or a numpy array; got "
+            f"{type(images).__name__}"
+        )
     out = np.empty((len(paths), 3, size, size), dtype=np.float32)
     for i, path in enumerate(paths):
-        try:
+        out[i] = _read_image(Path(path), size)
+    return out, [str(p) for p in paths]
+
+
+_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+def _read_image(path: Path, size: int) -> np.ndarray:
+    """One image file as (3, size, size) float32 in [-1, 1]."""
+    import warnings
+
+    from PIL import Image
+
+    if not path.exists():
+        raise FileNotFoundError(f"images: no such file: {path}")
+    try:
+        with warnings.catch_warnings():
+            # PIL only warns between MAX_IMAGE_PIXELS and twice that; refuse before decoding
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
+                if img.mode in _SIXTEEN_BIT or (img.mode == "I" and img.format == "PNG"):
+                    gray = np.asarray(img, dtype=np.float32)  # 0..65535
+                    small = Image.fromarray(gray, mode="F").resize((size, size), Image.BILINEAR)
+                    plane = np.asarray(small, dtype=np.float32) / 32767.5 - 1.0
+                    return np.repeat(plane[None], 3, axis=0)
+                if img.mode in ("I", "F"):
+                    raise ValueError(
+                        f"images: {path} holds {'32-bit integer' if img.mode == 'I' else 'float'}"
+                        " pixels of unknown range; save it as an 8- or 16-bit image"
+                    )
                 rgb = img.convert("RGB").resize((size, size), Image.BILINEAR)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"images: no such file: {path}") from None
-        except (UnidentifiedImageError, OSError) as err:
-            raise ValueError(f"images: {path} is not a readable image ({err})") from None
-        out[i] = np.asarray(rgb, dtype=np.float32).transpose(2, 0, 1) / 127.5 - 1.0
-    return out
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ValueError(
+            f"images: {path} declares more pixels than PIL's limit Image.MAX_IMAGE_PIXELS = "
+            f"{Image.MAX_IMAGE_PIXELS} (a decompression bomb?); raise the limit if it is genuine"
+        ) from None
+    except FileNotFoundError:
+        raise FileNotFoundError(f"images: no such file: {path}") from None
+    except ValueError as err:
+        if str(err).startswith("images: "):
+            raise
+        raise ValueError(f"images: {path} is not a readable image ({_one_line(err)})") from None
+    except (OSError, SyntaxError, EOFError, struct.error, zlib.error) as err:
+        # PIL's decoders raise all of these for broken files (UnidentifiedImageError is OSError)
+        raise ValueError(f"images: {path} is not a readable image ({_one_line(err)})") from None
+    return np.asarray(rgb, dtype=np.float32).transpose(2, 0, 1) / 127.5 - 1.0
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 def _from_array(images: np.ndarray, size: int) -> np.ndarray:
@@ -119,8 +202,20 @@ def _from_array(images: np.ndarray, size: int) -> np.ndarray:
             raise ValueError(f"images: expected (N, {size}, {size}, 3); got {images.shape}")
         return images.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0
     if images.dtype.kind == "f" and images.ndim == 4 and images.shape[1:] == (3, size, size):
-        if not np.isfinite(images).all():
-            raise ValueError("images hold NaN or Inf")
+        if len(images) == 0:
+            raise ValueError(f"images is empty (shape {images.shape})")
+        bad = ~np.isfinite(images)
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(f"images holds NaN or Inf (first at index {first})")
+        bad = (images < -1.0) | (images > 1.0)
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"images: float pixels must lie in [-1, 1]; got values in "
+                f"[{float(images.min()):.4g}, {float(images.max()):.4g}] (first outside at index "
+                f"{first}); scale 0..255 pixels by x / 127.5 - 1, or pass uint8 (N, H, W, 3)"
+            )
         return images.astype(np.float32, copy=False)
     raise ValueError(
         f"images: expected uint8 (N, {size}, {size}, 3) or float (N, 3, {size}, {size}) in "
@@ -135,7 +230,9 @@ def _session(model: Path, device: str):
     try:
         return ort.InferenceSession(str(model), providers=providers(device))
     except Exception as err:  # onnxruntime raises its own error types for bad files
-        raise ValueError(f"models: could not load {model} as an ONNX model ({err})") from None
+        raise ValueError(
+            f"models: could not load {model} as an ONNX model ({_one_line(err)})"
+        ) from None
 
 
 def _file_hash(path: Path) -> str:
@@ -158,11 +255,18 @@ def extract(
 ) -> Features:
     """Run every ONNX encoder over one image set; returns Features (models x layers).
 
-    models: ONNX paths (labelled by file stem) or a {label: path} dict. images: see load_images
-    (resized to the models' input size). layers: output names (fastrsa's exports name them
-    block1..block4, compressed). With `cache_dir`, each (model, layer) result is saved keyed by
-    the model file's hash, the images and the layer, so a re-run skips finished work and a killed
-    run resumes. device: "auto" uses onnxruntime's CUDA provider when it has one.
+    models: ONNX paths or a {label: path} dict. Paths are labelled by their file stem; files
+    that share a stem (a/enc.onnx, b/enc.onnx) are labelled by as many trailing folders as tell
+    them apart ("a/enc", "b/enc"), so no two models are merged under one label; the same file
+    given twice is an error. images: see load_images (resized to the models' input size).
+    layers: output names (fastrsa's exports name them block1..block4, compressed). With
+    `cache_dir`, each (model, layer) result is saved keyed by the model file's hash, the images
+    and the layer, so a re-run skips finished work and a killed run resumes; a cached entry of
+    the wrong shape or dtype is recomputed, and `cache_dir` is checked (created) before any
+    inference runs. device: "auto" uses onnxruntime's CUDA provider when it has one.
+
+    A model whose output holds NaN or Inf is refused (ValueError naming the model, the layer
+    and the first such image), never returned or cached.
 
     output: "numpy" (host arrays) or "torch": tensors on the device the models ran on. With the
     CUDA provider, IO binding has onnxruntime write every batch's outputs straight into CUDA
@@ -172,42 +276,135 @@ def extract(
 
     if output not in ("numpy", "torch"):
         raise ValueError(f"output must be 'numpy' or 'torch'; got {output!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise TypeError(f"batch_size must be an integer; got {batch_size!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1; got {batch_size}")
+    if isinstance(layers, str):
+        layers = [layers]
     layers = list(layers)
     if not layers:
         raise ValueError("layers is empty")
-    named = dict(models) if isinstance(models, dict) else {Path(m).stem: m for m in models}
-    if not named:
-        raise ValueError("models is empty")
-    named = {label: Path(path) for label, path in named.items()}
+    twice = sorted({layer for layer in layers if layers.count(layer) > 1})
+    if twice:
+        raise ValueError(f"layers: {twice} given more than once")
+    named = _labelled_models(models)
+    cache = _cache_folder(cache_dir)
     sessions = {label: _session(path, device) for label, path in named.items()}
-    size = _input_size(sessions)
-    pixels = load_images(images, size)
-    image_key = hashlib.sha256(pixels.tobytes()).hexdigest()[:16]
-    cache = Path(cache_dir) if cache_dir is not None else None
-    data: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
-    n_batches = -(-len(pixels) // batch_size)
-    bar = tqdm(total=len(named) * n_batches, desc="features", unit="batch", disable=not progress)
-    for label, session in sessions.items():
+    for label, session in sessions.items():  # every model checked before any inference
         outputs = [o.name for o in session.get_outputs()]
         missing = [layer for layer in layers if layer not in outputs]
         if missing:
             raise ValueError(f"models: {named[label]} has no output {missing}; it has {outputs}")
-        model_key = _file_hash(named[label])[:16]
-        keys = {layer: f"{model_key}-{image_key}-{layer}" for layer in layers}
-        cached = _read_cache(cache, keys)
-        if cached is None:
-            cached = _run(session, pixels, layers, batch_size, label, bar, output)
-            _write_cache(cache, keys, cached)
-        else:
-            if output == "torch":
-                cached = {k: _to_torch(v, _on_cuda(session)) for k, v in cached.items()}
-            bar.update(n_batches)
-        for layer in layers:
-            data[layer].append(cached[layer])
-    bar.close()
+    size = _input_size(sessions)
+    pixels, names = _load_images(images, size)
+    image_key = hashlib.sha256(pixels.tobytes()).hexdigest()[:16]
+    data: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
+    n_batches = -(-len(pixels) // batch_size)
+    bar = tqdm(total=len(named) * n_batches, desc="features", unit="batch", disable=not progress)
+    try:  # closed on errors too, so a message starts on its own line
+        for label, session in sessions.items():
+            model_key = _file_hash(named[label])[:16]
+            keys = {layer: f"{model_key}-{image_key}-{layer}" for layer in layers}
+            cached = _read_cache(cache, keys, len(pixels), _feature_sizes(session, layers))
+            if cached is None:
+                cached = _run(session, pixels, layers, batch_size, label, bar, output)
+                _check_finite(cached, named[label], names)
+                _write_cache(cache, keys, cached)
+            else:
+                if output == "torch":
+                    cached = {k: _to_torch(v, _on_cuda(session)) for k, v in cached.items()}
+                bar.update(n_batches)
+            for layer in layers:
+                data[layer].append(cached[layer])
+    finally:
+        bar.close()
     return Features(list(named), layers, {layer: _stack(v) for layer, v in data.items()})
+
+
+def _labelled_models(models: Any) -> dict[str, Path]:
+    """{label: path}: a dict as given; paths by file stem, with as many trailing folders as it
+    takes to tell apart different files that share a stem."""
+    if isinstance(models, (str, os.PathLike)):
+        models = [models]
+    if isinstance(models, dict):
+        named = {str(label): Path(path) for label, path in models.items()}
+    else:
+        paths = [Path(m) for m in models]
+        seen: dict[Path, Path] = {}
+        for path in paths:
+            key = Path(os.path.realpath(path))
+            if key in seen:
+                raise ValueError(f"models: {seen[key]} and {path} are the same file, given twice")
+            seen[key] = path
+        named = {}
+        for path in paths:
+            clashes = [p for p in paths if p.stem == path.stem]
+            named[_unique_label(path, clashes)] = path
+    if not named:
+        raise ValueError("models is empty")
+    return named
+
+
+def _unique_label(path: Path, clashes: list[Path]) -> str:
+    def label(p: Path, k: int) -> str:
+        parts = Path(os.path.abspath(p)).with_suffix("").parts[1:]
+        return "/".join(parts[-k:])
+
+    depth = max(len(Path(os.path.abspath(p)).parts) for p in clashes)
+    for k in range(1, depth):
+        if len({label(p, k) for p in clashes}) == len(clashes):
+            return label(path, k)
+    return str(path)  # they differ only by suffix: enc.onnx and enc.ONNX
+
+
+def _cache_folder(cache_dir: str | os.PathLike | None) -> Path | None:
+    """The cache folder, created now (before any inference) so a bad path fails at once."""
+    if cache_dir is None:
+        return None
+    cache = Path(cache_dir)
+    if cache.exists() and not cache.is_dir():
+        raise ValueError(f"cache_dir: {cache} is a file; expected a folder")
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"cache_dir: cannot create the folder {cache} ({err.strerror})") from None
+    if not os.access(cache, os.W_OK | os.X_OK):
+        raise ValueError(f"cache_dir: cannot write in {cache} (permission denied)")
+    return cache
+
+
+def _feature_sizes(session, layers: list[str]) -> dict[str, int | None]:
+    """{layer: d} where the model's output shape fixes d (all dims after the batch static)."""
+    shapes = {o.name: o.shape for o in session.get_outputs()}
+    sizes: dict[str, int | None] = {}
+    for layer in layers:
+        dims = shapes[layer][1:] if shapes[layer] else None
+        ok = dims is not None and all(isinstance(d, int) and d > 0 for d in dims)
+        sizes[layer] = int(np.prod(dims)) if ok else None
+    return sizes
+
+
+def _check_finite(result: dict, model: Path, names: list[str] | None) -> None:
+    """ValueError naming the model, layer and first image when an output holds NaN or Inf."""
+    for layer, rows in result.items():
+        if isinstance(rows, np.ndarray):
+            bad = ~np.isfinite(rows).all(axis=1)
+            if not bad.any():
+                continue
+            index, count = int(np.argmax(bad)), int(bad.sum())
+        else:
+            import torch
+
+            bad = ~torch.isfinite(rows).all(dim=1)
+            if not bool(bad.any()):
+                continue
+            index, count = int(torch.argmax(bad.to(torch.uint8))), int(bad.sum())
+        image = names[index] if names is not None else f"images[{index}]"
+        raise ValueError(
+            f"models: {model} gives NaN or Inf at layer {layer!r} for {count} image(s), the first "
+            f"{image}"
+        )
 
 
 def _stack(arrays: list):
@@ -344,10 +541,31 @@ def _pointer(rows) -> int:
     return rows.data_ptr() if hasattr(rows, "data_ptr") else rows.ctypes.data
 
 
-def _read_cache(cache: Path | None, keys: dict[str, str]) -> dict[str, np.ndarray] | None:
+def _read_cache(
+    cache: Path | None, keys: dict[str, str], n: int, sizes: dict[str, int | None]
+) -> dict[str, np.ndarray] | None:
+    """The cached results, or None when any is missing, unreadable or not what the model gives:
+    float32 (n, d), finite (then the caller recomputes and overwrites them)."""
     if cache is None or not all((cache / f"{k}.npy").is_file() for k in keys.values()):
         return None
-    return {layer: io.load_arrays(cache / f"{k}.npy", "cache")[k] for layer, k in keys.items()}
+    out = {}
+    for layer, key in keys.items():
+        try:
+            array = io.load_arrays(cache / f"{key}.npy", "cache")[key]
+        except (ValueError, OSError):
+            return None
+        d = sizes[layer]
+        if (
+            array.dtype != np.float32
+            or array.ndim != 2
+            or array.shape[0] != n
+            or array.shape[1] < 1
+            or (d is not None and array.shape[1] != d)
+            or not np.isfinite(array).all()
+        ):
+            return None
+        out[layer] = array
+    return out
 
 
 def _write_cache(cache: Path | None, keys: dict[str, str], arrays: dict[str, np.ndarray]) -> None:

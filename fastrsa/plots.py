@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from . import io
 
 
-def plot_taxonomy(result, path: str | os.PathLike, title: str | None = None) -> Path:
-    """Save the heatmap (rows and columns in dendrogram order) and the dendrogram to `path`
-    (.png or .svg, by its suffix; written atomically). Needs matplotlib."""
+def _pyplot():
     try:
         import matplotlib
 
@@ -18,40 +21,90 @@ def plot_taxonomy(result, path: str | os.PathLike, title: str | None = None) -> 
         import matplotlib.pyplot as plt
     except ImportError:
         raise ImportError("plots need matplotlib: `pip install matplotlib`") from None
+    return plt
+
+
+def _formats() -> set[str]:
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return set(FigureCanvasBase.get_supported_filetypes())
+
+
+@contextlib.contextmanager
+def taxonomy_figure_writers(
+    result, formats: tuple[str, ...] = ("png", "svg"), title: str | None = None
+) -> Iterator[dict[str, Callable[[Any], None]]]:
+    """Context manager: {format: write(binary file)}, the heatmap + dendrogram of `result` drawn
+    once and saved in each format (for io.write_set); the figure is closed on leaving.
+    ValueError for a result whose similarity is not finite or whose parts disagree."""
+    plt = _pyplot()
+    supported = sorted(_formats())
+    for fmt in formats:
+        if fmt not in supported:
+            raise ValueError(f"figure format must be one of {supported}; got {fmt!r}")
+    fig = _figure(plt, result, title)
+    try:
+        yield {fmt: (lambda f, fmt=fmt: fig.savefig(f, format=fmt, dpi=150)) for fmt in formats}
+    finally:
+        plt.close(fig)
+
+
+def _figure(plt, result, title: str | None):
     from scipy.cluster import hierarchy
 
-    path = Path(path)
-    labels = result.labels
-    order = result.order
+    labels = list(result.labels)
+    order = list(result.order)
     k = len(labels)
+    sim = np.asarray(result.similarity, dtype=np.float64)
+    if sim.shape != (k, k) or sorted(order) != list(range(k)):
+        raise ValueError(
+            f"plot: the taxonomy is inconsistent ({k} labels, similarity {sim.shape}, "
+            f"order {order})"
+        )
+    if not np.isfinite(sim).all():
+        raise ValueError("plot: the taxonomy's similarity holds NaN or Inf; nothing to draw")
     size = max(6.0, 0.35 * k + 3)
     fig, (ax_tree, ax_map) = plt.subplots(
         1, 2, figsize=(size * 1.45, size), gridspec_kw={"width_ratios": [1, 3.2]}
     )
-    hierarchy.dendrogram(
-        result.linkage,
-        orientation="left",
-        ax=ax_tree,
-        labels=labels,
-        no_labels=True,
-        color_threshold=None,
-        above_threshold_color="0.3",
-    )
-    ax_tree.invert_yaxis()  # top-to-bottom in the same order as the heatmap rows
-    ax_tree.set_xlabel("1 - similarity")
-    ax_tree.set_yticks([])
-    for side in ("top", "right", "left"):
-        ax_tree.spines[side].set_visible(False)
-    sim = result.similarity[order][:, order]
-    image = ax_map.imshow(sim, cmap="viridis", vmin=min(0.0, sim.min()), vmax=1.0)
-    ax_map.set_xticks(range(k), [labels[i] for i in order], rotation=90, fontsize=8)
-    ax_map.set_yticks(range(k), [labels[i] for i in order], fontsize=8)
-    fig.colorbar(image, ax=ax_map, fraction=0.046, pad=0.04, label="similarity")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
     try:
-        io.atomic_write(path, lambda f: fig.savefig(f, format=path.suffix.lstrip("."), dpi=150))
-    finally:
+        hierarchy.dendrogram(
+            result.linkage,
+            orientation="left",
+            ax=ax_tree,
+            labels=labels,
+            no_labels=True,
+            color_threshold=None,
+            above_threshold_color="0.3",
+        )
+        ax_tree.invert_yaxis()  # top-to-bottom in the same order as the heatmap rows
+        ax_tree.set_xlabel("1 - similarity")
+        ax_tree.set_yticks([])
+        for side in ("top", "right", "left"):
+            ax_tree.spines[side].set_visible(False)
+        sim = sim[order][:, order]
+        image = ax_map.imshow(sim, cmap="viridis", vmin=min(0.0, sim.min()), vmax=1.0)
+        ax_map.set_xticks(range(k), [labels[i] for i in order], rotation=90, fontsize=8)
+        ax_map.set_yticks(range(k), [labels[i] for i in order], fontsize=8)
+        fig.colorbar(image, ax=ax_map, fraction=0.046, pad=0.04, label="similarity")
+        if title:
+            fig.suptitle(title)
+        fig.tight_layout()
+    except BaseException:
         plt.close(fig)
+        raise
+    return fig
+
+
+def plot_taxonomy(result, path: str | os.PathLike, title: str | None = None) -> Path:
+    """Save the heatmap (rows and columns in dendrogram order) and the dendrogram to `path`
+    (.png, .svg, .pdf, ...: any format matplotlib writes, by its suffix; written atomically).
+    Needs matplotlib."""
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower()
+    _pyplot()
+    if fmt not in _formats():
+        raise ValueError(f"plot: {path} must end in one of {', '.join(sorted(_formats()))}")
+    with taxonomy_figure_writers(result, (fmt,), title) as writers:
+        io.atomic_write(path, writers[fmt])
     return path

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import platform
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from . import io
 from ._backend import get_backend
 from .compare import compare
 from .rdms import squareform
+from .reference import METHODS
 
 LINKAGES = ("average", "single", "complete", "weighted", "ward")
 # RDM labels of shared/data/taskonomy whose names differ in Taskonomy's affinity table
@@ -84,83 +86,237 @@ class Taxonomy:
         }
 
     def save(self, out_dir: str | os.PathLike, plots: bool = True) -> Path:
-        """DIR/taxonomy.json and DIR/taxonomy.npz (atomic), and the heatmap + dendrogram as
-        DIR/taxonomy.png and .svg. Returns the JSON's path."""
+        """DIR/taxonomy.json, DIR/taxonomy.npz and (with `plots`) the heatmap + dendrogram as
+        DIR/taxonomy.png and .svg, written as one set (io.write_set): a reader finds the old
+        set or the new one, never a mix, even when the save is killed midway; taxonomy.json,
+        written last, records the SHA-256 of the others (metadata.set.files) and load_taxonomy
+        refuses a set whose files do not match. Without `plots`, figures of an earlier save are
+        removed. Returns the JSON's path."""
         out_dir = Path(out_dir)
-        path = io.save_json(out_dir / "taxonomy.json", self.to_json())
-        io.save_npz(
-            out_dir / "taxonomy.npz",
-            labels=np.array(self.labels),
-            similarity=self.similarity,
-            linkage=self.linkage,
-            order=np.array(self.order),
-        )
-        if plots:
-            from .plots import plot_taxonomy
+        arrays = {
+            "labels": np.array(self.labels),
+            "similarity": self.similarity,
+            "linkage": self.linkage,
+            "order": np.array(self.order),
+        }
+        files = {TAXONOMY_FILES[1]: lambda f: np.savez(f, **arrays)}
+        body = self.to_json()
+        body["metadata"] = {k: v for k, v in dict(self.metadata).items() if k != "set"}
+        io.json_bytes(body, f"taxonomy: {out_dir / TAXONOMY_FILES[0]}")  # refuse NaN up front
 
-            plot_taxonomy(self, out_dir / "taxonomy.png")
-            plot_taxonomy(self, out_dir / "taxonomy.svg")
-        return path
+        def manifest(hashes: dict[str, str]) -> bytes:
+            body["metadata"]["set"] = {"files": hashes}
+            return io.json_bytes(body, f"taxonomy: {out_dir / TAXONOMY_FILES[0]}")
+
+        figures = TAXONOMY_FILES[2:]
+        if not plots:
+            return io.write_set(out_dir, files, TAXONOMY_FILES[0], manifest, remove=figures)
+        from .plots import taxonomy_figure_writers
+
+        with taxonomy_figure_writers(self, ("png", "svg")) as draw:
+            files.update({name: draw[name.rsplit(".", 1)[1]] for name in figures})
+            return io.write_set(out_dir, files, TAXONOMY_FILES[0], manifest)
+
+
+TAXONOMY_FILES = ("taxonomy.json", "taxonomy.npz", "taxonomy.png", "taxonomy.svg")
 
 
 def load_taxonomy(path: str | os.PathLike) -> Taxonomy:
-    """A Taxonomy saved by Taxonomy.save (give the JSON or its folder)."""
+    """A Taxonomy saved by Taxonomy.save (give the JSON or its folder). A save that was killed
+    after its commit point is completed first (where the folder is writable); a folder whose
+    files come from different saves is refused (ValueError naming the folder and the file)."""
     path = Path(path)
-    path = path / "taxonomy.json" if path.is_dir() else path
+    path = path / TAXONOMY_FILES[0] if path.is_dir() else path
+    if path.parent.is_dir():
+        try:
+            io.recover(path.parent)
+        except OSError:
+            pass  # a read-only folder: read what is there, checked below
     if not path.is_file():
         raise FileNotFoundError(f"taxonomy: no such file: {path}")
     try:
-        data = json.loads(path.read_text())
-        return Taxonomy(
-            labels=list(data["labels"]),
-            similarity=np.asarray(data["similarity"], dtype=np.float64),
-            linkage=np.asarray(data["linkage"], dtype=np.float64),
-            order=list(data["order"]),
+        data = json.loads(path.read_text(encoding="utf-8"))
+        metadata = dict(data.get("metadata", {}))
+        written = metadata.pop("set", None)
+        labels = [str(lab) for lab in data["labels"]]
+        k = len(labels)
+        result = Taxonomy(
+            labels=labels,
+            similarity=np.asarray(data["similarity"], dtype=np.float64).reshape(k, k),
+            linkage=np.asarray(data["linkage"], dtype=np.float64).reshape(max(k - 1, 0), 4),
+            order=[int(i) for i in data["order"]],
             clusters=data.get("clusters"),
-            metadata=data.get("metadata", {}),
+            metadata=metadata,
         )
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        if sorted(result.order) != list(range(k)) or len(set(labels)) != k:
+            raise ValueError("its labels or order are inconsistent")
+        if not np.isfinite(result.similarity).all():
+            raise ValueError("its similarity holds NaN or Inf")
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as err:
         raise ValueError(f"taxonomy: {path} is not a saved taxonomy ({err})") from None
+    if isinstance(written, dict) and isinstance(written.get("files"), dict):
+        io.verify_set(path.parent, written["files"], path.name)
+    return result
+
+
+def _real(x: Any, name: str) -> np.ndarray:
+    """`x` (numpy array, torch tensor or nested lists) as a float64 numpy array; TypeError naming
+    `name` for complex (its imaginary part would be lost) or non-numeric values."""
+    if A.is_torch(x):
+        if x.is_complex():
+            raise TypeError(f"{name} must be real; got complex dtype {x.dtype}")
+        x = x.detach().cpu()
+        x = x.double() if x.is_floating_point() else x
+        x = x.numpy()
+    arr = A.as_array(x, name)
+    if arr.dtype.kind == "c":
+        raise TypeError(
+            f"{name} must be real; got complex dtype {arr.dtype} (its imaginary part would be lost)"
+        )
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must hold numbers; got dtype {arr.dtype}")
+    return arr.astype(np.float64, copy=False)
+
+
+def _first_bad(mask: np.ndarray) -> str:
+    idx = tuple(int(i) for i in np.argwhere(mask)[0])
+    return str(idx[0]) if len(idx) == 1 else str(idx)
+
+
+def _check_labels(labels: Any, count: int | None, what: str) -> list[str]:
+    """`labels` as a list of unique, non-empty names (str() of each)."""
+    if isinstance(labels, (str, bytes)):
+        raise TypeError(f"labels must be a list of names, not one string ({labels!r})")
+    try:
+        labels = [str(lab) for lab in labels]
+    except TypeError:
+        raise TypeError(f"labels must be a list of names; got {type(labels).__name__}") from None
+    if count is not None and len(labels) != count:
+        raise ValueError(f"labels has {len(labels)} names for {count} {what}")
+    if any(lab == "" for lab in labels):
+        raise ValueError(f"labels holds an empty name: {labels}")
+    seen, dups = set(), []
+    for lab in labels:
+        if lab in seen and lab not in dups:
+            dups.append(lab)
+        seen.add(lab)
+    if dups:
+        raise ValueError(f"labels are not unique: {dups} appear more than once")
+    return labels
+
+
+def _rdm_row(value: Any, where: str, check_length: bool = True) -> np.ndarray:
+    """One RDM (condensed (m,) or square (n, n)) as a finite float64 condensed row of n >= 3
+    images; errors name `where` (the user's argument and label)."""
+    item = _real(value, where)
+    if item.ndim == 2:
+        if item.shape[0] != item.shape[1]:
+            raise ValueError(f"{where} is not square: {item.shape}")
+        if not np.isfinite(item).all():
+            raise ValueError(
+                f"{where} holds NaN or Inf (first at index {_first_bad(~np.isfinite(item))})"
+            )
+        try:
+            item = squareform(item, to="condensed")
+        except ValueError as err:
+            msg = str(err)
+            raise ValueError(f"{where} {msg[2:] if msg.startswith('x ') else msg}") from None
+    elif item.ndim != 1:
+        raise ValueError(
+            f"{where} must be an RDM, condensed (m,) or square (n, n); got shape {item.shape}"
+        )
+    item = np.asarray(item, dtype=np.float64)
+    if not np.isfinite(item).all():
+        raise ValueError(
+            f"{where} holds NaN or Inf (first at index {_first_bad(~np.isfinite(item))})"
+        )
+    if check_length:
+        _check_condensed(len(item), where)
+    return item
+
+
+def _check_condensed(m: int, where: str) -> None:
+    n = int(round((1 + np.sqrt(1 + 8 * m)) / 2))
+    if n * (n - 1) // 2 != m or n < 3:
+        raise ValueError(
+            f"{where} has {m} values, which is not n*(n-1)/2 for any n >= 3 images: not a "
+            "condensed RDM"
+        )
 
 
 def stack_rdms(rdms: Any, labels: list[str] | None = None, name: str = "rdms") -> tuple:
     """(labels, condensed RDMs (K, m)) from a {label: RDM} mapping or an array (K, m) / (K, n, n)
-    with `labels`. Square RDMs must be symmetric with a zero diagonal; all must share n."""
+    with `labels`. Square RDMs must be symmetric with a zero diagonal; all must share n; every
+    RDM must be real and finite (errors name `name[label]`); labels must be unique."""
     if isinstance(rdms, dict):
         if labels is not None:
             raise ValueError(f"give labels either as the keys of {name} or as labels, not both")
-        labels = list(rdms)
-        items = [A.as_array(v, f"{name}[{k!r}]") for k, v in rdms.items()]
+        items = list(rdms.values())
+        labels = _check_labels(list(rdms), None, f"RDMs in {name}")
     else:
-        arr = A.as_array(rdms, name)
+        arr = rdms if A.is_torch(rdms) else A.as_array(rdms, name)
         if arr.ndim not in (2, 3):
             raise ValueError(
-                f"{name} must be (K, m) condensed or (K, n, n) square; got {arr.shape}"
+                f"{name} must be (K, m) condensed or (K, n, n) square; got {tuple(arr.shape)}"
             )
         items = list(arr)
-    if labels is None:
-        raise ValueError(f"labels are needed for an array of {name}")
-    labels = [str(lab) for lab in labels]
-    if len(labels) != len(items):
-        raise ValueError(f"labels has {len(labels)} names for {len(items)} RDMs in {name}")
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"labels are not unique: {labels}")
-    rows = []
-    for lab, item in zip(labels, items, strict=True):
-        if item.ndim == 2:
-            if item.shape[0] != item.shape[1]:
-                raise ValueError(f"{name}[{lab!r}] is not square: {item.shape}")
-            try:
-                item = squareform(item, to="condensed")
-            except ValueError as err:
-                raise ValueError(f"{name}[{lab!r}]: {err}") from None
-        elif item.ndim != 1:
-            raise ValueError(f"{name}[{lab!r}] must be an RDM; got shape {item.shape}")
-        rows.append(np.asarray(item, dtype=np.float64))
+        if labels is None:
+            raise ValueError(f"labels are needed for an array of {name}")
+        labels = _check_labels(labels, len(items), f"RDMs in {name}")
+    if not items:
+        raise ValueError(f"{name} holds no RDMs")
+    rows = [
+        _rdm_row(v, f"{name}[{lab!r}]", check_length=False)
+        for lab, v in zip(labels, items, strict=True)
+    ]
     sizes = {lab: len(r) for lab, r in zip(labels, rows, strict=True)}
     if len(set(sizes.values())) > 1:
         raise ValueError(f"{name} are of different sizes (condensed lengths): {sizes}")
+    _check_condensed(len(rows[0]), f"{name}[{labels[0]!r}]" if len(rows) == 1 else name)
     return labels, np.stack(rows)
+
+
+def _check_rows(labels: list[str] | None, rows: np.ndarray, method: str, name: str) -> None:
+    """Refuse the RDMs a method cannot compare, naming them: constant ones for the correlations,
+    all-zero ones for cosine."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}; got {method!r}")
+    if method == "cosine":
+        bad = ~rows.any(axis=1)
+        problem = "is all zeros (its norm is 0, so the cosine is undefined)"
+    else:
+        bad = rows.min(axis=1) == rows.max(axis=1)
+        problem = (
+            "is constant (all its dissimilarities are equal, so its correlation with other RDMs "
+            "is undefined)"
+        )
+    if bad.any():
+        if labels is None:
+            raise ValueError(f"{name} {problem}")
+        which = [labels[i] for i in np.flatnonzero(bad)]
+        more = f"; {len(which)} such: {which}" if len(which) > 1 else ""
+        raise ValueError(f"{name}[{which[0]!r}] {problem}{more}")
+
+
+def _check_n_clusters(n_clusters: Any, k: int) -> int | None:
+    if n_clusters is None:
+        return None
+    if isinstance(n_clusters, (bool, np.bool_)) or not isinstance(n_clusters, (int, np.integer)):
+        raise TypeError(
+            f"n_clusters must be an int >= 1 and <= the number of models ({k}); got "
+            f"{n_clusters!r} ({type(n_clusters).__name__})"
+        )
+    if not 1 <= n_clusters <= k:
+        raise ValueError(
+            f"n_clusters must be between 1 and {k} (the number of models); got {n_clusters}"
+        )
+    return int(n_clusters)
+
+
+def _check_linkage(linkage: Any) -> str:
+    if not isinstance(linkage, str) or linkage not in LINKAGES:
+        raise ValueError(f"linkage must be one of {LINKAGES}; got {linkage!r}")
+    return linkage
 
 
 def _metadata(backend: str, n_images: int, method: str) -> dict:
@@ -192,15 +348,16 @@ def taxonomy(
     rdms: {label: RDM} or an array (K, m) condensed / (K, n, n) square with `labels`.
     method: how RDMs are compared (fastrsa.compare). Distance between models = 1 - similarity;
     scipy.cluster.hierarchy.linkage with `linkage` (average by default); `n_clusters` flat
-    clusters by fcluster(maxclust).
+    clusters by fcluster(maxclust): an int from 1 to K (tied merge heights can give fewer).
+    Refused, naming the argument or the label: complex, non-finite or constant RDMs, duplicate
+    labels, an unknown linkage, n_clusters that is not an int in 1..K.
     """
-    if linkage not in LINKAGES:
-        raise ValueError(f"linkage must be one of {LINKAGES}; got {linkage!r}")
+    _check_linkage(linkage)
     labels, vectors = stack_rdms(rdms, labels)
     if len(labels) < 2:
         raise ValueError(f"a taxonomy needs at least 2 models; got {len(labels)}")
-    if n_clusters is not None and not 1 <= n_clusters <= len(labels):
-        raise ValueError(f"n_clusters must be between 1 and {len(labels)}; got {n_clusters}")
+    n_clusters = _check_n_clusters(n_clusters, len(labels))
+    _check_rows(labels, vectors, method, "rdms")
     sim = compare(vectors, method=method, backend=backend)
     ran_on = get_backend(backend).name  # the backend "auto" picked, for the record
     return _cluster(labels, sim, linkage, n_clusters, _metadata(ran_on, _n(vectors), method))
@@ -222,10 +379,30 @@ def taxonomies(rdms_by_layer: dict[str, Any], **kwargs) -> dict[str, Taxonomy]:
 def taxonomy_from_similarity(
     similarity: np.ndarray, labels: list[str], linkage: str = "average", n_clusters=None
 ) -> Taxonomy:
-    """The same clustering from a precomputed (K, K) similarity matrix."""
-    sim = A.as_array(similarity, "similarity").astype(np.float64)
-    _check_square_symmetric(sim, "similarity", labels)
-    return _cluster(list(labels), sim, linkage, n_clusters, {})
+    """The same clustering from a precomputed (K, K) similarity matrix: real, finite, square,
+    symmetric, ones on the diagonal and values in [-1, 1] (distance = 1 - similarity)."""
+    _check_linkage(linkage)
+    sim = _real(similarity, "similarity")
+    labels = _check_square_symmetric(sim, "similarity", labels)
+    if len(labels) < 2:
+        raise ValueError(f"a taxonomy needs at least 2 models; got {len(labels)}")
+    n_clusters = _check_n_clusters(n_clusters, len(labels))
+    diag = np.diagonal(sim)
+    off = np.abs(diag - 1.0) > 1e-8
+    if off.any():
+        i = int(np.flatnonzero(off)[0])
+        raise ValueError(
+            f"similarity must have ones on its diagonal (each model is itself); "
+            f"similarity[{labels[i]!r}, {labels[i]!r}] = {diag[i]}"
+        )
+    out = np.abs(sim) > 1.0 + 1e-8
+    if out.any():
+        i, j = (int(v) for v in np.argwhere(out)[0])
+        raise ValueError(
+            f"similarity values must lie in [-1, 1]; similarity[{labels[i]!r}, {labels[j]!r}] "
+            f"= {sim[i, j]}"
+        )
+    return _cluster(labels, sim, linkage, n_clusters, {})
 
 
 def _cluster(labels, sim, linkage, n_clusters, metadata) -> Taxonomy:
@@ -244,17 +421,27 @@ def _n(vectors: np.ndarray) -> int:
     return int(round((1 + np.sqrt(1 + 8 * m)) / 2))
 
 
-def _check_square_symmetric(sim: np.ndarray, name: str, labels) -> None:
+def _check_square_symmetric(sim: np.ndarray, name: str, labels) -> list[str]:
+    """Square (K, K), finite and symmetric, with K unique labels; returns the labels as a list."""
     if sim.ndim != 2 or sim.shape[0] != sim.shape[1]:
         raise ValueError(f"{name} must be a square (K, K) matrix; got shape {sim.shape}")
+    labels = _check_labels(labels, None, "")
     if len(labels) != sim.shape[0]:
         raise ValueError(
             f"labels has {len(labels)} names for a {sim.shape[0]}x{sim.shape[0]} {name}"
         )
-    if not np.isfinite(sim).all():
-        raise ValueError(f"{name} holds NaN or Inf")
-    if not np.allclose(sim, sim.T, atol=1e-10):
-        raise ValueError(f"{name} is not symmetric")
+    bad = ~np.isfinite(sim)
+    if bad.any():
+        i, j = (int(v) for v in np.argwhere(bad)[0])
+        raise ValueError(f"{name} holds NaN or Inf (first at {name}[{labels[i]!r}, {labels[j]!r}])")
+    asym = ~np.isclose(sim, sim.T, rtol=0, atol=1e-10)
+    if asym.any():
+        i, j = (int(v) for v in np.argwhere(asym)[0])
+        raise ValueError(
+            f"{name} is not symmetric: {name}[{labels[i]!r}, {labels[j]!r}] = {sim[i, j]} but "
+            f"{name}[{labels[j]!r}, {labels[i]!r}] = {sim[j, i]}"
+        )
+    return labels
 
 
 @dataclass
@@ -277,8 +464,10 @@ def rank_sources(
 ) -> Ranking:
     """Rank pretrained models for a new task's model: similarity of each source RDM to the
     target RDM (condensed (m,) or square (n, n)), highest first."""
-    _, target = stack_rdms([A.as_array(target_rdm, "target_rdm")], ["target"], "target_rdm")
+    target = _rdm_row(target_rdm, "target_rdm")[None]
     labels, sources = stack_rdms(source_rdms, labels, "source_rdms")
+    _check_rows(None, target, method, "target_rdm")
+    _check_rows(labels, sources, method, "source_rdms")
     if target.shape[1] != sources.shape[1]:
         raise ValueError(
             f"target_rdm covers {_n(target)} images, source_rdms {_n(sources)}: they must share "
@@ -289,29 +478,105 @@ def rank_sources(
     return Ranking([labels[i] for i in order], scores[order])
 
 
+def _affinity(value: Any, key: str, where: str, error: type[Exception]) -> float:
+    """A finite number (bool and strings are not numbers here); `error` naming `where` and the
+    key otherwise."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise error(
+            f"{where}: the affinity of {key!r} is {value!r} ({type(value).__name__}); expected a "
+            "number"
+        )
+    if isinstance(value, (complex, np.complexfloating)):
+        raise error(f"{where}: the affinity of {key!r} is complex ({value!r}); expected a number")
+    out = float(value)
+    if not math.isfinite(out):
+        raise ValueError(f"{where}: the affinity of {key!r} is {out}; it must be finite")
+    return out
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    seen = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"key {key!r} appears twice")
+        seen[key] = value
+    return seen
+
+
 def load_affinities(path: str | os.PathLike) -> dict[tuple[str, str], float]:
     """Transfer affinities {(source, target): value} from JSON ({"affinity": {"s__t": v}} as in
-    shared/data/taskonomy, or the inner mapping itself) or CSV (columns source, target, value)."""
+    shared/data/taskonomy, or the inner mapping itself) or CSV (columns source, target, value).
+
+    Every value must be a finite number (JSON true/false, strings, null, NaN and Infinity are
+    refused); keys must be "source__target" with both names non-empty, and appear once. Errors
+    (ValueError) name the file and the key or CSV line.
+    """
     path = Path(path)
     if not path.is_file():
+        if path.is_dir():
+            raise ValueError(f"affinities: {path} is a folder; expected a .json or .csv file")
         raise FileNotFoundError(f"affinities: no such file: {path}")
+    where = f"affinities: {path}"
+    out: dict[tuple[str, str], float] = {}
     try:
         if path.suffix.lower() == ".csv":
-            with open(path, newline="") as f:
-                rows = list(csv.DictReader(f))
-            return {(r["source"], r["target"]): float(r["value"]) for r in rows}
-        data = json.loads(path.read_text())
-        table = data.get("affinity", data)
-        out = {}
-        for key, value in table.items():
-            source, target = key.split("__")
-            out[(source, target)] = float(value)
-        return out
-    except (json.JSONDecodeError, KeyError, ValueError, AttributeError, TypeError) as err:
-        raise ValueError(
-            f"affinities: could not read {path} (expected {{'affinity': {{'source__target': "
-            f"value}}}} JSON or a source,target,value CSV): {err}"
-        ) from None
+            with open(path, newline="", encoding="utf-8-sig") as f:
+                reader = csv.DictReader(f)
+                missing = {"source", "target", "value"} - set(reader.fieldnames or ())
+                if missing:
+                    raise ValueError(
+                        f"{where}: missing column(s) {sorted(missing)}; expected a header line "
+                        "source,target,value"
+                    )
+                for row in reader:
+                    line = reader.line_num
+                    source, target, text = row["source"], row["target"], row["value"]
+                    if source is None or target is None or text is None:
+                        raise ValueError(f"{where}: line {line} has too few fields")
+                    source, target = source.strip(), target.strip()
+                    key = f"{source}__{target}"
+                    if not source or not target:
+                        raise ValueError(f"{where}: line {line} has an empty source or target")
+                    try:
+                        value = float(text)
+                    except ValueError:
+                        raise ValueError(
+                            f"{where}: line {line}: the affinity of {key!r} is {text!r}; "
+                            "expected a number"
+                        ) from None
+                    if (source, target) in out:
+                        raise ValueError(f"{where}: line {line}: {key!r} appears twice")
+                    out[(source, target)] = _affinity(
+                        value, key, f"{where}: line {line}", ValueError
+                    )
+        else:
+            try:
+                data = json.loads(
+                    path.read_text(encoding="utf-8"), object_pairs_hook=_no_duplicates
+                )
+            except ValueError as err:
+                raise ValueError(f"{where} is not valid JSON ({err})") from None
+            table = data.get("affinity", data) if isinstance(data, dict) else data
+            if not isinstance(table, dict):
+                raise ValueError(
+                    f"{where}: expected an object of 'source__target': value; got "
+                    f"{type(table).__name__}"
+                )
+            for key, value in table.items():
+                source, sep, target = key.partition("__")
+                if not sep or not source or not target or "__" in target:
+                    raise ValueError(
+                        f"{where}: key {key!r} is not 'source__target' (two non-empty names "
+                        "joined by one double underscore)"
+                    )
+                out[(source, target)] = _affinity(value, key, where, ValueError)
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{where} is not UTF-8 text ({err.reason})") from None
+    except OSError as err:
+        raise ValueError(f"{where}: cannot read it ({err.strerror or err})") from None
+    if not out:
+        raise ValueError(f"{where} holds no affinities")
+    return out
 
 
 @dataclass
@@ -341,17 +606,33 @@ def evaluate_transfer(
     is a top-k hit when the candidate most similar to t (RSA) is among the k with the highest
     affinity source -> t. Correlations: per target, Pearson and Spearman between the candidates'
     similarities and affinities, averaged over targets.
+
+    Nothing comes back NaN: non-finite or non-numeric affinities are refused naming the
+    source__target entry (TypeError for non-numbers, bool included), and so is a target whose
+    affinities are all equal (or whose candidates are all equally similar to it), naming the
+    target: its correlations and its best source are undefined, and leaving it out silently
+    would change n_targets and the top-k counts behind the caller's back.
     """
     if not isinstance(affinities, dict):
         affinities = load_affinities(affinities)
-    sim = A.as_array(similarity, "similarity").astype(np.float64)
-    labels = list(labels)
-    _check_square_symmetric(sim, "similarity", labels)
+    sim = _real(similarity, "similarity")
+    labels = _check_square_symmetric(sim, "similarity", labels)
     aliases = dict(aliases or {})
     unknown = sorted(set(aliases) - set(labels))
     if unknown:
         raise ValueError(f"aliases name labels that are not in labels: {unknown}")
-    name = {lab: aliases.get(lab, lab) for lab in labels}
+    name = {lab: str(aliases.get(lab, lab)) for lab in labels}
+    owner: dict[str, str] = {}
+    for lab in labels:
+        if name[lab] in owner:
+            raise ValueError(
+                f"aliases map labels {owner[name[lab]]!r} and {lab!r} to the same affinity name "
+                f"{name[lab]!r}"
+            )
+        owner[name[lab]] = lab
+    for key in affinities:
+        if not (isinstance(key, tuple) and len(key) == 2 and all(isinstance(k, str) for k in key)):
+            raise TypeError(f"affinities keys must be (source, target) pairs of names; got {key!r}")
     sources = {s for s, _ in affinities}
     targets = {t for _, t in affinities}
     tasks = [i for i, lab in enumerate(labels) if name[lab] in sources and name[lab] in targets]
@@ -368,12 +649,35 @@ def evaluate_transfer(
     ]
     if missing:
         raise ValueError(f"affinities miss {len(missing)} pairs, e.g. {missing[:5]}")
+    value = {
+        (c, t): _affinity(
+            affinities[(name[labels[c]], name[labels[t]])],
+            f"{name[labels[c]]}__{name[labels[t]]}",
+            "affinities",
+            TypeError,
+        )
+        for t in tasks
+        for c in tasks
+        if c != t
+    }
     rows = []
     hits = {1: 0, 3: 0, 5: 0}
     for t in tasks:
         cands = [c for c in tasks if c != t]
         s = sim[t, cands]
-        a = np.array([affinities[(name[labels[c]], name[labels[t]])] for c in cands])
+        a = np.array([value[(c, t)] for c in cands])
+        if a.min() == a.max():
+            raise ValueError(
+                f"affinities: every source transfers equally well to target {labels[t]!r} (all "
+                f"{len(a)} values are {a[0]}), so its correlations and its best source are "
+                "undefined; remove that target from the table"
+            )
+        if s.min() == s.max():
+            raise ValueError(
+                f"similarity: every candidate is equally similar to target {labels[t]!r} (all "
+                f"{len(s)} values are {s[0]}), so its correlations and its best source are "
+                "undefined"
+            )
         best = cands[int(np.argmax(s))]
         by_affinity = [cands[i] for i in np.argsort(-a, kind="stable")]
         rank = by_affinity.index(best) + 1  # 1 = the best-transferring source
@@ -389,6 +693,8 @@ def evaluate_transfer(
                 "spearman": float(stats.spearmanr(s, a).statistic),
             }
         )
+        if not (math.isfinite(rows[-1]["pearson"]) and math.isfinite(rows[-1]["spearman"])):
+            raise ValueError(f"the correlations of target {labels[t]!r} are undefined (NaN)")
     return TransferEvaluation(
         n_targets=len(tasks),
         top1=hits[1],
