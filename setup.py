@@ -1,14 +1,12 @@
-"""Only maps the top-level kernels/ folder to the package fastrsa.kernels (see pyproject.toml)."""
+"""Only maps the top-level kernels/ folder to the package fastrsa.kernels (see pyproject.toml).
 
-from setuptools import setup
+Packages are found, not listed, so a new kernel folder cannot be left out of the wheel.
+"""
 
+from setuptools import find_packages, setup
+
+kernels = ["fastrsa.kernels"] + [f"fastrsa.kernels.{p}" for p in find_packages("kernels")]
 setup(
-    packages=[
-        "fastrsa",
-        "fastrsa.kernels",
-        "fastrsa.kernels.numba",
-        "fastrsa.kernels.numpy",
-        "fastrsa.kernels.triton",
-    ],
+    packages=find_packages(include=["fastrsa", "fastrsa.*"]) + kernels,
     package_dir={"fastrsa": "fastrsa", "fastrsa.kernels": "kernels"},
 )

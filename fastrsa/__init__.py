@@ -5,12 +5,17 @@
 >>> sim = fastrsa.compare(fastrsa.rdms(feats))                      # (4, 4) Spearman
 """
 
+from importlib.metadata import PackageNotFoundError, version
+
 from ._backend import BACKENDS, available_backends
 from .compare import compare, rank_transform
 from .rdms import rdms, squareform
 from .taxonomy import evaluate_transfer, rank_sources, taxonomies, taxonomy
 
-__version__ = "0.1.0"
+try:  # the one version lives in pyproject.toml; the installed metadata carries it
+    __version__ = version("fastrsa")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 __all__ = [
     "BACKENDS",
     "available_backends",

@@ -53,10 +53,18 @@ def _kendall_on_cpu(a, b):
 
     try:
         from .kernels.numba import kendall_numba as kendall
-    except ImportError:
+    except ImportError as err:
+        if not _missing(err, "numba", "llvmlite"):
+            raise
         from .kernels.numpy import kendall_numpy as kendall
     out = kendall(a.cpu().numpy(), None if b is None else b.cpu().numpy())
     return torch.from_numpy(out).to(a.device)
+
+
+def _missing(err: ImportError, *packages: str) -> bool:
+    """True when `err` says one of the third-party `packages` is not installed; an ImportError
+    from fastrsa's own code (or any other) is a bug to show as it is, not a missing package."""
+    return (err.name or "").split(".")[0] in packages
 
 
 def _reference() -> Backend:
@@ -80,6 +88,8 @@ def _numba() -> Backend:
     try:
         from .kernels import numba as k
     except ImportError as err:
+        if not _missing(err, "numba", "llvmlite"):
+            raise
         raise RuntimeError(
             f"backend 'numba' needs the numba package ({err}); install it with "
             "`pip install fastrsa[numba]` or choose backend='numpy'"
@@ -96,6 +106,8 @@ def _torch() -> Backend:
     try:
         from .kernels import torch as k
     except ImportError as err:
+        if not _missing(err, "torch"):
+            raise
         raise RuntimeError(
             f"backend 'torch' needs PyTorch ({err}); install it with `pip install fastrsa[torch]`"
         ) from None
@@ -110,6 +122,8 @@ def _triton() -> Backend:
         from .kernels import torch as kt
         from .kernels import triton as k
     except ImportError as err:
+        if not _missing(err, "torch", "triton"):
+            raise
         raise RuntimeError(
             f"backend 'triton' needs PyTorch and Triton ({err}); "
             "install them with `pip install fastrsa[triton]`"
