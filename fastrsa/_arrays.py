@@ -217,14 +217,17 @@ def check_values(
 
 
 def scaled_back(out: Any, exps: Any, name: str) -> Any:
-    """Distances (B, m) of rescaled inputs times 2**exps (B,) (exact), back to the input's
-    scale; a ValueError naming `name` when they overflow the result's dtype."""
+    """Euclidean distances (B, m) of inputs rescaled by 2**-exps (B,), or None, back to the
+    input's scale (exact); a ValueError naming `name` when they overflow the result's dtype
+    (float32 distances of rows near float32's largest values)."""
     if is_torch(out):
         torch = sys.modules["torch"]
-        out = torch.ldexp(out.double(), exps.to(out.device)[:, None].double()).to(out.dtype)
+        if exps is not None:
+            out = torch.ldexp(out.double(), exps.to(out.device)[:, None].double()).to(out.dtype)
         ok = bool(torch.isfinite(out).all())
     else:
-        out = np.ldexp(out, exps[:, None].astype(np.int32)).astype(out.dtype, copy=False)
+        if exps is not None:
+            out = np.ldexp(out, exps[:, None].astype(np.int32)).astype(out.dtype, copy=False)
         ok = bool(np.isfinite(out).all())
     if not ok:
         raise ValueError(f"{name}: distances overflow {out.dtype}; pass float64 {name}")

@@ -72,7 +72,9 @@ def rdms(
     if A.is_integer(x):  # exact: shifted in integers first where the metric allows
         shift = {"correlation": lo, "euclidean": _column_min(x), "cosine": None}[metric]
         x = A.exact_float64(x, shift, {"correlation": -1, "euclidean": -2}.get(metric))
-    else:  # rows far from unit scale: rescaled by powers of two (exact), so nothing overflows
+    elif metric != "euclidean" or A.is_float64(x):
+        # rows far from unit scale: rescaled by powers of two (exact), so nothing overflows.
+        # (float32 euclidean needs none: every backend computes it in float64.)
         x, exps = A.rescaled(x, lo, hi, per_matrix=metric == "euclidean")
     kwargs = {"precision": precision} if be.name == "triton" else {}
     x3 = x.reshape(-1, n, d)
@@ -80,8 +82,8 @@ def rdms(
         out = _stream.rdms_streamed(be, x3, metric, device, kwargs)
     else:
         out = be.rdm(x3, metric, **kwargs)
-    if exps is not None and metric == "euclidean":
-        out = A.scaled_back(out, exps.reshape(-1), "features")
+    if metric == "euclidean":
+        out = A.scaled_back(out, None if exps is None else exps.reshape(-1), "features")
     out = A.cast_result(out, A.is_float64(x)).reshape(*lead, n * (n - 1) // 2)
     return A.back_to(out, origin)
 

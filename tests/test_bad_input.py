@@ -118,13 +118,36 @@ def test_numba_backend_missing_is_loud(monkeypatch):
 
     from fastrsa import _backend
 
-    monkeypatch.setitem(sys.modules, "fastrsa.kernels.numba", None)  # import -> ImportError
+    for name in [m for m in sys.modules if m.split(".")[0] == "numba" or "kernels.numba" in m]:
+        monkeypatch.delitem(sys.modules, name)  # restored afterwards
+    monkeypatch.setitem(sys.modules, "numba", None)  # import numba -> ImportError
     monkeypatch.delattr(fastrsa.kernels, "numba", raising=False)
     _backend._load.cache_clear()
     try:
         with pytest.raises(RuntimeError, match="needs the numba package"):
             fastrsa.rdms(GOOD, backend="numba")
         assert _backend.get_backend("auto").name == "numpy"
+    finally:
+        _backend._load.cache_clear()
+
+
+def test_an_import_error_inside_fastrsa_is_not_a_missing_package(monkeypatch):
+    """Only a missing third-party package reads as "install X"; fastrsa's own ImportError (a
+    bug) propagates as it is."""
+    import sys
+
+    import fastrsa.kernels
+
+    from fastrsa import _backend
+
+    for name in [m for m in sys.modules if "kernels.numba" in m]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "fastrsa.kernels.numba.rank", None)  # a broken module
+    monkeypatch.delattr(fastrsa.kernels, "numba", raising=False)
+    _backend._load.cache_clear()
+    try:
+        with pytest.raises(ImportError, match="fastrsa.kernels.numba.rank"):
+            fastrsa.rdms(GOOD, backend="numba")
     finally:
         _backend._load.cache_clear()
 

@@ -52,6 +52,10 @@ def _corr_kernel(
 
 # (BLOCK, BLOCK_K, num_warps, num_stages), chosen on an H100 by benchmarks/gpu_bench.py.
 CONFIG = (128, 16, 8, 3)
+# Each program sums at most this many values in fp32 (|error| ~1e-6 on r near 1), the slices'
+# partial sums are added in float64: one long fp32 sum errs by ~1e-4 at M = 124,750.
+MAX_K_PER_SPLIT = 2048
+PART_BYTES = 1 << 28  # partial sums held at once (fp32); M is covered in slabs beyond that
 
 
 def corr_triton(
@@ -63,7 +67,9 @@ def corr_triton(
 ) -> torch.Tensor:
     """a: (Ba, M), b: (Bb, M) or None -> (Ba, Bb) float32 Pearson r (cosine when not `center`).
 
-    fp32 sums; M is split into slices so that about 2 programs per SM run, whatever Ba and Bb.
+    fp32 products and sums within slices of at most MAX_K_PER_SPLIT values, the slices summed in
+    float64; M is split so that at least about 2 programs per SM run, whatever Ba and Bb.
+    Holds the float64 (Ba, Bb) sum and at most PART_BYTES of fp32 partial sums.
     config: (BLOCK, BLOCK_K, num_warps, num_stages), default CONFIG.
     Rows that are already centred (ranks from rank_triton(centred=True)) need center=False.
     """
@@ -76,26 +82,30 @@ def corr_triton(
     tiles = triton.cdiv(n_a, block) * triton.cdiv(n_b, block)
     sms = torch.cuda.get_device_properties(a.device).multi_processor_count if a.is_cuda else 4
     max_split = triton.cdiv(m, 16 * block_k)  # each slice keeps at least 16 steps of the product
-    split = max(1, min(max_split, triton.cdiv(2 * sms, tiles)))
+    split = max(1, min(max_split, triton.cdiv(2 * sms, tiles)), triton.cdiv(m, MAX_K_PER_SPLIT))
     k_per_split = triton.cdiv(triton.cdiv(m, split), block_k) * block_k
     split = triton.cdiv(m, k_per_split)
-    part = torch.empty((split, n_a, n_b), dtype=torch.float32, device=a.device)
-    grid = (triton.cdiv(n_a, block), triton.cdiv(n_b, block), split)
-    _corr_kernel[grid](
-        a, b_, mean_a, mean_b, part,
-        n_a, n_b, m, k_per_split,
-        a.stride(0), a.stride(1), b_.stride(0), b_.stride(1), part.stride(0), part.stride(1),
-        CENTRE=center, PRECISION=precision, BLOCK_I=block, BLOCK_J=block, BLOCK_K=block_k,
-        num_warps=warps, num_stages=stages,
-    )
-    gram = part.sum(dim=0)
-    return (gram * inv_a[:, None] * inv_b[None, :]).clamp_(-1.0, 1.0)
+    per_slab = max(1, min(split, PART_BYTES // (4 * n_a * n_b)))  # slices launched at once
+    part = torch.empty((per_slab, n_a, n_b), dtype=torch.float32, device=a.device)
+    gram = torch.zeros((n_a, n_b), dtype=torch.float64, device=a.device)
+    for s0 in range(0, split, per_slab):
+        k0 = s0 * k_per_split  # the slab covers values [k0, k0 + slices * k_per_split)
+        slices = min(per_slab, split - s0)
+        _corr_kernel[(triton.cdiv(n_a, block), triton.cdiv(n_b, block), slices)](
+            a[:, k0:], b_[:, k0:], mean_a, mean_b, part,
+            n_a, n_b, m - k0, k_per_split,
+            a.stride(0), a.stride(1), b_.stride(0), b_.stride(1), part.stride(0), part.stride(1),
+            CENTRE=center, PRECISION=precision, BLOCK_I=block, BLOCK_J=block, BLOCK_K=block_k,
+            num_warps=warps, num_stages=stages,
+        )
+        gram += part[:slices].sum(dim=0, dtype=torch.float64)
+    return (gram * inv_a[:, None] * inv_b[None, :]).clamp_(-1.0, 1.0).float()
 
 
 def _row_stats(a: torch.Tensor, center: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean, 1 / norm of the centred row), each (R,) fp32; torch's one-pass reductions."""
+    """(mean fp32, 1 / norm of the centred row float64), each (R,); torch's reductions."""
     af = a.float()
     if center:
         var, mean = torch.var_mean(af, dim=1, correction=0)
-        return mean, torch.rsqrt(var * a.shape[1])
-    return af.new_zeros(a.shape[0]), 1.0 / torch.linalg.vector_norm(af, dim=1)
+        return mean, torch.rsqrt(var.double() * a.shape[1])
+    return af.new_zeros(a.shape[0]), 1.0 / torch.linalg.vector_norm(af, dim=1, dtype=torch.float64)

@@ -16,12 +16,13 @@ CHUNK_BYTES = 2 << 30  # prepared rows per chunk of the batch: ~2 GiB of fp32
 def _rdm_kernel(
     # pointers
     y_ptr, sq_ptr, out_ptr,
-    # sizes
+    # sizes (d: the features summed by this launch)
     n, d,
-    # strides (y: contiguous (B, n, d); sq: (B, n); out: (B, m))
-    stride_yb, stride_sb, stride_ob,
+    # strides (y: (B, n, >= d) with unit feature stride; sq: (B, n); out: (B, m))
+    stride_yb, stride_yn, stride_sb, stride_ob,
     # constexprs
     EUCLIDEAN: tl.constexpr,  # rows are column-centred and sq holds |y|^2; else rows are unit
+    RAW: tl.constexpr,  # store the Gram entries themselves (a slab of a long row's features)
     PRECISION: tl.constexpr,  # tl.dot input precision: "ieee" (fp32 FMA), "tf32x3" or "tf32"
     EVEN_K: tl.constexpr,  # d % BLOCK_K == 0: no mask along the features
     BLOCK_N: tl.constexpr,  # rows (and columns) per tile
@@ -40,8 +41,8 @@ def _rdm_kernel(
     ok_i = ri < n
     ok_j = rj < n
     y_b = y_ptr + b * stride_yb
-    pa = y_b + ri[:, None] * d + tl.arange(0, BLOCK_K)[None, :]
-    pc = y_b + rj[:, None] * d + tl.arange(0, BLOCK_K)[None, :]
+    pa = y_b + ri[:, None] * stride_yn + tl.arange(0, BLOCK_K)[None, :]
+    pc = y_b + rj[:, None] * stride_yn + tl.arange(0, BLOCK_K)[None, :]
     acc = tl.zeros([BLOCK_N, BLOCK_N], dtype=tl.float32)
     for k0 in range(0, d, BLOCK_K):
         if EVEN_K:
@@ -54,7 +55,9 @@ def _rdm_kernel(
         acc = tl.dot(a, tl.trans(c), acc, input_precision=PRECISION)
         pa += BLOCK_K
         pc += BLOCK_K
-    if EUCLIDEAN:
+    if RAW:
+        val = acc
+    elif EUCLIDEAN:
         s_i = tl.load(sq_ptr + b * stride_sb + ri, mask=ok_i, other=0.0)
         s_j = tl.load(sq_ptr + b * stride_sb + rj, mask=ok_j, other=0.0)
         val = tl.sqrt(tl.maximum(s_i[:, None] + s_j[None, :] - 2.0 * acc, 0.0))
@@ -71,6 +74,9 @@ def _rdm_kernel(
 # benchmarks/gpu_bench.py (section rdm_configs); see benchmarks/results/NOTES-gpu.md.
 CONFIGS = {"ieee": (128, 16, 4, 3), "tf32x3": (128, 64, 8, 3), "tf32": (128, 64, 8, 3)}
 PRECISIONS = tuple(CONFIGS)
+# Longer rows (correlation, cosine) are summed in slabs of this many features, each slab's Gram
+# in fp32 and the slabs in float64: one fp32 sum over 524,288 features would err by ~1e-4.
+SLAB = 8192
 
 
 def rdm_triton(
@@ -87,7 +93,8 @@ def rdm_triton(
     "tf32x3": each product as three tensor-core tf32 products (hi*hi + hi*lo + lo*hi), fp32
     sums: about fp32's accuracy (|error| < 2e-6), several times faster; "tf32": one tf32
     product (10-bit mantissas, |error| ~1e-4), fastest. Errors measured on an H100, see
-    benchmarks/results/NOTES-gpu.md.
+    benchmarks/results/NOTES-gpu.md. Rows longer than SLAB features (correlation, cosine) are
+    summed slab by slab, the slabs in float64 (one more (B, m) float64 buffer).
     Rows are first centred and scaled in fp32 (one read, one write), in chunks of the batch.
     """
     if precision not in PRECISIONS:
@@ -97,17 +104,36 @@ def rdm_triton(
     mode = {"correlation": CENTRED_UNIT, "cosine": UNIT, "euclidean": COLUMN_CENTRED}[metric]
     if out is None:
         out = torch.empty((nb, n * (n - 1) // 2), dtype=torch.float32, device=x.device)
-    n_tiles = triton.cdiv(n, block_n)
     step = max(1, min(MAX_GRID_Y, CHUNK_BYTES // (n * d * 4)))
+    slabs = metric != "euclidean" and d > SLAB
+    cfg = dict(metric=metric, precision=precision, config=(block_n, block_k, warps, stages))
     for b0 in range(0, nb, step):
         b1 = min(nb, b0 + step)
         y, sq = prepare_rows_triton(x[b0:b1], mode)
-        sq = y if sq is None else sq  # unused pointer unless euclidean
-        _rdm_kernel[(n_tiles * (n_tiles + 1) // 2, b1 - b0)](
-            y, sq, out[b0:b1],
-            n, d,
-            y.stride(0), sq.stride(0), out.stride(0),
-            EUCLIDEAN=metric == "euclidean", PRECISION=precision, EVEN_K=d % block_k == 0,
-            BLOCK_N=block_n, BLOCK_K=block_k, num_warps=warps, num_stages=stages,
-        )
+        if not slabs:
+            _launch(y, sq, out[b0:b1], 0, d, raw=False, **cfg)
+            continue
+        gram = torch.zeros((b1 - b0, out.shape[1]), dtype=torch.float64, device=x.device)
+        part = torch.empty((b1 - b0, out.shape[1]), dtype=torch.float32, device=x.device)
+        for k0 in range(0, d, SLAB):
+            _launch(y, sq, part, k0, min(d, k0 + SLAB), raw=True, **cfg)
+            gram += part
+        out[b0:b1] = (1.0 - gram).clamp_(0.0, 2.0)
     return out
+
+
+def _launch(y, sq, dst, k0, k1, raw, metric, precision, config) -> None:
+    """One launch over every upper tile of every batch item of y (B, n, d), summing features
+    [k0, k1): distances (or, `raw`, Gram entries) into dst (B, m)."""
+    block_n, block_k, warps, stages = config
+    nb, n, _ = y.shape
+    n_tiles = triton.cdiv(n, block_n)
+    sq = y if sq is None else sq  # unused pointer unless euclidean
+    _rdm_kernel[(n_tiles * (n_tiles + 1) // 2, nb)](
+        y[:, :, k0:], sq, dst,
+        n, k1 - k0,
+        y.stride(0), y.stride(1), sq.stride(0), dst.stride(0),
+        EUCLIDEAN=metric == "euclidean", RAW=raw, PRECISION=precision,
+        EVEN_K=(k1 - k0) % block_k == 0, BLOCK_N=block_n, BLOCK_K=block_k,
+        num_warps=warps, num_stages=stages,
+    )
