@@ -8,18 +8,31 @@ from .._euclidean import REFINE_BYTES, refine_ratio
 def rdm_numpy(x: np.ndarray, metric: str) -> np.ndarray:
     """x: (B, n, d) float32/float64 -> condensed RDMs (B, n*(n-1)//2) in x's dtype.
 
-    correlation: 1 - r of rows centred by their own mean (taken and subtracted in float64, so
-    large offsets cost no accuracy); cosine: 1 - cos; products in x's dtype. euclidean: see
-    `euclidean_numpy`.
+    correlation: 1 - r of rows centred by their own mean (what rounding leaves of the mean is
+    removed from the Gram, so large offsets cost no accuracy); cosine: 1 - cos; products in
+    x's dtype. euclidean: see `euclidean_numpy`.
     """
     if metric == "euclidean":
         return euclidean_numpy(x)
     if metric == "correlation":
-        x = (x - x.mean(axis=-1, keepdims=True, dtype=np.float64)).astype(x.dtype, copy=False)
+        mean = x.mean(axis=-1, keepdims=True, dtype=np.float64)
+        x = x - mean.astype(x.dtype)
+        left = (mean - mean.astype(x.dtype))[..., 0]  # the mean's rounding: what y still holds
     gram = np.matmul(x, x.swapaxes(-1, -2))  # (B, n, n)
+    if metric == "correlation":
+        _remove_offset(gram, left, x.shape[-1])
     i, j = np.triu_indices(x.shape[-2], k=1)
     norms = np.sqrt(np.diagonal(gram, axis1=-2, axis2=-1))  # (B, n)
     return np.clip(1.0 - gram[:, i, j] / (norms[:, i] * norms[:, j]), 0.0, 2.0)
+
+
+def _remove_offset(gram: np.ndarray, left: np.ndarray, d: int) -> None:
+    """gram (B, n, n) of rows y (B, n, d) whose mean is still `left` (B, n) -> in place, the Gram
+    of the exactly centred rows: sum (y - l)(y' - l') = sum y y' - d l l'. Skipped where it
+    cannot matter (d l^2 below 1e-10 of each row's sum of squares: ordinary data)."""
+    sq = np.diagonal(gram, axis1=-2, axis2=-1)
+    if (d * left * left > 1e-10 * sq).any():
+        gram -= (d * left[:, :, None] * left[:, None, :]).astype(gram.dtype)
 
 
 def euclidean_numpy(x: np.ndarray) -> np.ndarray:

@@ -3,7 +3,7 @@
 import torch
 
 from .._euclidean import REFINE_BYTES, refine_ratio
-from .corr import centred_rows_torch, matmul_t
+from .corr import matmul_t
 
 CHUNK_BYTES = 1 << 30  # temporaries per chunk of the batch: ~1 GiB
 
@@ -17,9 +17,9 @@ def condensed_index(n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
 def rdm_torch(x: torch.Tensor, metric: str, chunk_bytes: int = CHUNK_BYTES) -> torch.Tensor:
     """x: (B, n, d) -> condensed RDMs (B, n*(n-1)//2); float64 stays float64, else float32.
 
-    correlation: 1 - r of rows centred by their own mean (two passes: large offsets cost no
-    accuracy); cosine: 1 - cos; float32 products summed over slices of features in float64
-    (`matmul_t`), following torch's matmul precision settings. euclidean:
+    correlation: 1 - r of rows centred by their own mean (what rounding leaves of the mean is
+    removed from the Gram: large offsets cost no accuracy); cosine: 1 - cos; float32 products
+    summed over slices of features in float64 (`matmul_t`). euclidean:
     columns centred, products in float64, pairs the Gram formula cannot resolve recomputed
     directly: relative error < ~1e-7 (float32 results) or ~1e-11 (float64) of each distance.
     """
@@ -29,16 +29,19 @@ def rdm_torch(x: torch.Tensor, metric: str, chunk_bytes: int = CHUNK_BYTES) -> t
     nb, n, d = x.shape
     i, j = condensed_index(n, x.device)
     out = torch.empty((nb, n * (n - 1) // 2), dtype=dtype, device=x.device)
-    per_item = n * d * (8 if work == torch.float64 else 4) + 2 * n * n * 8
+    per_item = (n * d + 2 * n * n) * (8 if work == torch.float64 else 4) + n * n * 8
     step = max(1, chunk_bytes // per_item)
     refine = refine_ratio(d, dtype == torch.float64)
     for b0 in range(0, nb, step):
         xb = x[b0 : b0 + step].to(work)
         if metric == "correlation":
-            xb = centred_rows_torch(xb)
+            xb = xb - xb.mean(dim=-1, keepdim=True)
+            left = xb.mean(dim=-1)  # what rounding left of the mean (large offsets)
         elif euclidean:
             xb = xb - xb.mean(dim=-2, keepdim=True)
-        gram = matmul_t(xb, xb)  # float64
+        gram = matmul_t(xb, xb)
+        if metric == "correlation":  # sum (y - l)(y' - l') = sum y y' - d l l': exactly centred
+            gram -= d * (left[:, :, None] * left[:, None, :]).to(gram.dtype)
         sq = torch.diagonal(gram, dim1=-2, dim2=-1)
         if euclidean:
             total = sq[:, i] + sq[:, j]

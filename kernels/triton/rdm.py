@@ -96,6 +96,9 @@ def rdm_triton(
     benchmarks/results/NOTES-gpu.md. Rows longer than SLAB features (correlation, cosine) are
     summed slab by slab, the slabs in float64 (one more (B, m) float64 buffer).
     Rows are first centred and scaled in fp32 (one read, one write), in chunks of the batch.
+    euclidean: the Gram formula in fp32, so the squared distance errs by ~1e-7 of the squared
+    norms (near-duplicate pairs lose relative accuracy); fastrsa's triton backend therefore
+    computes euclidean RDMs with torch in float64 (kernels/torch/rdm.py).
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}; got {precision!r}")
