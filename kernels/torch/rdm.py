@@ -1,5 +1,7 @@
 """Batched RDMs in torch: centre, one batched Gram product (bmm), condensed extraction."""
 
+import math
+
 import torch
 
 from .._euclidean import REFINE_BYTES, refine_ratio
@@ -35,13 +37,13 @@ def rdm_torch(x: torch.Tensor, metric: str, chunk_bytes: int = CHUNK_BYTES) -> t
     for b0 in range(0, nb, step):
         xb = x[b0 : b0 + step].to(work)
         if metric == "correlation":
-            xb = xb - xb.mean(dim=-1, keepdim=True)
-            left = xb.mean(dim=-1)  # what rounding left of the mean (large offsets)
+            mean = xb.mean(dim=-1, keepdim=True)
+            xb = xb - mean
         elif euclidean:
             xb = xb - xb.mean(dim=-2, keepdim=True)
         gram = matmul_t(xb, xb)
-        if metric == "correlation":  # sum (y - l)(y' - l') = sum y y' - d l l': exactly centred
-            gram -= d * (left[:, :, None] * left[:, None, :]).to(gram.dtype)
+        if metric == "correlation":
+            _remove_offset(gram, xb, mean[..., 0])
         sq = torch.diagonal(gram, dim1=-2, dim2=-1)
         if euclidean:
             total = sq[:, i] + sq[:, j]
@@ -53,6 +55,21 @@ def rdm_torch(x: torch.Tensor, metric: str, chunk_bytes: int = CHUNK_BYTES) -> t
             r = gram[:, i, j] / (norms[:, i] * norms[:, j])
             out[b0 : b0 + step] = (1.0 - r).clamp_(0.0, 2.0)
     return out
+
+
+def _remove_offset(gram: torch.Tensor, y: torch.Tensor, mean: torch.Tensor) -> None:
+    """gram (B, n, n) of rows y = x - mean (B, n, d) -> in place, the Gram of exactly centred rows.
+
+    The mean's rounding leaves y a small mean l, and sum (y - l)(y' - l') = sum y y' - d l l'.
+    That rounding is at most ~log2(d) * eps * sqrt(mean of x^2) per row; where it cannot matter
+    (ordinary data, no large offset) l is not even computed."""
+    d = y.shape[-1]
+    sq = torch.diagonal(gram, dim1=-2, dim2=-1).double()
+    bound = 4 * math.log2(d + 1) * torch.finfo(y.dtype).eps
+    bound = bound * torch.sqrt(sq / d + mean.double() ** 2)
+    if bool((d * bound * bound > 1e-10 * sq).any()):
+        left = y.mean(dim=-1, dtype=torch.float64)
+        gram -= (d * left[:, :, None] * left[:, None, :]).to(gram.dtype)
 
 
 def _refine(x: torch.Tensor, d2: torch.Tensor, close: torch.Tensor, i, j) -> None:
