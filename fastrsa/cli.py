@@ -17,7 +17,8 @@ import numpy as np
 from . import __version__, io
 from ._backend import BACKENDS, available_backends
 from .compare import compare
-from .rdms import rdms, squareform
+from .errors import is_user_error
+from .rdms import n_from_condensed, rdms
 from .reference import METHODS, METRICS
 from .taxonomy import TAXONOMY_FILES
 
@@ -26,87 +27,38 @@ def _note(message: str) -> None:
     print(f"fastrsa: note: {message}", file=sys.stderr)
 
 
-def _condensed_length(k: int) -> bool:
-    """Whether k = n*(n-1)/2 for some n >= 3: a length condensed RDMs can have."""
-    n = int(round((1 + np.sqrt(1 + 8 * k)) / 2))
-    return n >= 3 and n * (n - 1) // 2 == k
+def _reading(args) -> str:
+    """How square 2-D arrays of RDM files are read: --condensed, --square or "auto"."""
+    if getattr(args, "condensed", False):
+        return "condensed"
+    return "square" if getattr(args, "square", False) else "auto"
 
 
-def _rdm_problem(err: ValueError) -> str:
-    """What squareform found wrong with a square array, without its internal name "x"."""
-    text = str(err)
-    if "symmetric" in text:
-        return "not symmetric"
-    if "diagonal" in text:
-        return "non-zero diagonal"
-    return re.sub(r"^x ", "", text)
+def _load_rdms(path: str, option: str, args) -> tuple[list[str], np.ndarray]:
+    """(labels, condensed RDMs (K, m)) of an RDM file: io.load_rdms with the command's
+    --condensed/--square choice; its notes go to stderr."""
+    return io.load_rdms(path, option, _reading(args), note=_note)
 
 
-def _labelled_rows(
-    arrays: dict[str, np.ndarray], name: str, reading: str = "auto"
-) -> tuple[list[str], np.ndarray]:
-    """Condensed RDMs (B, m) and their labels from arrays that are condensed (m,), square (n, n),
-    stacks of square (k, n, n) or batches of condensed (k, m) — labelled `key[i]`.
-
-    A square (k, k) array can be one square RDM or k condensed RDMs of length k: reading
-    "square" or "condensed" (--square / --condensed) decides. With "auto", a valid RDM
-    (symmetric, zero diagonal) is read as one square RDM and any other square array as k
-    condensed rows (when k can be a condensed length), with a note on stderr saying so
-    whenever both readings were possible.
-    """
+def _rdms_of_features(path: str, option: str, backend: str) -> tuple[list[str], np.ndarray]:
+    """(labels, condensed RDMs (K, m)) of a feature file: each array (n, d) is one model's
+    features (labelled by its key); an array (..., n, d) is a batch labelled `key[i]` (`key[i,j]`
+    for more leading dims)."""
     labels, rows = [], []
-    for key, arr in arrays.items():
-        what = f"{name}: array {key!r} of shape {arr.shape}"
-        if arr.dtype.kind not in "fiu":
-            raise TypeError(f"{what} holds {arr.dtype}, not numbers")
-        if arr.size == 0:
-            raise ValueError(f"{what} is empty")
-        if arr.ndim == 2 and arr.shape[0] == arr.shape[1] and reading != "condensed":
-            k = arr.shape[0]
-            try:
-                arr = squareform(arr, to="condensed")
-            except ValueError as err:
-                if reading == "square" or not _condensed_length(k):
-                    hint = "; pass --condensed if its rows are condensed RDMs"
-                    raise ValueError(
-                        f"{what} is not a square RDM ({_rdm_problem(err)})"
-                        + (hint if _condensed_length(k) else "")
-                    ) from None
-                _note(
-                    f"{what} is not a symmetric zero-diagonal RDM, so it was read as {k} "
-                    "condensed RDMs (rows); pass --condensed or --square to choose"
-                )
-            else:
-                if reading == "auto" and _condensed_length(k):
-                    _note(
-                        f"{what} was read as one square RDM of {k} images; pass --condensed if "
-                        f"it holds {k} condensed RDMs (rows)"
-                    )
-        elif reading == "square" and arr.ndim == 2:
-            raise ValueError(f"{what} is not square, but --square was given")
-        elif arr.ndim == 3 and reading != "condensed" and arr.shape[1] == arr.shape[2]:
-            try:
-                arr = squareform(arr, to="condensed")
-            except ValueError as err:
-                raise ValueError(
-                    f"{what} is not a stack of square RDMs ({_rdm_problem(err)})"
-                ) from None
-        if arr.ndim == 1:
+    for key, arr in io.load_arrays(path, option).items():
+        try:
+            out = rdms(arr, backend=backend)
+        except (ValueError, TypeError) as err:
+            raise type(err)(f"{option}: array {key!r} of {path}: {err}") from None
+        lead = arr.shape[:-2]
+        if not lead:
             labels.append(key)
-            rows.append(arr)
-        elif arr.ndim == 2:
-            labels += [f"{key}[{i}]" for i in range(arr.shape[0])]
-            rows += list(arr)
         else:
-            raise ValueError(f"{what} is not an RDM, nor a batch of RDMs")
-    for label, row in zip(labels, rows, strict=True):
-        if row.dtype.kind == "f" and not np.isfinite(row).all():
-            first = int(np.argmax(~np.isfinite(row)))
-            raise ValueError(f"{name}: RDM {label!r} holds NaN or Inf (first at value {first})")
-    lengths = {len(r) for r in rows}
-    if len(lengths) > 1:
-        sizes = ", ".join(f"{lab}: {len(r)}" for lab, r in zip(labels, rows, strict=True))
-        raise ValueError(f"{name}: RDMs of different sizes cannot be compared ({sizes})")
+            labels += [f"{key}[{','.join(map(str, i))}]" for i in np.ndindex(*lead)]
+        rows += list(np.asarray(out).reshape(-1, out.shape[-1]))
+    sizes = {len(r) for r in rows}
+    if len(sizes) > 1:
+        raise ValueError(f"{option}: the arrays of {path} hold different numbers of images")
     return labels, np.stack(rows)
 
 
@@ -172,7 +124,15 @@ def cmd_demo(args) -> None:
 
     _check_output(args.out, "--out", "folder", TAXONOMY_FILES + ("demo.json",))
     if args.real_data:
-        print(run_real_data(args.real_data, n_clusters=args.clusters or 4, out_dir=args.out))
+        print(
+            run_real_data(
+                args.real_data,
+                n_clusters=args.clusters or 4,
+                out_dir=args.out,
+                reading=_reading(args),
+                note=_note,
+            )
+        )
         return
     result = run_demo(
         n_images=args.images,
@@ -204,11 +164,10 @@ def cmd_rdms(args) -> None:
 def cmd_compare(args) -> None:
     if args.out:
         _check_output(args.out, "--out")
-    reading = "condensed" if args.condensed else "square" if args.square else "auto"
-    labels_a, a = _labelled_rows(io.load_arrays(args.rdms, "rdms"), "rdms", reading)
+    labels_a, a = _load_rdms(args.rdms, "rdms", args)
     labels_b, b = labels_a, None
     if args.other:
-        labels_b, b = _labelled_rows(io.load_arrays(args.other, "--with"), "--with", reading)
+        labels_b, b = _load_rdms(args.other, "--with", args)
     try:
         sim = compare(a, b, method=args.method, backend=args.backend)
     except (ValueError, TypeError) as err:
@@ -272,34 +231,38 @@ def cmd_features(args) -> None:
     print(f"wrote {len(feats.models)} models x {len(feats.layers)} layers to {path}")
 
 
-def _rdms_for_taxonomy(args) -> dict:
-    """{label: RDM} from --rdms, --features (one feature array per label) or --models/--images."""
+def _labelled_rdms(args) -> tuple[list[str], np.ndarray]:
+    """(labels, condensed RDMs (K, m)) from --rdms (an RDM file), --features (a feature file)
+    or, for taxonomy, --models with --images (features extracted now)."""
+    given = [o for o in ("rdms", "features") if getattr(args, o, None)]
+    if getattr(args, "models", None) or getattr(args, "images", None):
+        given.append("models")
+    if len(given) > 1:
+        options = " and ".join("--models/--images" if g == "models" else f"--{g}" for g in given)
+        raise ValueError(f"give one source of RDMs; got {options}")
     if args.rdms:
-        return io.load_arrays(args.rdms, "--rdms")
+        return _load_rdms(args.rdms, "--rdms", args)
     if args.features:
-        feats = io.load_arrays(args.features, "--features")
-        out = {}
-        for key, arr in feats.items():
-            try:
-                out[key] = rdms(arr, backend=args.backend)
-            except (ValueError, TypeError) as err:
-                raise type(err)(f"--features: array {key!r} of {args.features}: {err}") from None
-        return out
-    if args.models and args.images:
+        return _rdms_of_features(args.features, "--features", args.backend)
+    if getattr(args, "models", None) and getattr(args, "images", None):
         from .features import extract
 
         feats = extract(args.models, args.images, layers=[args.layer], progress=sys.stderr.isatty())
         stacked = rdms(feats.stack(args.layer), backend=args.backend)
-        return dict(zip(feats.models, stacked, strict=True))
-    raise ValueError("give --rdms, --features, or --models with --images")
+        return list(feats.models), np.asarray(stacked)
+    if hasattr(args, "models"):
+        raise ValueError("give --rdms, --features, or --models with --images")
+    raise ValueError("give --rdms or --features")
 
 
 def cmd_taxonomy(args) -> None:
     from .taxonomy import taxonomy
 
     _check_output(args.out, "--out", "folder", TAXONOMY_FILES)
+    labels, rows = _labelled_rdms(args)
     result = taxonomy(
-        _rdms_for_taxonomy(args),
+        rows,
+        labels,
         method=args.method,
         linkage=args.linkage,
         n_clusters=args.clusters,
@@ -318,11 +281,16 @@ def cmd_taxonomy(args) -> None:
 def cmd_rank(args) -> None:
     from .taxonomy import rank_sources
 
-    target = io.load_arrays(args.target, "--target")
-    if len(target) != 1:
-        raise ValueError(f"--target must hold one RDM; {args.target} holds {sorted(target)}")
-    sources = io.load_arrays(args.sources, "--sources")
-    ranking = rank_sources(next(iter(target.values())), sources, method=args.method)
+    target_labels, target = _load_rdms(args.target, "--target", args)
+    if len(target_labels) != 1:
+        raise ValueError(f"--target must hold one RDM; {args.target} holds {target_labels}")
+    labels, sources = _load_rdms(args.sources, "--sources", args)
+    if target.shape[1] != sources.shape[1]:
+        raise ValueError(
+            f"--target covers {n_from_condensed(target.shape[1])} images, --sources "
+            f"{n_from_condensed(sources.shape[1])}: they must share the same images"
+        )
+    ranking = rank_sources(target[0], sources, labels, method=args.method, backend=args.backend)
     width = max(len(label) for label in ranking.labels)
     for i, (label, score) in enumerate(ranking, 1):
         print(f"{i:3d}  {label:<{width}}  {score:.4f}")
@@ -339,7 +307,8 @@ def cmd_evaluate(args) -> None:
         if not sep or not label or not name:
             raise ValueError(f"--alias must look like LABEL=AFFINITY_NAME; got {item!r}")
         aliases[label] = name
-    result = taxonomy(io.load_arrays(args.rdms, "--rdms"), method=args.method)
+    labels, rows = _labelled_rdms(args)
+    result = taxonomy(rows, labels, method=args.method, backend=args.backend)
     ev = evaluate_transfer(
         result.similarity, result.labels, load_affinities(args.affinities), aliases
     )
@@ -368,40 +337,18 @@ def cmd_backends(args) -> None:
         print(f"{name:10} {'available' if name in usable else 'not available'}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fastrsa", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"fastrsa {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    backend = dict(
-        default="auto", choices=("auto", *BACKENDS), help="compute backend (default: auto)"
-    )
+RDM_FILES = (
+    ".npz: one RDM per label, condensed (m,) or square (n, n), or stacked batches (k, m) / "
+    "(k, n, n) labelled key[i]; or .npy: one RDM or a stack (B, m) / (B, n, n)"
+)
+FEATURE_FILES = ".npz: one feature array (n images, d) per label, or .npy/.npz batches (..., n, d)"
+DEBUG_HELP = "show the traceback of every error, the user's too (they are one line otherwise)"
 
-    p = sub.add_parser("demo", help="the embedded default: a miniature Taskonomy, end to end")
-    p.add_argument("--images", type=int, default=300, help="generated scenes (default 300)")
-    p.add_argument("--layer", default="block4", choices=("block4", "compressed"))
-    p.add_argument("--clusters", type=int, help="flat clusters (default 3; 4 with --real-data)")
-    p.add_argument("--backend", **backend)
-    p.add_argument("--no-reference", action="store_true", help="skip the (slow) naive reference")
-    p.add_argument("--out", default="fastrsa-demo", help="output folder (default fastrsa-demo)")
-    p.add_argument("--real-data", metavar="DIR", help="instead: the taxonomy of real RDM files")
-    p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser(
-        "rdms", help="RDMs of feature arrays (.npy: (..., n, d); .npz: one per label)"
-    )
-    p.add_argument("features", help=".npy or .npz of features (..., n images, d features)")
-    p.add_argument("--out", required=True, help="output .npz: condensed RDMs under the same keys")
-    p.add_argument("--metric", default="correlation", choices=METRICS)
-    p.add_argument("--backend", **backend)
-    p.set_defaults(func=cmd_rdms)
-
-    p = sub.add_parser("compare", help="all-pairs similarity of RDMs from .npy/.npz files")
-    p.add_argument("rdms", help=".npz with one RDM per label (condensed or square), or .npy (B, m)")
-    p.add_argument("--with", dest="other", help="compare against these RDMs instead of all pairs")
-    p.add_argument("--method", default="spearman", choices=METHODS)
-    p.add_argument("--backend", **backend)
-    p.add_argument("--out", help="save the matrix: .json, or .npz (similarity, labels_a, labels_b)")
-    how = p.add_mutually_exclusive_group()
+def _reading_options() -> argparse.ArgumentParser:
+    """--condensed / --square, for every command that reads RDM files."""
+    parent = argparse.ArgumentParser(add_help=False)
+    how = parent.add_argument_group("reading square arrays").add_mutually_exclusive_group()
     how.add_argument(
         "--condensed",
         action="store_true",
@@ -413,27 +360,78 @@ def build_parser() -> argparse.ArgumentParser:
         help="read every square 2-D array as one square RDM (default: a valid one is; a note "
         "says so when the array could also be rows of condensed RDMs)",
     )
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fastrsa", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"fastrsa {__version__}")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    # --debug is also accepted after the command; SUPPRESS keeps the global one when it is not
+    debug = argparse.ArgumentParser(add_help=False)
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
+    reading = _reading_options()
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, help: str, rdm_files: bool = False) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, parents=[debug, reading] if rdm_files else [debug])
+
+    backend = dict(
+        default="auto", choices=("auto", *BACKENDS), help="compute backend (default: auto)"
+    )
+
+    p = command("demo", "the embedded default: a miniature Taskonomy, end to end", rdm_files=True)
+    p.add_argument("--images", type=int, default=300, help="generated scenes (default 300)")
+    p.add_argument("--layer", default="block4", choices=("block4", "compressed"))
+    p.add_argument("--clusters", type=int, help="flat clusters (default 3; 4 with --real-data)")
+    p.add_argument("--backend", **backend)
+    p.add_argument("--no-reference", action="store_true", help="skip the (slow) naive reference")
+    p.add_argument("--out", default="fastrsa-demo", help="output folder (default fastrsa-demo)")
+    p.add_argument(
+        "--real-data", metavar="DIR", help="instead: the taxonomy of every RDM .npz in DIR"
+    )
+    p.set_defaults(func=cmd_demo)
+
+    p = command("rdms", "RDMs of feature arrays (.npy: (..., n, d); .npz: one per label)")
+    p.add_argument("features", help=".npy or .npz of features (..., n images, d features)")
+    p.add_argument("--out", required=True, help="output .npz: condensed RDMs under the same keys")
+    p.add_argument("--metric", default="correlation", choices=METRICS)
+    p.add_argument("--backend", **backend)
+    p.set_defaults(func=cmd_rdms)
+
+    p = command("compare", "all-pairs similarity of RDMs from .npy/.npz files", rdm_files=True)
+    p.add_argument("rdms", help=RDM_FILES)
+    p.add_argument(
+        "--with", dest="other", help="compare against these RDMs (same kinds of file) instead"
+    )
+    p.add_argument("--method", default="spearman", choices=METHODS)
+    p.add_argument("--backend", **backend)
+    p.add_argument("--out", help="save the matrix: .json, or .npz (similarity, labels_a, labels_b)")
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("export-taskonomy", help="Taskonomy .pth encoders -> ONNX, one per task")
+    p = command("export-taskonomy", "Taskonomy .pth encoders -> ONNX, one per task")
     p.add_argument("--weights", required=True, help="folder of <task>_encoder*.pth checkpoints")
     p.add_argument("--out", required=True, help="folder for <task>.onnx")
     p.add_argument("--layers", nargs="+", help="block1..block4, compressed (default: all five)")
     p.set_defaults(func=cmd_export_taskonomy)
 
-    p = sub.add_parser("features", help="features of ONNX encoders on an image folder (.npz)")
+    p = command("features", "features of ONNX encoders on an image folder (.npz)")
     p.add_argument("--models", nargs="+", required=True, help="ONNX encoder files")
     p.add_argument("--images", required=True, help="folder of images")
     p.add_argument("--layers", nargs="+", default=["compressed"])
     p.add_argument("--out", required=True, help='output .npz, one array per "model.layer"')
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
+    p.add_argument(
+        "--device", default="auto", help="auto (default), cpu, cuda, or cuda:N for GPU N"
+    )
     p.add_argument("--cache", help="folder caching finished (model, layer) results")
     p.set_defaults(func=cmd_features)
 
-    p = sub.add_parser("taxonomy", help="similarity of models' RDMs -> clustering, heatmap, JSON")
-    p.add_argument("--rdms", help=".npz: one RDM per label (square or condensed)")
-    p.add_argument("--features", help=".npz: one feature array (n, d) per label")
+    p = command(
+        "taxonomy", "similarity of models' RDMs -> clustering, heatmap, JSON", rdm_files=True
+    )
+    p.add_argument("--rdms", help=RDM_FILES)
+    p.add_argument("--features", help=FEATURE_FILES)
     p.add_argument("--models", nargs="+", help="ONNX encoders (with --images)")
     p.add_argument("--images", help="image folder (with --models)")
     p.add_argument("--layer", default="compressed", help="layer of --models (default compressed)")
@@ -444,14 +442,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=cmd_taxonomy)
 
-    p = sub.add_parser("rank", help="rank source models by RDM similarity to a target model")
-    p.add_argument("--target", required=True, help=".npy/.npz holding the target's RDM")
-    p.add_argument("--sources", required=True, help=".npz: one RDM per source model")
+    p = command("rank", "rank source models by RDM similarity to a target model", rdm_files=True)
+    p.add_argument("--target", required=True, help="an RDM file holding one RDM: the target's")
+    p.add_argument("--sources", required=True, help="the source models' RDMs: " + RDM_FILES)
     p.add_argument("--method", default="spearman", choices=METHODS)
+    p.add_argument("--backend", **backend)
     p.set_defaults(func=cmd_rank)
 
-    p = sub.add_parser("evaluate", help="RSA similarity against measured transfer affinities")
-    p.add_argument("--rdms", required=True, help=".npz: one RDM per task")
+    p = command("evaluate", "RSA similarity against measured transfer affinities", rdm_files=True)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--rdms", help="one RDM per task: " + RDM_FILES)
+    source.add_argument("--features", help="one feature array per task: " + FEATURE_FILES)
     p.add_argument("--affinities", required=True, help=".json or .csv transfer affinities")
     p.add_argument(
         "--alias",
@@ -460,10 +461,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="map an RDM label to the affinity table's name (repeatable)",
     )
     p.add_argument("--method", default="spearman", choices=METHODS)
+    p.add_argument("--backend", **backend)
     p.add_argument("--json", help="write the figures and per-target rows to this JSON")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("diff", help="compare two saved results; exit 1 when they differ")
+    p = command("diff", "compare two saved results; exit 1 when they differ")
     p.add_argument("old", help=".npy, .npz or .json result")
     p.add_argument("new", help="the same kind of file")
     p.add_argument("--atol", type=float, default=1e-6, help="absolute tolerance (default 1e-6)")
@@ -471,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ignore", nargs="+", help="more keys to skip (metadata and timings are)")
     p.set_defaults(func=cmd_diff)
 
-    p = sub.add_parser("backends", help="list the compute backends and whether they can run here")
+    p = command("backends", "list the compute backends and whether they can run here")
     p.set_defaults(func=cmd_backends)
     return parser
 
@@ -485,25 +487,16 @@ def _one_line(err: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code (2 with a one-line message for bad input).
-
-    Errors of the user's input (ValueError, TypeError, missing files, unusable paths:
-    PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError) print one line on
-    stderr; any other exception is a bug and keeps its traceback."""
+    """Entry point; returns the exit code: 0, 1 (`diff`: the results differ), or 2 with one line
+    on stderr for an error the user caused (fastrsa.errors.is_user_error: bad input, a bad
+    argument, an unusable path, a missing optional package or GPU). Any other exception is a bug:
+    it propagates with its traceback (exit 1). With --debug every error does."""
     args = build_parser().parse_args(argv)
     try:
         code = args.func(args)
-    except (
-        ValueError,
-        TypeError,
-        FileNotFoundError,
-        RuntimeError,
-        ImportError,
-        PermissionError,
-        IsADirectoryError,
-        NotADirectoryError,
-        FileExistsError,
-    ) as err:
+    except Exception as err:
+        if getattr(args, "debug", False) or not is_user_error(err):
+            raise
         print(f"fastrsa {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
     return code or 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,9 +157,16 @@ def format_demo(res: DemoResult) -> str:
     return "\n".join(lines)
 
 
-def run_real_data(folder: str | Path, n_clusters: int = 4, out_dir: str | Path = "fastrsa-demo"):
-    """The same taxonomy on every RDM file (*.npz: one RDM per task) of a folder; with an
-    affinities.json beside them, also the standard transfer evaluation. Returns printable text."""
+def run_real_data(
+    folder: str | Path,
+    n_clusters: int = 4,
+    out_dir: str | Path = "fastrsa-demo",
+    reading: str | None = None,
+    note: Callable[[str], None] | None = None,
+) -> str:
+    """The same taxonomy on every RDM file (*.npz: one RDM per task, read by io.load_rdms with
+    `reading` and `note`) of a folder; with an affinities.json beside them, also the standard
+    transfer evaluation. Returns printable text."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"--real-data: no such folder: {folder}")
@@ -168,7 +176,8 @@ def run_real_data(folder: str | Path, n_clusters: int = 4, out_dir: str | Path =
     affinities = folder / "affinities.json"
     lines = []
     for path in files:
-        result = taxonomy(io.load_arrays(path, "--real-data"), n_clusters=n_clusters)
+        labels, rows = io.load_rdms(path, "--real-data", reading, note)
+        result = taxonomy(rows, labels, n_clusters=n_clusters)
         saved = result.save(Path(out_dir) / path.stem)
         lines.append(
             f"{path.name}: {len(result.labels)} tasks, {result.metadata['n_images']} images"

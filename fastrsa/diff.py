@@ -3,13 +3,16 @@ runs: `fastrsa diff OLD NEW --atol 1e-6` exits 1 with a readable report when the
 
 Results are .npy / .npz files (compared array by array, by key) or .json files (compared leaf by
 leaf: numbers and numeric lists with the tolerance, everything else exactly). Keys listed in
-`ignore` (e.g. JSON metadata such as timings and versions) are skipped.
+`ignore` (e.g. JSON metadata such as timings and versions) are skipped; package versions recorded
+in both files (`metadata.versions`, as fastrsa._versions.package_versions writes them) that
+differ are noted in the report, without making the results unequal.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import io
+from ._versions import version_changes
 
 DEFAULT_IGNORE = ("metadata", "seconds", "reference_seconds", "backend")
 
@@ -30,14 +34,16 @@ class DiffReport:
     mismatched: list[str] = field(default_factory=list)  # shapes, types or exact values
     out_of_tolerance: list[str] = field(default_factory=list)  # numeric, with the worst error
     compared: int = 0
+    notes: list[str] = field(default_factory=list)  # e.g. package versions that changed
 
     @property
     def equal(self) -> bool:
         return not (self.only_old or self.only_new or self.mismatched or self.out_of_tolerance)
 
     def text(self) -> str:
+        notes = [f"  note: {note}" for note in self.notes]
         if self.equal:
-            return f"equal: {self.compared} entries agree within the tolerance"
+            return "\n".join([f"equal: {self.compared} entries agree within the tolerance", *notes])
         lines = [f"DIFFERENT ({self.compared} entries compared)"]
         for title, items in (
             ("only in OLD", self.only_old),
@@ -46,7 +52,7 @@ class DiffReport:
             ("beyond tolerance", self.out_of_tolerance),
         ):
             lines += [f"  {title}: {item}" for item in items]
-        return "\n".join(lines)
+        return "\n".join(lines + notes)
 
 
 def _load(path: Path, name: str) -> dict[str, Any]:
@@ -83,6 +89,19 @@ def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: obj}
 
 
+_VERSION_KEY = re.compile(r"(?:^|\.)versions\.([^.\[\]]+)$")
+
+
+def _versions(flat: dict[str, Any]) -> dict[str, Any]:
+    """{package: version} recorded in a flattened result (keys ending in versions.<package>)."""
+    out = {}
+    for key, value in flat.items():
+        m = _VERSION_KEY.search(key)
+        if m:
+            out[m.group(1)] = value
+    return out
+
+
 def _ignored(key: str, ignore) -> bool:
     parts = key.replace("[", ".").split(".")
     return any(part in ignore for part in parts)
@@ -98,9 +117,15 @@ def diff_results(
     """Compare two result files; numbers agree when |new - old| <= atol + rtol * |old|."""
     if atol < 0 or rtol < 0:
         raise ValueError(f"atol and rtol must be >= 0; got {atol}, {rtol}")
-    a = {k: v for k, v in _load(Path(old), "OLD").items() if not _ignored(k, ignore)}
-    b = {k: v for k, v in _load(Path(new), "NEW").items() if not _ignored(k, ignore)}
+    a, b = _load(Path(old), "OLD"), _load(Path(new), "NEW")
+    old_versions, new_versions = _versions(a), _versions(b)
+    a = {k: v for k, v in a.items() if not _ignored(k, ignore)}
+    b = {k: v for k, v in b.items() if not _ignored(k, ignore)}
     report = DiffReport(only_old=sorted(set(a) - set(b)), only_new=sorted(set(b) - set(a)))
+    if old_versions and new_versions:
+        changes = version_changes(old_versions, new_versions)
+        if changes:
+            report.notes.append("package versions differ: " + ", ".join(changes))
     for key in sorted(set(a) & set(b)):
         report.compared += 1
         x, y = a[key], b[key]

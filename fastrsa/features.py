@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 import struct
 import zlib
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from . import io
+from .errors import MissingPackage, NeedsDevice
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -55,23 +57,39 @@ def onnxruntime():
     try:
         import onnxruntime as ort
     except ImportError:
-        raise ImportError(
+        raise MissingPackage(
             "fastrsa.features needs onnxruntime: `pip install fastrsa[onnx]` (CPU) or "
             "`pip install fastrsa[onnx-gpu]` (CUDA) — one of the two, never both"
         ) from None
     return ort
 
 
-def providers(device: str = "auto") -> list[str]:
-    """onnxruntime execution providers for "auto" (CUDA when onnxruntime has it), "cuda", "cpu"."""
-    available = onnxruntime().get_available_providers()
+_CUDA_N = re.compile(r"cuda:(\d+)")
+
+
+def _cuda_index(device: str) -> int | None:
+    """N for device "cuda:N"; None for "auto", "cuda" (onnxruntime's default, device 0) and
+    "cpu"; ValueError for anything else."""
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a string; got {type(device).__name__}")
+    m = _CUDA_N.fullmatch(device)
+    if m:
+        return int(m.group(1))
     if device not in ("auto", "cuda", "cpu"):
-        raise ValueError(f"device must be 'auto', 'cuda' or 'cpu'; got {device!r}")
+        raise ValueError(f"device must be 'auto', 'cuda', 'cuda:N' or 'cpu'; got {device!r}")
+    return None
+
+
+def providers(device: str = "auto") -> list[str]:
+    """onnxruntime execution providers for "auto" (CUDA when onnxruntime has it), "cuda" or
+    "cuda:N" (GPU N), "cpu"."""
+    _cuda_index(device)  # refuses anything but auto, cuda, cuda:N, cpu
+    available = onnxruntime().get_available_providers()
     has_cuda = "CUDAExecutionProvider" in available
-    if device == "cuda" and not has_cuda:
-        raise RuntimeError(
-            f"device='cuda' needs onnxruntime-gpu with CUDAExecutionProvider; this onnxruntime has "
-            f"{available}"
+    if device.startswith("cuda") and not has_cuda:
+        raise NeedsDevice(
+            f"device={device!r} needs onnxruntime-gpu with CUDAExecutionProvider; this "
+            f"onnxruntime has {available}"
         )
     if device != "cpu" and has_cuda:
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -227,8 +245,13 @@ def _session(model: Path, device: str):
     ort = onnxruntime()
     if not model.is_file():
         raise FileNotFoundError(f"models: no such file: {model}")
+    names = providers(device)
+    index = _cuda_index(device)
+    options = None
+    if index is not None:  # the GPU the caller chose; onnxruntime's default is device 0
+        options = [{"device_id": str(index)} if p == "CUDAExecutionProvider" else {} for p in names]
     try:
-        return ort.InferenceSession(str(model), providers=providers(device))
+        return ort.InferenceSession(str(model), providers=names, provider_options=options)
     except Exception as err:  # onnxruntime raises its own error types for bad files
         raise ValueError(
             f"models: could not load {model} as an ONNX model ({_one_line(err)})"
@@ -263,7 +286,8 @@ def extract(
     `cache_dir`, each (model, layer) result is saved keyed by the model file's hash, the images
     and the layer, so a re-run skips finished work and a killed run resumes; a cached entry of
     the wrong shape or dtype is recomputed, and `cache_dir` is checked (created) before any
-    inference runs. device: "auto" uses onnxruntime's CUDA provider when it has one.
+    inference runs. device: "auto" uses onnxruntime's CUDA provider when it has one, "cuda" or
+    "cuda:N" require it (GPU 0, or GPU N), "cpu" never uses it.
 
     A model whose output holds NaN or Inf is refused (ValueError naming the model, the layer
     and the first such image), never returned or cached.
@@ -276,6 +300,7 @@ def extract(
 
     if output not in ("numpy", "torch"):
         raise ValueError(f"output must be 'numpy' or 'torch'; got {output!r}")
+    _cuda_index(device)  # a bad device is refused before any model is loaded
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
         raise TypeError(f"batch_size must be an integer; got {batch_size!r}")
     if batch_size < 1:
@@ -313,7 +338,7 @@ def extract(
                 _write_cache(cache, keys, cached)
             else:
                 if output == "torch":
-                    cached = {k: _to_torch(v, _on_cuda(session)) for k, v in cached.items()}
+                    cached = {k: _to_torch(v, _torch_device(session)) for k, v in cached.items()}
                 bar.update(n_batches)
             for layer in layers:
                 data[layer].append(cached[layer])
@@ -415,10 +440,10 @@ def _stack(arrays: list):
     return torch.stack(arrays)
 
 
-def _to_torch(array: np.ndarray, cuda: bool):
+def _to_torch(array: np.ndarray, device: str):
     import torch
 
-    return torch.from_numpy(array).to("cuda:0" if cuda else "cpu")
+    return torch.from_numpy(array).to(device)
 
 
 def _to_numpy(array) -> np.ndarray:
@@ -465,12 +490,13 @@ def _run(
     for layer, out in zip(layers, outs, strict=True):
         _check_batch(out.shape[0], len(first), label, layer)
     result = {
-        layer: _allocate(len(pixels), output, _on_cuda(session), out.reshape(len(first), -1))
+        layer: _allocate(len(pixels), output, _torch_device(session), out.reshape(len(first), -1))
         for layer, out in zip(layers, outs, strict=True)
     }
     bar.update(1)
     binding = session.io_binding()
     device = "cuda" if _on_cuda(session) and output == "torch" else "cpu"
+    device_id = _cuda_device_id(session) if device == "cuda" else 0
     types = {o.name: o.type for o in session.get_outputs()}
     bindable = all(types[layer] == "tensor(float)" for layer in layers)  # else: plain runs, cast
     for start in range(batch_size, len(pixels), batch_size):
@@ -485,7 +511,7 @@ def _run(
         for layer, out in zip(layers, outs, strict=True):
             rows = result[layer][start : start + len(batch)]
             binding.bind_output(
-                layer, device, 0, np.float32, (len(batch), *out.shape[1:]), _pointer(rows)
+                layer, device, device_id, np.float32, (len(batch), *out.shape[1:]), _pointer(rows)
             )
         try:
             session.run_with_iobinding(binding)
@@ -513,15 +539,28 @@ def _on_cuda(session) -> bool:
     return session.get_providers()[0] == "CUDAExecutionProvider"
 
 
-def _allocate(n: int, output: str, cuda: bool, first: np.ndarray):
+def _cuda_device_id(session) -> int:
+    """The GPU a CUDA session runs on: its CUDA provider's device_id (0 unless chosen)."""
+    try:
+        options = session.get_provider_options().get("CUDAExecutionProvider", {})
+        return int(options.get("device_id", 0))
+    except (AttributeError, TypeError, ValueError):
+        return 0
+
+
+def _torch_device(session) -> str:
+    """The torch device of the session's outputs: "cuda:<its device_id>" or "cpu"."""
+    return f"cuda:{_cuda_device_id(session)}" if _on_cuda(session) else "cpu"
+
+
+def _allocate(n: int, output: str, device: str, first: np.ndarray):
     """An (n, d) float32 result holding `first` in its leading rows: numpy, or a torch tensor
-    (on CUDA when the model runs there)."""
+    on `device` (the session's, see _torch_device)."""
     if output == "numpy":
         out = np.empty((n, first.shape[1]), dtype=np.float32)
     else:
         import torch
 
-        device = "cuda:0" if cuda else "cpu"  # the CUDA provider's default device_id
         out = torch.empty((n, first.shape[1]), dtype=torch.float32, device=device)
     _put(out, 0, first)
     return out

@@ -1,4 +1,8 @@
-"""Figures: the similarity heatmap ordered by the dendrogram, with the dendrogram beside it."""
+"""Figures: the similarity heatmap ordered by the dendrogram, with the dendrogram beside it.
+
+Figures are `matplotlib.figure.Figure` objects made directly: no pyplot, no `matplotlib.use`, so
+drawing one changes neither the caller's backend nor pyplot's list of open figures.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +15,16 @@ from typing import Any
 import numpy as np
 
 from . import io
+from .errors import MissingPackage
 
 
-def _pyplot():
+def _figure_class():
+    """matplotlib.figure.Figure, or MissingPackage saying how to install matplotlib."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
     except ImportError:
-        raise ImportError("plots need matplotlib: `pip install matplotlib`") from None
-    return plt
+        raise MissingPackage("plots need matplotlib: `pip install matplotlib`") from None
+    return Figure
 
 
 def _formats() -> set[str]:
@@ -35,21 +38,21 @@ def taxonomy_figure_writers(
     result, formats: tuple[str, ...] = ("png", "svg"), title: str | None = None
 ) -> Iterator[dict[str, Callable[[Any], None]]]:
     """Context manager: {format: write(binary file)}, the heatmap + dendrogram of `result` drawn
-    once and saved in each format (for io.write_set); the figure is closed on leaving.
+    once and saved in each format (for io.write_set); the figure is released on leaving.
     ValueError for a result whose similarity is not finite or whose parts disagree."""
-    plt = _pyplot()
+    figure_class = _figure_class()
     supported = sorted(_formats())
     for fmt in formats:
         if fmt not in supported:
             raise ValueError(f"figure format must be one of {supported}; got {fmt!r}")
-    fig = _figure(plt, result, title)
+    fig = _figure(figure_class, result, title)
     try:
         yield {fmt: (lambda f, fmt=fmt: fig.savefig(f, format=fmt, dpi=150)) for fmt in formats}
     finally:
-        plt.close(fig)
+        fig.clear()  # not registered with pyplot: nothing else holds it
 
 
-def _figure(plt, result, title: str | None):
+def _figure(figure_class, result, title: str | None):
     from scipy.cluster import hierarchy
 
     labels = list(result.labels)
@@ -64,20 +67,18 @@ def _figure(plt, result, title: str | None):
     if not np.isfinite(sim).all():
         raise ValueError("plot: the taxonomy's similarity holds NaN or Inf; nothing to draw")
     size = max(6.0, 0.35 * k + 3)
-    fig, (ax_tree, ax_map) = plt.subplots(
-        1, 2, figsize=(size * 1.45, size), gridspec_kw={"width_ratios": [1, 3.2]}
-    )
+    fig = figure_class(figsize=(size * 1.45, size))
+    ax_tree, ax_map = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 3.2]})
     try:
-        hierarchy.dendrogram(
-            result.linkage,
-            orientation="left",
-            ax=ax_tree,
-            labels=labels,
-            no_labels=True,
-            color_threshold=None,
-            above_threshold_color="0.3",
-        )
-        ax_tree.invert_yaxis()  # top-to-bottom in the same order as the heatmap rows
+        # The tree's segments from scipy (no_plot: scipy's own drawing would import pyplot),
+        # drawn as "left" dendrograms are: distance on x, growing leftwards; leaf i at y = 10i + 5,
+        # top to bottom in the same order as the heatmap rows.
+        tree = hierarchy.dendrogram(result.linkage, no_plot=True)
+        for xs, ys in zip(tree["icoord"], tree["dcoord"], strict=True):
+            ax_tree.plot(ys, xs, color="0.3", linewidth=1.0)
+        top = max((max(ys) for ys in tree["dcoord"]), default=0.0) or 1.0
+        ax_tree.set_xlim(top * 1.05, 0.0)
+        ax_tree.set_ylim(10.0 * k, 0.0)
         ax_tree.set_xlabel("1 - similarity")
         ax_tree.set_yticks([])
         for side in ("top", "right", "left"):
@@ -91,7 +92,7 @@ def _figure(plt, result, title: str | None):
             fig.suptitle(title)
         fig.tight_layout()
     except BaseException:
-        plt.close(fig)
+        fig.clear()
         raise
     return fig
 
@@ -102,7 +103,7 @@ def plot_taxonomy(result, path: str | os.PathLike, title: str | None = None) -> 
     Needs matplotlib."""
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower()
-    _pyplot()
+    _figure_class()
     if fmt not in _formats():
         raise ValueError(f"plot: {path} must end in one of {', '.join(sorted(_formats()))}")
     with taxonomy_figure_writers(result, (fmt,), title) as writers:

@@ -14,7 +14,6 @@ import math
 import os
 import platform
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +25,9 @@ from scipy.spatial import distance
 from . import _arrays as A
 from . import io
 from ._backend import get_backend
+from ._versions import package_versions
 from .compare import compare
-from .rdms import squareform
+from .rdms import n_from_condensed, squareform
 from .reference import METHODS
 
 LINKAGES = ("average", "single", "complete", "weighted", "ward")
@@ -236,8 +236,11 @@ def _rdm_row(value: Any, where: str, check_length: bool = True) -> np.ndarray:
 
 
 def _check_condensed(m: int, where: str) -> None:
-    n = int(round((1 + np.sqrt(1 + 8 * m)) / 2))
-    if n * (n - 1) // 2 != m or n < 3:
+    try:
+        n = n_from_condensed(m, where)
+    except ValueError:
+        n = 0
+    if n < 3:
         raise ValueError(
             f"{where} has {m} values, which is not n*(n-1)/2 for any n >= 3 images: not a "
             "condensed RDM"
@@ -320,14 +323,8 @@ def _check_linkage(linkage: Any) -> str:
 
 
 def _metadata(backend: str, n_images: int, method: str) -> dict:
-    versions = {}
-    for pkg in ("fastrsa", "numpy", "scipy", "numba", "torch"):
-        try:
-            versions[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
     return {
-        "versions": versions,
+        "versions": package_versions(),
         "backend": backend,
         "device": platform.processor() or platform.machine(),
         "n_images": n_images,
@@ -417,8 +414,7 @@ def _cluster(labels, sim, linkage, n_clusters, metadata) -> Taxonomy:
 
 
 def _n(vectors: np.ndarray) -> int:
-    m = vectors.shape[1]
-    return int(round((1 + np.sqrt(1 + 8 * m)) / 2))
+    return n_from_condensed(vectors.shape[1])
 
 
 def _check_square_symmetric(sim: np.ndarray, name: str, labels) -> list[str]:
