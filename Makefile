@@ -1,18 +1,31 @@
 # The two commands of the README: `make demo` and `make test`. Each creates the environment first.
+# `make test` is what CI runs (.ci/run): it tests what users install, not the checkout.
+PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+PIP := -m pip install -q --disable-pip-version-check
 # torch is pinned to the CPU build that lies on disk here; a looser pin downloads a CUDA build.
 TORCH ?= torch==2.13.0
+# CI's environments live under build/ (ignored by git and ruff): one with the build frontend, and
+# one made fresh for each new wheel, holding the wheel with these extras and nothing else.
+BUILD_VENV := build/venv-build
+TEST_VENV := build/venv-test
+TEST_PY := $(CURDIR)/$(TEST_VENV)/bin/python
+EXTRAS := test,triton,onnx,dev,docs
+# A fixed timestamp makes the wheel reproducible: the same sources give the same bytes, so the
+# test environment is rebuilt exactly when what is shipped changes.
+BUILD_DATE := 315532800
 
-.PHONY: demo test bench bench-gpu bench-memory bench-baseline bench-compare env clean
+.PHONY: demo test lint docs wheel test-env bench bench-gpu bench-memory bench-baseline bench-compare env clean
 # The regression subset: fast, stable cases of every compiled CPU provider.
 BENCH_SUBSET := -k "test_pipeline and (numba or numpy) or test_rank_transform and numba-20x124750"
 BASELINE := --benchmark-storage=file://benchmarks/baseline
 
+# The development environment (an editable install): `make demo` and the benchmarks.
 $(VENV)/.installed: pyproject.toml setup.py
-	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check "$(TORCH)"
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[test,triton,onnx]"
+	$(PYTHON) -m venv $(VENV)
+	$(PY) $(PIP) "$(TORCH)"
+	$(PY) $(PIP) -e ".[test,triton,onnx]"
 	touch $@
 
 env: $(VENV)/.installed
@@ -20,11 +33,64 @@ env: $(VENV)/.installed
 demo: env
 	$(VENV)/bin/fastrsa demo
 
-test: env
-	$(PY) -m pytest -q tests
+$(BUILD_VENV)/.installed:
+	rm -rf $(BUILD_VENV)
+	$(PYTHON) -m venv $(BUILD_VENV)
+	$(BUILD_VENV)/bin/python $(PIP) "build>=1.2"
+	touch $@
+
+# The sdist, then the wheel built from the sdist (as a release is built), into dist/.
+wheel: $(BUILD_VENV)/.installed
+	rm -rf dist
+	SOURCE_DATE_EPOCH=$(BUILD_DATE) $(BUILD_VENV)/bin/python -m build -q --outdir dist .
+
+# A fresh virtual environment whenever the wheel changed: torch first (the pinned CPU build), then
+# the wheel, not editable, with its extras (resolved from the wheel's own metadata).
+test-env: wheel
+	@whl=$$(ls dist/fastrsa-*.whl) && sum=$$(sha256sum "$$whl" | cut -d' ' -f1) && \
+	if [ "$$(cat $(TEST_VENV)/.wheel-sha256 2>/dev/null)" = "$$sum" ]; then \
+		echo "$(TEST_VENV) already holds $$whl"; \
+	else \
+		echo "fresh $(TEST_VENV) with $$whl[$(EXTRAS)]" && \
+		rm -rf $(TEST_VENV) && $(PYTHON) -m venv $(TEST_VENV) && \
+		$(TEST_VENV)/bin/python $(PIP) "$(TORCH)" && \
+		$(TEST_VENV)/bin/python $(PIP) "$$whl[$(EXTRAS)]" && \
+		echo "$$sum" > $(TEST_VENV)/.wheel-sha256; \
+	fi
+
+# The whole suite against the installed package, from a temporary folder outside the checkout
+# (PYTHONSAFEPATH: no script or working directory on sys.path, in subprocesses too, so nothing
+# can import the checkout's fastrsa/); then the installed `fastrsa demo`; then the linters.
+test: test-env
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cd "$$tmp" && \
+	echo "pytest (installed fastrsa, from $$tmp)" && \
+	FASTRSA_TEST_INSTALLED=1 PYTHONSAFEPATH=1 $(TEST_PY) -m pytest "$(CURDIR)/tests" \
+		-p no:cacheprovider -q --durations=10 $(PYTEST_ARGS) && \
+	echo "fastrsa demo (installed)" && \
+	PYTHONSAFEPATH=1 $(CURDIR)/$(TEST_VENV)/bin/fastrsa demo --out "$$tmp/demo" && \
+	test -s "$$tmp/demo/taxonomy.json" && test -s "$$tmp/demo/demo.json"
+	$(lint-commands)
+
+# ruff (check and format) over the whole repository, mypy over fastrsa/ and kernels/ (the config
+# is pyproject.toml's), the docs built with warnings as errors, with the tools of the test
+# environment (the wheel's dev and docs extras).
+define lint-commands
+$(TEST_VENV)/bin/ruff check .
+$(TEST_VENV)/bin/ruff format --check .
+$(TEST_VENV)/bin/mypy
+NO_MKDOCS_2_WARNING=1 $(TEST_VENV)/bin/mkdocs build --strict --quiet --site-dir build/site
+endef
+
+# The documentation site (user guide + API reference from the docstrings) into site/; warnings
+# are errors.
+docs: test-env
+	NO_MKDOCS_2_WARNING=1 $(TEST_VENV)/bin/mkdocs build --strict --site-dir site
+
+lint: test-env
+	$(lint-commands)
 
 bench: env
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[bench]"
+	$(PY) $(PIP) -e ".[bench]"
 	$(PY) -m pytest benchmarks -q -p no:cacheprovider --benchmark-json=benchmarks/results/cpu-latest.json
 	$(PY) benchmarks/report.py benchmarks/results/cpu-latest.json
 	$(PY) benchmarks/plot.py benchmarks/results/cpu-latest.json --out benchmarks/results
@@ -50,4 +116,4 @@ bench-compare: env
 	$(PY) -m pytest benchmarks/test_bench_ops.py -q -p no:cacheprovider $(BENCH_SUBSET) $(BASELINE) --benchmark-compare=0001 --benchmark-compare-fail=median:50%
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info

@@ -109,7 +109,7 @@ def config_section(shapes) -> dict:
         r = torch.randn(b, m, device="cuda")
         for cfg in CORR_SWEEP:
             try:
-                t = ms(lambda: corr_triton(r, center=False, config=cfg), rep=100)
+                t = ms(lambda: corr_triton(r, centre=False, config=cfg), rep=100)
             except Exception as err:
                 print("corr config failed", cfg, type(err).__name__, flush=True)
                 t = float("inf")
@@ -153,7 +153,7 @@ def breakdown_section(b=100, n=500, d=2048) -> dict:
         "rdm_ms": ms(lambda: rdm_triton(x)),
         "validate_rdms_ms": ms(lambda: _arrays.check_values(r, "a", "constant")),
         "rank_centred_ms": ms(lambda: rank_triton(r, centred=True, out_dtype=torch.float32)),
-        "corr_ms": ms(lambda: corr_triton(ranks, center=False)),
+        "corr_ms": ms(lambda: corr_triton(ranks, centre=False)),
         "api_pipeline_ms": ms(
             lambda: fastrsa.compare(fastrsa.rdms(x, backend="triton"), backend="triton")
         ),

@@ -4,7 +4,7 @@ similarity end to end for many encoders over one image set. Sizes come from the 
 
 import numpy as np
 import pytest
-from conftest import CUDA, PROFILE, SIZES, machine_info
+from bench_helpers import CUDA, PROFILE, SIZES, machine_info
 
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")

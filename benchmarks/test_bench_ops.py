@@ -1,4 +1,4 @@
-"""Each op x every provider x the profile's sizes (see conftest.py), against the naive reference.
+"""Each op x every provider x the profile's sizes (bench_helpers.py), against the naive reference.
 
 Ops: the full pipeline (features (B, n, d) -> RDMs -> all-pairs Spearman (B, B)), `rdms` alone,
 `compare` (Spearman of B RDMs of M entries) alone, `rank_transform`, and Kendall's tau-b.
@@ -8,7 +8,15 @@ benchmarks/report.py turns the saved JSON into a table of ratios.
 
 import numpy as np
 import pytest
-from conftest import PROVIDERS, SIZES, counts, on_device, op_function, skip_unless_runs, time_case
+from bench_helpers import (
+    PROVIDERS,
+    SIZES,
+    counts,
+    on_device,
+    op_function,
+    skip_unless_runs,
+    time_case,
+)
 
 
 def _ids(shapes):

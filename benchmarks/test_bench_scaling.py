@@ -1,12 +1,20 @@
 """How the pipeline's cost grows with n (images), B (models) and d (features).
 
-Sizes come from the profile (conftest.py); `benchmarks/plot.py` draws time against each swept
+Sizes come from the profile (bench_helpers.py); `benchmarks/plot.py` draws time against each swept
 size, log-log, one line per provider.
 """
 
 import numpy as np
 import pytest
-from conftest import PROVIDERS, SIZES, counts, on_device, op_function, skip_unless_runs, time_case
+from bench_helpers import (
+    PROVIDERS,
+    SIZES,
+    counts,
+    on_device,
+    op_function,
+    skip_unless_runs,
+    time_case,
+)
 
 
 def _sweep(benchmark, provider, sweep, value):

@@ -8,6 +8,7 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from ._backend import BACKENDS, available_backends
+from ._memory import get_memory_budget, set_memory_budget
 from .compare import compare, rank_transform
 from .rdms import rdms, squareform
 from .taxonomy import evaluate_transfer, rank_sources, taxonomies, taxonomy
@@ -21,10 +22,12 @@ __all__ = [
     "available_backends",
     "compare",
     "evaluate_transfer",
+    "get_memory_budget",
     "rank_sources",
     "taxonomies",
     "taxonomy",
     "rank_transform",
     "rdms",
+    "set_memory_budget",
     "squareform",
 ]

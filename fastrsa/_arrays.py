@@ -8,7 +8,6 @@ array's own device: a CUDA tensor is checked on the GPU (one synchronisation, no
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +19,11 @@ def is_torch(x: Any) -> bool:
     """True for a torch.Tensor (without importing torch when the caller never did)."""
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(x, torch.Tensor)
+
+
+def lies_on(x: Any, device: Any) -> bool:
+    """True for a torch tensor already on `device`."""
+    return is_torch(x) and x.device == device
 
 
 def is_cuda(x: Any) -> bool:
@@ -65,7 +69,7 @@ def as_checked(
     -> float64. With `keep_int`, integers keep their dtype (bools become int64) so that callers
     can treat them exactly (see `exact_float64`).
     """
-    arr = x if is_torch(x) else as_array(x, name)
+    arr: Any = x if is_torch(x) else as_array(x, name)  # a numpy array or a torch tensor
     letter = _dtype_kind(arr)
     if letter == "c":
         raise TypeError(f"{name} must be real; got complex dtype {arr.dtype}")
@@ -238,7 +242,9 @@ def device_memory(x: Any) -> int:
     """Bytes of memory of the device holding `x` (the host's physical memory for CPU arrays)."""
     if is_cuda(x):
         return sys.modules["torch"].cuda.get_device_properties(x.device).total_memory
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    from ._memory import physical_memory
+
+    return physical_memory()
 
 
 def cast_result(out: Any, wide: bool) -> Any:

@@ -1,9 +1,18 @@
-"""The one place that picks a backend.
+"""The one place that picks a backend: a registry of name -> (declared capabilities, loader).
 
-A backend supplies three ops on validated arrays of its `kind` (numpy arrays, or torch tensors):
-`rdm` (B, n, d) -> (B, m) condensed RDMs, `rank` (R, M) -> (R, M) float64 average-tie ranks, and
-`compare` (Ba, M), (Bb, M) | None -> (Ba, Bb). An explicit request for a backend that cannot run
-fails loudly; "auto" takes the fastest one that can for the input's device.
+A backend supplies three ops on validated arrays of its `kind` (numpy arrays, or torch tensors),
+each taking the call's working-memory `budget` in bytes (keyword, required; fastrsa._memory):
+`rdm(x, metric, precision=, budget=)` (B, n, d) -> (B, m) condensed RDMs,
+`rank(x, budget=)` (R, M) -> (R, M) float64 average-tie ranks, and
+`compare(a, b, method, budget=)` (Ba, M), (Bb, M) | None -> (Ba, Bb).
+The API layer asks a backend's `Capabilities`, never its name. An explicit request for a backend
+that cannot run fails loudly (RuntimeError saying what to install, or what is missing); "auto"
+takes the fastest one that can for the input's device.
+
+Adding a backend: write its kernels under kernels/<name>/ (plus, where ops need routing rules,
+a kernels/<name>/backend.py with `rdm`, `rank`, `compare`), add a loader below that imports them
+(turning a missing third-party package into a RuntimeError via `_missing`), declare its
+capabilities, and register both in REGISTRY (and in _AUTO_* where "auto" may pick it).
 """
 
 from __future__ import annotations
@@ -14,51 +23,35 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-BACKENDS = ("reference", "numpy", "numba", "torch", "triton")
-_AUTO_CPU = ("numba", "numpy")  # fastest first
-_AUTO_CUDA = ("triton", "torch")
+from .reference import METHODS
+
+_ALL_METHODS = tuple(METHODS)
+_CPU_METHODS = tuple(m for m in METHODS if m != "kendall")  # kendall has no GPU kernel
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend declares about itself (known without loading it)."""
+
+    kind: str = "numpy"  # the arrays its ops take and return: "numpy" | "torch"
+    devices: tuple[str, ...] = ("cpu",)  # where it computes: "cpu", "cuda"
+    precisions: tuple[str, ...] = ("ieee",)  # `precision=` values its rdm accepts
+    dtypes: tuple[str, ...] = ("float32", "float64")  # computed natively (others: converted)
+    native_methods: tuple[str, ...] = _ALL_METHODS  # compare methods run on its own devices
+    # (the others run on the CPU and their results come back)
 
 
 @dataclass(frozen=True)
 class Backend:
     name: str
-    rdm: Callable[[Any, str], Any]
-    rank: Callable[[Any], Any]
-    compare: Callable[[Any, Any, str], Any]
-    kind: str = "numpy"  # the arrays its ops take and return: "numpy" | "torch"
+    rdm: Callable[..., Any]
+    rank: Callable[..., Any]
+    compare: Callable[..., Any]
+    capabilities: Capabilities = Capabilities()
 
-
-def compare_from_ops(rank, corr, kendall) -> Callable:
-    """Builds `compare` from a backend's ops: Spearman = Pearson of ranks."""
-
-    def compare(a, b, method: str):
-        if method == "kendall":
-            return kendall(a, b)
-        if method == "spearman":
-            a = _like(rank(a), a)
-            b = None if b is None else _like(rank(b), b)
-        return corr(a, b, center=method != "cosine")
-
-    return compare
-
-
-def _like(x, ref):
-    """x in ref's dtype (numpy arrays and tensors)."""
-    return x.to(ref.dtype) if hasattr(x, "is_cuda") else x.astype(ref.dtype, copy=False)
-
-
-def _kendall_on_cpu(a, b):
-    """Kendall tau-b of tensors by the best CPU kernel; the result returns to a's device."""
-    import torch
-
-    try:
-        from .kernels.numba import kendall_numba as kendall
-    except ImportError as err:
-        if not _missing(err, "numba", "llvmlite"):
-            raise
-        from .kernels.numpy import kendall_numpy as kendall
-    out = kendall(a.cpu().numpy(), None if b is None else b.cpu().numpy())
-    return torch.from_numpy(out).to(a.device)
+    @property
+    def kind(self) -> str:
+        return self.capabilities.kind
 
 
 def _missing(err: ImportError, *packages: str) -> bool:
@@ -67,21 +60,43 @@ def _missing(err: ImportError, *packages: str) -> bool:
     return (err.name or "").split(".")[0] in packages
 
 
+def _needs(name: str, what: str, extra: str, err: ImportError) -> RuntimeError:
+    return RuntimeError(
+        f"backend {name!r} needs {what} ({err}); install it with `pip install fastrsa[{extra}]`"
+    )
+
+
 def _reference() -> Backend:
     from . import reference
 
-    return Backend("reference", reference.rdm_ref, reference.rank_ref, reference.compare_ref)
+    return Backend(
+        "reference",
+        lambda x, metric, *, precision="ieee", budget: reference.rdm_ref(x, metric),
+        lambda x, *, budget: reference.rank_ref(x),
+        lambda a, b, method, *, budget: reference.compare_ref(a, b, method),
+        REGISTRY["reference"][0],
+    )
+
+
+def _cpu_backend(name: str, rdm, rank, corr, kendall) -> Backend:
+    """numpy-kind ops from kernels: rdm chunks its batch within the budget; rank, corr and
+    kendall hold their whole input (and a normalised copy) at once."""
+    from .kernels._compose import compare_from_ops
+
+    compare = compare_from_ops(rank, corr, kendall)
+    return Backend(
+        name,
+        lambda x, metric, *, precision="ieee", budget: rdm(x, metric, chunk_bytes=budget),
+        lambda x, *, budget: rank(x),
+        lambda a, b, method, *, budget: compare(a, b, method),
+        REGISTRY[name][0],
+    )
 
 
 def _numpy() -> Backend:
     from .kernels import numpy as k
 
-    return Backend(
-        "numpy",
-        k.rdm_numpy,
-        k.rank_numpy,
-        compare_from_ops(k.rank_numpy, k.corr_numpy, k.kendall_numpy),
-    )
+    return _cpu_backend("numpy", k.rdm_numpy, k.rank_numpy, k.corr_numpy, k.kendall_numpy)
 
 
 def _numba() -> Backend:
@@ -94,33 +109,36 @@ def _numba() -> Backend:
             f"backend 'numba' needs the numba package ({err}); install it with "
             "`pip install fastrsa[numba]` or choose backend='numpy'"
         ) from None
-    return Backend(
-        "numba",
-        k.rdm_numba,
-        k.rank_numba,
-        compare_from_ops(k.rank_numba, k.corr_numba, k.kendall_numba),
-    )
+    return _cpu_backend("numba", k.rdm_numba, k.rank_numba, k.corr_numba, k.kendall_numba)
 
 
 def _torch() -> Backend:
     try:
         from .kernels import torch as k
+        from .kernels._compose import compare_from_ops
     except ImportError as err:
         if not _missing(err, "torch"):
             raise
-        raise RuntimeError(
-            f"backend 'torch' needs PyTorch ({err}); install it with `pip install fastrsa[torch]`"
-        ) from None
-    compare = compare_from_ops(k.rank_torch, k.corr_torch, _kendall_on_cpu)
-    return Backend("torch", k.rdm_torch, k.rank_torch, compare, kind="torch")
+        raise _needs("torch", "PyTorch", "torch", err) from None
+
+    def compare(a, b, method, *, budget):
+        rank = functools.partial(k.rank_torch, chunk_bytes=budget)
+        return compare_from_ops(rank, k.corr_torch, k.kendall_torch)(a, b, method)
+
+    return Backend(
+        "torch",
+        lambda x, metric, *, precision="ieee", budget: k.rdm_torch(x, metric, budget),
+        lambda x, *, budget: k.rank_torch(x, chunk_bytes=budget),
+        compare,
+        REGISTRY["torch"][0],
+    )
 
 
 def _triton() -> Backend:
     try:
         import torch
 
-        from .kernels import torch as kt
-        from .kernels import triton as k
+        from .kernels.triton import backend as k
     except ImportError as err:
         if not _missing(err, "torch", "triton"):
             raise
@@ -133,52 +151,62 @@ def _triton() -> Backend:
             "backend 'triton' needs a CUDA GPU, and torch sees none "
             "(TRITON_INTERPRET=1 runs the kernels on the CPU, slowly, for testing)"
         )
-
-    def rdm(x, metric, precision="ieee"):
-        # float64 stays exact (cuBLAS DGEMM through torch); euclidean needs a float64 Gram and
-        # the direct recomputation of near-duplicate pairs, which torch's path does
-        if x.dtype == torch.float64 or metric == "euclidean":
-            return kt.rdm_torch(x, metric)
-        return k.rdm_triton(x, metric, precision=precision)
-
-    def rank(x):
-        return k.rank_triton(x)
-
-    def compare(a, b, method):
-        if method == "kendall":
-            return _kendall_on_cpu(a, b)
-        if a.dtype == torch.float64:
-            return compare_from_ops(kt.rank_torch, kt.corr_torch, None)(a, b, method)
-        if method == "spearman":  # centred float32 ranks feed the correlation directly
-            a = k.rank_triton(a, centred=True, out_dtype=torch.float32)
-            b = None if b is None else k.rank_triton(b, centred=True, out_dtype=torch.float32)
-            return k.corr_triton(a, b, center=False)  # centred ranks: cosine = Pearson
-        if method == "pearson":  # rows centred in two passes first: large offsets stay exact
-            a = kt.centred_rows_torch(a)
-            b = None if b is None else kt.centred_rows_torch(b)
-        return k.corr_triton(a, b, center=False)
-
-    return Backend("triton", rdm, rank, compare, kind="torch")
+    return Backend(
+        "triton",
+        lambda x, metric, *, precision="ieee", budget: k.rdm(x, metric, precision, budget),
+        lambda x, *, budget: k.rank(x, chunk_bytes=budget),
+        lambda a, b, method, *, budget: k.compare(a, b, method, chunk_bytes=budget),
+        REGISTRY["triton"][0],
+    )
 
 
-_LOADERS: dict[str, Callable[[], Backend]] = {
-    "reference": _reference,
-    "numpy": _numpy,
-    "numba": _numba,
-    "torch": _torch,
-    "triton": _triton,
+_GPU: dict[str, Any] = dict(kind="torch", native_methods=_CPU_METHODS)
+# name -> (declared capabilities, loader); the loader raises RuntimeError when it cannot run.
+REGISTRY: dict[str, tuple[Capabilities, Callable[[], Backend]]] = {
+    "reference": (Capabilities(dtypes=("float64",)), _reference),
+    "numpy": (Capabilities(), _numpy),
+    "numba": (Capabilities(), _numba),
+    "torch": (Capabilities(devices=("cpu", "cuda"), **_GPU), _torch),
+    "triton": (
+        Capabilities(
+            devices=("cuda",),  # (CPU tensors only under TRITON_INTERPRET=1, for tests)
+            precisions=("ieee", "tf32x3", "tf32"),  # kernels/triton/rdm.py PRECISIONS
+            dtypes=("float32", "float16", "bfloat16"),  # float64 goes through torch
+            **_GPU,
+        ),
+        _triton,
+    ),
 }
+BACKENDS = tuple(REGISTRY)
+_AUTO_CPU = ("numba", "numpy")  # fastest first
+_AUTO_CUDA = ("triton", "torch")
+
+
+def capabilities(name: str) -> Capabilities:
+    """The capabilities a backend declares (without loading it)."""
+    check_backend_name(name)
+    return REGISTRY[name][0]
+
+
+def supporting(**wanted: str) -> list[str]:
+    """Names of the backends whose declared capabilities include each value, e.g.
+    supporting(precisions="tf32") -> ["triton"]."""
+    return [
+        name
+        for name, (caps, _) in REGISTRY.items()
+        if all(value in getattr(caps, field) for field, value in wanted.items())
+    ]
 
 
 @functools.cache
 def _load(name: str) -> Backend:
-    return _LOADERS[name]()
+    return REGISTRY[name][1]()
 
 
 def check_backend_name(backend: str) -> None:
-    if backend != "auto" and backend not in BACKENDS:
+    if backend != "auto" and backend not in REGISTRY:
         raise ValueError(
-            f"backend must be 'auto' or one of {', '.join(map(repr, BACKENDS))}; got {backend!r}"
+            f"backend must be 'auto' or one of {', '.join(map(repr, REGISTRY))}; got {backend!r}"
         )
 
 
@@ -209,13 +237,14 @@ def get_backend(backend: str = "auto", cuda: bool = False) -> Backend:
 
 
 def device_for(backend: Backend, x: Any) -> Any:
-    """Where a torch-kind backend computes: a CUDA tensor's own device (the torch backend also
-    keeps CPU tensors where they are); otherwise CUDA when there is one (the input moves once),
-    else the CPU."""
+    """Where a torch-kind backend computes: a CUDA tensor's own device, a CPU tensor's own
+    device for a backend that computes on the CPU; otherwise CUDA when there is one (the input
+    moves once), else the CPU. None for numpy-kind backends."""
     if backend.kind != "torch":
         return None
     import torch
 
-    if isinstance(x, torch.Tensor) and (x.is_cuda or backend.name == "torch"):
+    on_cpu = "cpu" in backend.capabilities.devices
+    if isinstance(x, torch.Tensor) and (x.is_cuda or on_cpu):
         return x.device
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -11,6 +11,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -376,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, help: str, rdm_files: bool = False) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help, parents=[debug, reading] if rdm_files else [debug])
 
-    backend = dict(
+    backend: dict[str, Any] = dict(
         default="auto", choices=("auto", *BACKENDS), help="compute backend (default: auto)"
     )
 

@@ -7,26 +7,40 @@ from typing import Any
 from . import _arrays as A
 from . import _stream
 from ._backend import check_backend_name, device_for, get_backend
+from ._memory import budget_for
+from ._typing import ArrayIn, ArrayOut
 from .reference import METHODS
 
 
-def rank_transform(x: Any, backend: str = "auto") -> Any:
+def rank_transform(x: ArrayIn, backend: str = "auto", memory: int | str | None = None) -> ArrayOut:
     """Ranks along the last axis, identical to scipy.stats.rankdata(x, method="average", axis=-1).
 
     x: (..., M), numpy array or torch tensor, floats or integers. Returns float64 ranks 1..M
     (ties get the mean of the ranks they span), same shape, as the kind of array given. Exact:
     integers are sorted as integers (int64 beyond 2**53 too), floats as floats. float64 always:
     SciPy 1.18 returns float32 ranks for float32 input, which are inexact once M exceeds 2**24.
+
+    memory: this call's working-memory budget (bytes, or a string like "4GB"); default
+    `fastrsa.get_memory_budget()`. Holds the input and the float64 result; GPU backends sort
+    chunks of rows within the budget, and host input for them goes to the GPU a chunk of rows
+    at a time (a chunk and its ranks within half the budget).
     """
     check_backend_name(backend)
     origin = A.origin_of(x)
     be = get_backend(backend, cuda=A.is_cuda(x))
-    arr = A.as_checked(x, "x", be.kind, device_for(be, x), keep_int=True)
+    device = device_for(be, x)
+    budget = budget_for(memory, device)
+    resident = A.lies_on(x, device)
+    arr = A.as_checked(x, "x", be.kind, device if resident else None, keep_int=True)
     A.check_ndim(arr, "x", "at least 1-D (..., M)", arr.ndim >= 1)
     A.check_nonempty(arr, "x")
     A.check_values(arr, "x")
-    out = be.rank(arr.reshape(-1, arr.shape[-1])).reshape(arr.shape)
-    return A.back_to(out, origin)
+    rows = arr.reshape(-1, arr.shape[-1])
+    if be.kind == "torch" and not resident:
+        out = _stream.ranked(be, rows, device, budget)
+    else:
+        out = be.rank(rows, budget=budget)
+    return A.back_to(out.reshape(arr.shape), origin)
 
 
 def _vectors(v: Any, name: str, be, device) -> Any:
@@ -42,7 +56,7 @@ def _vectors(v: Any, name: str, be, device) -> Any:
     return arr
 
 
-def _prepared(v: Any, name: str, method: str, be, device) -> Any:
+def _prepared(v: Any, name: str, method: str, be, device, budget: int) -> Any:
     """Checked rows, ready for the backend: integers made exact floats (ranks for spearman and
     kendall, which they leave unchanged; row-shifted for pearson), float rows far from unit
     scale rescaled by powers of two for pearson and cosine (both invariant to a row's scale)."""
@@ -50,16 +64,22 @@ def _prepared(v: Any, name: str, method: str, be, device) -> Any:
     lo, hi = A.check_values(v, name, refuse, what="vector")
     if A.is_integer(v):
         if method in ("spearman", "kendall"):
-            if be.kind == "torch":  # host rows are ranked on the device, then come back
-                return be.rank(v.to(device)).to(v.device)
-            return be.rank(v)
+            if be.kind == "torch" and v.device != device:  # host rows: ranked on the device
+                return _stream.ranked(be, v, device, budget)
+            return be.rank(v, budget=budget)
         return A.exact_float64(v, lo, -1) if method == "pearson" else A.exact_float64(v, None, None)
     if method in ("pearson", "cosine"):
         v, _ = A.rescaled(v, lo, hi)
     return v
 
 
-def compare(a: Any, b: Any = None, method: str = "spearman", backend: str = "auto") -> Any:
+def compare(
+    a: ArrayIn,
+    b: ArrayIn | None = None,
+    method: str = "spearman",
+    backend: str = "auto",
+    memory: int | str | None = None,
+) -> ArrayOut:
     """All-pairs similarity of the rows of `a` and `b` (e.g. condensed RDMs of many models).
 
     a: (Ba, M); b: (Bb, M) or None for all pairs of a. method: "spearman" (Pearson of average-tie
@@ -69,6 +89,14 @@ def compare(a: Any, b: Any = None, method: str = "spearman", backend: str = "aut
     Integer rows are compared exactly (as their ranks, or shifted in integers for pearson).
     Tolerance against scipy in float64 on the same values: 1e-5 for float32 results, 1e-12 for
     float64 results, for rows anywhere in the dtype's finite range.
+
+    memory: this call's working-memory budget (bytes, or a string like "4GB"); default
+    `fastrsa.get_memory_budget()`. Holds the inputs, the (Ba, Bb) result and, on the CPU
+    backends, a normalised copy of the rows (float64 for numpy) and their ranks. GPU backends
+    rank and sum partial products in chunks within the budget; host input for them larger than
+    half the budget is ranked and compared in blocks of rows, two blocks within half the budget
+    and the kernels' temporaries within the other half, so the GPU holds about `memory` bytes
+    and the result stays on the host. Kendall runs on the CPU for every backend.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}; got {method!r}")
@@ -76,7 +104,8 @@ def compare(a: Any, b: Any = None, method: str = "spearman", backend: str = "aut
     origin = A.origin_of(a)
     be = get_backend(backend, cuda=A.is_cuda(a))
     device = device_for(be, a)
-    resident = A.is_torch(a) and a.device == device
+    budget = budget_for(memory, device)
+    resident = A.lies_on(a, device)
     # Host input for a torch-kind backend is checked where it lies, then moved (below).
     va = _vectors(a, "a", be, device if resident else None)
     vb = None if b is None else _vectors(b, "b", be, device if resident else None)
@@ -85,19 +114,21 @@ def compare(a: Any, b: Any = None, method: str = "spearman", backend: str = "aut
             "a and b must have the same number of values per row; got "
             f"{va.shape[1]} and {vb.shape[1]} (RDMs of different image counts cannot be compared)"
         )
-    va = _prepared(va, "a", method, be, device)
-    vb = None if vb is None else _prepared(vb, "b", method, be, device)
+    va = _prepared(va, "a", method, be, device, budget)
+    vb = None if vb is None else _prepared(vb, "b", method, be, device, budget)
     wide = A.is_float64(va) or (vb is not None and A.is_float64(vb))
     va = A.cast_result(va, wide)  # float32 or float64 from here on
     vb = None if vb is None else A.cast_result(vb, wide)
     if be.kind == "torch" and not resident:
-        if method != "kendall" and not _stream.fits(va, vb):
-            out = _stream.compare_blocked(be, va, vb, method, device)
+        if method not in be.capabilities.native_methods:  # computed on the CPU: stays there
+            out = be.compare(va, vb, method, budget=budget)
+        elif not _stream.fits(budget, va, vb):
+            out = _stream.compare_blocked(be, va, vb, method, device, budget)
         else:
             va, vb = va.to(device), None if vb is None else vb.to(device)
-            out = be.compare(va, vb, method)
+            out = be.compare(va, vb, method, budget=budget // 2)
     else:
-        out = be.compare(va, vb, method)
+        out = be.compare(va, vb, method, budget=budget)
     out = A.cast_result(out, wide)
     if vb is None:
         out = A.symmetrise_unit_diagonal(out)

@@ -98,7 +98,9 @@ def run_demo(
         backend=name,
     )
     kinds = task_kinds()
-    ari = adjusted_rand_index([kinds[t] for t in labels], [result.clusters[t] for t in labels])
+    clusters = result.clusters
+    assert clusters is not None  # n_clusters was given
+    ari = adjusted_rand_index([kinds[t] for t in labels], [clusters[t] for t in labels])
     saved = None
     if out_dir is not None:
         saved = Path(out_dir)

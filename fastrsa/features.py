@@ -9,6 +9,7 @@ onnxruntime and onnxruntime-gpu install the same module `onnxruntime`; install o
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -184,7 +185,7 @@ def _read_image(path: Path, size: int) -> np.ndarray:
             with Image.open(path) as img:
                 if img.mode in _SIXTEEN_BIT or (img.mode == "I" and img.format == "PNG"):
                     gray = np.asarray(img, dtype=np.float32)  # 0..65535
-                    small = Image.fromarray(gray, mode="F").resize((size, size), Image.BILINEAR)
+                    small = Image.fromarray(gray, mode="F").resize((size, size), Image.BILINEAR)  # type: ignore[attr-defined]
                     plane = np.asarray(small, dtype=np.float32) / 32767.5 - 1.0
                     return np.repeat(plane[None], 3, axis=0)
                 if img.mode in ("I", "F"):
@@ -192,7 +193,7 @@ def _read_image(path: Path, size: int) -> np.ndarray:
                         f"images: {path} holds {'32-bit integer' if img.mode == 'I' else 'float'}"
                         " pixels of unknown range; save it as an 8- or 16-bit image"
                     )
-                rgb = img.convert("RGB").resize((size, size), Image.BILINEAR)
+                rgb = img.convert("RGB").resize((size, size), Image.BILINEAR)  # type: ignore[attr-defined]
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ValueError(
             f"images: {path} declares more pixels than PIL's limit Image.MAX_IMAGE_PIXELS = "
@@ -405,8 +406,10 @@ def _feature_sizes(session, layers: list[str]) -> dict[str, int | None]:
     sizes: dict[str, int | None] = {}
     for layer in layers:
         dims = shapes[layer][1:] if shapes[layer] else None
-        ok = dims is not None and all(isinstance(d, int) and d > 0 for d in dims)
-        sizes[layer] = int(np.prod(dims)) if ok else None
+        if dims is not None and all(isinstance(d, int) and d > 0 for d in dims):
+            sizes[layer] = int(np.prod(dims))
+        else:
+            sizes[layer] = None
     return sizes
 
 
@@ -421,10 +424,10 @@ def _check_finite(result: dict, model: Path, names: list[str] | None) -> None:
         else:
             import torch
 
-            bad = ~torch.isfinite(rows).all(dim=1)
-            if not bool(bad.any()):
+            bad_t = ~torch.isfinite(rows).all(dim=1)
+            if not bool(bad_t.any()):
                 continue
-            index, count = int(torch.argmax(bad.to(torch.uint8))), int(bad.sum())
+            index, count = int(torch.argmax(bad_t.to(torch.uint8))), int(bad_t.sum())
         image = names[index] if names is not None else f"images[{index}]"
         raise ValueError(
             f"models: {model} gives NaN or Inf at layer {layer!r} for {count} image(s), the first "
@@ -556,6 +559,7 @@ def _torch_device(session) -> str:
 def _allocate(n: int, output: str, device: str, first: np.ndarray):
     """An (n, d) float32 result holding `first` in its leading rows: numpy, or a torch tensor
     on `device` (the session's, see _torch_device)."""
+    out: Any  # a numpy array or a torch tensor
     if output == "numpy":
         out = np.empty((n, first.shape[1]), dtype=np.float32)
     else:
@@ -612,4 +616,4 @@ def _write_cache(cache: Path | None, keys: dict[str, str], arrays: dict[str, np.
         return
     for layer, key in keys.items():
         array = _to_numpy(arrays[layer])
-        io.atomic_write(cache / f"{key}.npy", lambda f, a=array: np.save(f, a))
+        io.atomic_write(cache / f"{key}.npy", functools.partial(np.save, arr=array))

@@ -123,10 +123,10 @@ def _owner_gone(entry: os.DirEntry | Path) -> bool:
         return False
 
 
-def clean_temporaries(folder: str | os.PathLike) -> list[str]:
+def clean_temporaries(folder: str | os.PathLike[str]) -> list[str]:
     """Remove the temporary files and folders (`.NAME....tmp`) that killed writes left in
     `folder`; returns their names. Best effort: what cannot be removed stays."""
-    removed = []
+    removed: list[str] = []
     try:
         entries = list(os.scandir(folder))
     except OSError:
@@ -166,8 +166,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
     except OSError as err:
         raise _write_error(path, err) from None
     try:
-        text = {} if "b" in mode else {"encoding": "utf-8"}
-        with os.fdopen(fd, mode, **text) as f:
+        encoding = None if "b" in mode else "utf-8"
+        with os.fdopen(fd, mode, encoding=encoding) as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -182,11 +182,14 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
     return path
 
 
-def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
+def save_npz(path: str | os.PathLike, **arrays: Any) -> Path:
     """Atomically save arrays to an uncompressed .npz (the name is kept as given)."""
-    return atomic_write(
-        path, lambda f: np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
-    )
+
+    def write(f: Any) -> None:
+        payload: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items()}
+        np.savez(f, **payload)
+
+    return atomic_write(path, write)
 
 
 def _json_default(obj: Any) -> Any:
@@ -363,6 +366,7 @@ def write_set(
         stage = Path(tempfile.mkdtemp(dir=folder, prefix=f".{manifest}.{_tag()}", suffix=".tmp"))
     except OSError as err:
         raise _write_error(folder / manifest, err) from None
+    unfinished: Path | None = stage  # removed on failure until the commit point
     mode = 0o666 & ~_umask()
     current = folder / manifest
     try:
@@ -382,7 +386,7 @@ def write_set(
             f.flush()
             os.fsync(f.fileno())
         os.chmod(stage / manifest, mode)
-        journal = {
+        journal: dict[str, Any] = {
             "manifest": manifest,
             "members": list(files),
             "remove": [r for r in remove if r not in names],
@@ -393,21 +397,21 @@ def write_set(
             (stage / _JOURNAL).write_text(json.dumps(journal))
             commit = stage.with_name(stage.name[: -len(".tmp")] + ".commit")
             os.rename(stage, commit)  # the commit point
-            stage = None
+            unfinished = None
             _fsync_folder(folder)
             for pending in _pending(folder):  # older sets first, this one last
                 _roll_forward(pending, folder)
     except OSError as err:
-        if stage is not None:
-            shutil.rmtree(stage, ignore_errors=True)
+        if unfinished is not None:
+            shutil.rmtree(unfinished, ignore_errors=True)
             raise _write_error(current, err) from None
         raise ValueError(
             f"cannot finish writing {folder / manifest}: {_reason(err)}; the next write into "
             f"{folder} (or fastrsa.io.recover) completes it"
         ) from None
     except BaseException:
-        if stage is not None:
-            shutil.rmtree(stage, ignore_errors=True)
+        if unfinished is not None:
+            shutil.rmtree(unfinished, ignore_errors=True)
         raise
     return folder / manifest
 
@@ -640,7 +644,7 @@ def rdms_from_arrays(
         if arr.ndim == 2 and arr.shape[0] == arr.shape[1] and reading != "condensed":
             k = arr.shape[0]
             try:
-                arr = squareform(arr, to="condensed")
+                arr = np.asarray(squareform(arr, to="condensed"))
             except ValueError as err:
                 if reading == "square" or not _condensed_length(k):
                     hint = "; pass --condensed if its rows are condensed RDMs"
@@ -662,7 +666,7 @@ def rdms_from_arrays(
             raise ValueError(f"{what} is not square, but --square was given")
         elif arr.ndim == 3 and reading != "condensed" and arr.shape[1] == arr.shape[2]:
             try:
-                arr = squareform(arr, to="condensed")
+                arr = np.asarray(squareform(arr, to="condensed"))
             except ValueError as err:
                 raise ValueError(
                     f"{what} is not a stack of square RDMs ({_rdm_problem(err)})"

@@ -244,7 +244,7 @@ def _export(wrapper: nn.Module, example: torch.Tensor, tmp: Path, layers, opset:
 
 
 def _check_against_torch(
-    path: Path, wrapper: nn.Module, image_size: int, rtol: float, generator: torch.Generator
+    path: Path, wrapper: _LayerOutputs, image_size: int, rtol: float, generator: torch.Generator
 ) -> None:
     try:
         import onnxruntime as ort

@@ -7,6 +7,7 @@ drawing one changes neither the caller's backend nor pyplot's list of open figur
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -47,7 +48,7 @@ def taxonomy_figure_writers(
             raise ValueError(f"figure format must be one of {supported}; got {fmt!r}")
     fig = _figure(figure_class, result, title)
     try:
-        yield {fmt: (lambda f, fmt=fmt: fig.savefig(f, format=fmt, dpi=150)) for fmt in formats}
+        yield {fmt: functools.partial(fig.savefig, format=fmt, dpi=150) for fmt in formats}
     finally:
         fig.clear()  # not registered with pyplot: nothing else holds it
 

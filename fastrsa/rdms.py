@@ -8,8 +8,12 @@ import numpy as np
 
 from . import _arrays as A
 from . import _stream
-from ._backend import check_backend_name, device_for, get_backend
+from ._backend import check_backend_name, device_for, get_backend, supporting
+from ._memory import budget_for
+from ._typing import ArrayIn, ArrayOut
 from .reference import METRICS
+
+PRECISIONS = ("ieee", "tf32x3", "tf32")
 
 
 def _check_metric(metric: str) -> None:
@@ -18,8 +22,12 @@ def _check_metric(metric: str) -> None:
 
 
 def rdms(
-    features: Any, metric: str = "correlation", backend: str = "auto", precision: str = "ieee"
-) -> Any:
+    features: ArrayIn,
+    metric: str = "correlation",
+    backend: str = "auto",
+    precision: str = "ieee",
+    memory: int | str | None = None,
+) -> ArrayOut:
     """Representational dissimilarity matrices of a batch of feature matrices.
 
     features: (..., n, d) — n images (stimuli) by d features, any leading batch dims (models ×
@@ -29,28 +37,40 @@ def rdms(
     precision: "ieee" (float32 or float64 arithmetic); triton backend only: "tf32x3" (products
         as three tensor-core tf32 products: about float32's accuracy, faster) or "tf32" (one
         tf32 product: fastest, |error| ~1e-4 on 1 - r).
+    memory: this call's working-memory budget (bytes, or a string like "4GB"); default
+        `fastrsa.get_memory_budget()`.
     Returns condensed RDMs (..., n*(n-1)//2), pairs i < j in row-major order as scipy's `pdist`,
     float64 for float64/integer input and float32 otherwise, as the kind of array given.
 
     Accuracy against `pdist` in float64 on the same values, for |x| from 1e-30 to 1e30 and
     float32 rows with mean/std up to 1e6: correlation/cosine within 1e-5 (float32 results) or
     1e-12 (float64); euclidean within 1e-6 (float32) or 1e-10 (float64) of each distance,
-    near-duplicate rows included. Integer input is shifted exactly in integers first. Holds in
-    memory: the input (a float64 copy for integers or rows needing rescaling) and the result;
-    refuses results larger than the device's memory (e.g. transposed features) up front.
+    near-duplicate rows included. Integer input is shifted exactly in integers first.
+
+    Holds in memory: the input (a float64 copy for integers or rows needing rescaling) and the
+    result, plus working memory bounded by the budget: the backend's temporaries (centred rows,
+    Gram matrices, about (n*d + 3*n*n) * 8 bytes per matrix) are computed a chunk of the batch
+    at a time within `memory` bytes (at least one matrix at a time, so a single huge matrix can
+    exceed a tiny budget). Host input for a GPU backend is moved in chunks of the batch: a
+    chunk's input and RDMs take at most half the budget on the GPU, the kernels' temporaries the
+    other half, so the GPU holds about `memory` bytes whatever the batch, and the RDMs come back
+    to the host. Refuses results larger than the device's memory (e.g. transposed features) up
+    front.
     """
     _check_metric(metric)
     check_backend_name(backend)
     origin = A.origin_of(features)
     be = get_backend(backend, cuda=A.is_cuda(features))
-    if precision not in ("ieee", "tf32x3", "tf32"):
+    if precision not in PRECISIONS:
         raise ValueError(f"precision must be 'ieee', 'tf32x3' or 'tf32'; got {precision!r}")
-    if precision != "ieee" and be.name != "triton":
+    if precision not in be.capabilities.precisions:
         raise ValueError(
-            f"precision={precision!r} needs the triton backend; this call uses {be.name!r}"
+            f"precision={precision!r} needs the {' or '.join(supporting(precisions=precision))} "
+            f"backend; this call uses {be.name!r}"
         )
     device = device_for(be, features)
-    resident = A.is_torch(features) and features.device == device
+    budget = budget_for(memory, device)
+    resident = A.lies_on(features, device)
     # Host input for a torch-kind backend is checked where it lies and streamed (below).
     x = A.as_checked(features, "features", be.kind, device if resident else None, keep_int=True)
     A.check_ndim(x, "features", "at least 2-D (..., n images, d features)", x.ndim >= 2)
@@ -76,12 +96,11 @@ def rdms(
         # rows far from unit scale: rescaled by powers of two (exact), so nothing overflows.
         # (float32 euclidean needs none: every backend computes it in float64.)
         x, exps = A.rescaled(x, lo, hi, per_matrix=metric == "euclidean")
-    kwargs = {"precision": precision} if be.name == "triton" else {}
     x3 = x.reshape(-1, n, d)
     if be.kind == "torch" and not resident:
-        out = _stream.rdms_streamed(be, x3, metric, device, kwargs)
+        out = _stream.rdms_streamed(be, x3, metric, device, precision, budget)
     else:
-        out = be.rdm(x3, metric, **kwargs)
+        out = be.rdm(x3, metric, precision=precision, budget=budget)
     if metric == "euclidean":
         out = A.scaled_back(out, None if exps is None else exps.reshape(-1), "features")
     out = A.cast_result(out, A.is_float64(x)).reshape(*lead, n * (n - 1) // 2)
@@ -116,7 +135,7 @@ def n_from_condensed(m: int, name: str = "rdm") -> int:
     return n
 
 
-def squareform(x: Any, to: str | None = None, checks: bool = True) -> Any:
+def squareform(x: ArrayIn, to: str | None = None, checks: bool = True) -> ArrayOut:
     """Convert between condensed (..., n*(n-1)//2) and square (..., n, n) RDMs, batched.
 
     to: "square" or "condensed". By default an input whose last two dims are equal is square

@@ -120,7 +120,7 @@ def _sobel(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _box3(a: np.ndarray) -> np.ndarray:
     p = np.pad(a, ((0, 0), (1, 1), (1, 1)), mode="edge")
     n = a.shape[-1]
-    return sum(p[:, i : i + n, j : j + n] for i in range(3) for j in range(3)) / 9
+    return np.asarray(sum(p[:, i : i + n, j : j + n] for i in range(3) for j in range(3))) / 9
 
 
 def make_scenes(n: int, size: int = 64, seed: int = 0) -> Scenes:

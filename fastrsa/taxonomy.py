@@ -93,7 +93,7 @@ class Taxonomy:
         refuses a set whose files do not match. Without `plots`, figures of an earlier save are
         removed. Returns the JSON's path."""
         out_dir = Path(out_dir)
-        arrays = {
+        arrays: dict[str, Any] = {
             "labels": np.array(self.labels),
             "similarity": self.similarity,
             "linkage": self.linkage,
@@ -217,7 +217,7 @@ def _rdm_row(value: Any, where: str, check_length: bool = True) -> np.ndarray:
                 f"{where} holds NaN or Inf (first at index {_first_bad(~np.isfinite(item))})"
             )
         try:
-            item = squareform(item, to="condensed")
+            item = np.asarray(squareform(item, to="condensed"))
         except ValueError as err:
             msg = str(err)
             raise ValueError(f"{where} {msg[2:] if msg.startswith('x ') else msg}") from None
@@ -471,7 +471,7 @@ def rank_sources(
         )
     scores = compare(target, sources, method=method, backend=backend)[0]
     order = np.argsort(-scores, kind="stable")
-    return Ranking([labels[i] for i in order], scores[order])
+    return Ranking([labels[i] for i in order], np.asarray(scores)[order])
 
 
 def _affinity(value: Any, key: str, where: str, error: type[Exception]) -> float:

@@ -19,5 +19,7 @@ def refine_ratio(d: int, wide: bool) -> float:
     return 4.0 * math.sqrt(d) * 2.0**-52 / TOLERANCE[wide]
 
 
-# Pairs recomputed per step (each holds a (pairs, d) float64 difference).
-REFINE_BYTES = 1 << 26
+def refine_step(d: int, chunk_bytes: int) -> int:
+    """Pairs recomputed at once so that their (pairs, d) float64 differences take at most
+    `chunk_bytes` (at least one pair)."""
+    return max(1, chunk_bytes // (8 * d))

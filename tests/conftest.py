@@ -1,27 +1,11 @@
+"""Fixtures and hooks of the test suite. Shared constants live in helpers.py (imported first: it
+sets TRITON_INTERPRET before torch and triton are imported)."""
+
 import os
 
 import numpy as np
 import pytest
-
-try:  # without a GPU, Triton kernels run in its interpreter on CPU tensors (set before import)
-    import torch
-
-    HAS_CUDA = torch.cuda.is_available()
-    if not HAS_CUDA:
-        os.environ.setdefault("TRITON_INTERPRET", "1")
-except ImportError:
-    HAS_CUDA = False
-
-import fastrsa  # noqa: E402
-
-_AVAILABLE = fastrsa.available_backends()
-# Backends run over the full CPU test matrix (torch computes on CPU tensors here).
-CPU_BACKENDS = [b for b in ("numpy", "numba", "torch") if b in _AVAILABLE]
-HAS_TRITON = "triton" in _AVAILABLE
-
-# (dtype, atol) for results in [-2, 2] compared with the float64 reference on the same values.
-# float32: Gram products of unit rows with d <= 2048 err by ~sqrt(d) * 6e-8 < 1e-5.
-DTYPES = [(np.float64, 1e-10), (np.float32, 2e-5)]
+from helpers import CPU_BACKENDS, HAS_CUDA
 
 
 def pytest_collection_modifyitems(config, items):

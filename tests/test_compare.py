@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import DTYPES
+from helpers import DTYPES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import DTYPES
+from helpers import DTYPES
 
 import fastrsa
 from fastrsa.reference import METRICS, rdm_ref

@@ -3,7 +3,7 @@ tiny shapes (set by conftest); tests marked gpu need CUDA and use real sizes."""
 
 import numpy as np
 import pytest
-from conftest import HAS_CUDA, HAS_TRITON
+from helpers import HAS_CUDA, HAS_TRITON
 from scipy import stats
 
 torch = pytest.importorskip("torch")
@@ -123,13 +123,13 @@ def test_rank_kernel_is_exact(rng, make):
     np.testing.assert_array_equal(centred.cpu().numpy(), expect)
 
 
-@pytest.mark.parametrize("center", [True, False])
+@pytest.mark.parametrize("centre", [True, False])
 @pytest.mark.parametrize("na,nb,m", [(1, 1, 2), (3, 5, 40), (20, 7, 333)])
-def test_corr_kernel(rng, na, nb, m, center):
+def test_corr_kernel(rng, na, nb, m, centre):
     a = _features(rng, (na, m))
     b = _features(rng, (nb, m))
-    out = _k().corr_triton(a, b, center=center, config=(16, 16, 4, 2))
-    method = "pearson" if center else "cosine"
+    out = _k().corr_triton(a, b, centre=centre, config=(16, 16, 4, 2))
+    method = "pearson" if centre else "cosine"
     ref = compare_ref(a.cpu().numpy(), b.cpu().numpy(), method)
     np.testing.assert_allclose(out.cpu().numpy(), ref, rtol=0, atol=2e-5)
 
@@ -219,10 +219,9 @@ def test_host_input_is_streamed_in_batch_chunks(rng, backend, monkeypatch):
     """numpy input for a GPU backend moves to the device a chunk of the batch at a time."""
     import dataclasses
 
-    from fastrsa import _backend, _stream
+    from fastrsa import _backend
 
     x = rng.standard_normal((5, 3, 12, 6)).astype(np.float32)
-    monkeypatch.setattr(_stream, "STREAM_BYTES", 2 * 12 * 6 * 4)  # 2 models per chunk
     calls = []
     real = _backend.get_backend(backend)
 
@@ -232,7 +231,8 @@ def test_host_input_is_streamed_in_batch_chunks(rng, backend, monkeypatch):
 
     counted = dataclasses.replace(real, rdm=counting)
     monkeypatch.setattr(_backend, "_load", lambda name: counted)
-    out = fastrsa.rdms(x, backend=backend)
+    # half the budget holds a chunk's input and RDMs: 2 models per chunk
+    out = fastrsa.rdms(x, backend=backend, memory=2 * 2 * (12 * 6 * 4 + 66 * 4))
     assert isinstance(out, np.ndarray) and out.shape == (5, 3, 66)
     np.testing.assert_allclose(out, _ref_rdm(torch.tensor(x), "correlation"), atol=2e-5)
     assert calls == [2] * 7 + [1]
@@ -252,12 +252,9 @@ def test_gpu_rank_exact_at_fifty_million():
 
 
 @pytest.mark.gpu
-def test_gpu_streams_numpy_input(rng, monkeypatch):
-    from fastrsa import _stream
-
-    monkeypatch.setattr(_stream, "STREAM_BYTES", 3 * 40 * 16 * 4)
+def test_gpu_streams_numpy_input(rng):
     x = rng.standard_normal((10, 40, 16)).astype(np.float32)
-    out = fastrsa.rdms(x, backend="triton")
+    out = fastrsa.rdms(x, backend="triton", memory=2 * 3 * (40 * 16 * 4 + 780 * 4))  # 3 a piece
     assert isinstance(out, np.ndarray)
     np.testing.assert_allclose(out, rdm_ref(x), atol=2e-5)
 
@@ -266,13 +263,11 @@ def test_gpu_streams_numpy_input(rng, monkeypatch):
 @pytest.mark.parametrize("method", ["spearman", "pearson", "cosine", "kendall"])
 @pytest.mark.parametrize("with_b", [False, True])
 @pytest.mark.parametrize("dtype,atol", [(np.float64, 1e-10), (np.float32, 2e-5)])
-def test_host_compare_in_row_blocks(rng, backend, method, with_b, dtype, atol, monkeypatch):
+def test_host_compare_in_row_blocks(rng, backend, method, with_b, dtype, atol):
     """Host input larger than one piece is ranked and compared in blocks of rows."""
-    from fastrsa import _stream
-
     a = np.round(rng.standard_normal((7, 90)), 1).astype(dtype)  # ties
     b = np.round(rng.standard_normal((5, 90)), 1).astype(dtype) if with_b else None
-    monkeypatch.setattr(_stream, "STREAM_BYTES", 2 * 2 * 90 * 8)  # 2 rows per block
-    out = fastrsa.compare(a, b, method=method, backend=backend)
+    memory = 2 * 2 * 2 * 90 * 8  # half of it: 2 float64 rows per block
+    out = fastrsa.compare(a, b, method=method, backend=backend, memory=memory)
     assert isinstance(out, np.ndarray) and out.dtype == dtype
     np.testing.assert_allclose(out, compare_ref(a, b, method), rtol=0, atol=atol)

@@ -5,13 +5,13 @@ from numba import njit, prange
 
 
 @njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})  # inputs validated finite
-def _unit_rows_kernel(a, center, out):
-    """a: (R, M) -> out (R, M) in out's dtype: rows centred (if `center`), unit norm; sums in
+def _unit_rows_kernel(a, centre, out):
+    """a: (R, M) -> out (R, M) in out's dtype: rows centred (if `centre`), unit norm; sums in
     float64."""
     m = a.shape[1]
     for r in prange(a.shape[0]):
         mu = 0.0
-        if center:
+        if centre:
             for k in range(m):
                 mu += a[r, k]
             mu /= m
@@ -24,19 +24,19 @@ def _unit_rows_kernel(a, center, out):
             out[r, k] = (a[r, k] - mu) * inv
 
 
-def unit_rows_numba(a: np.ndarray, center: bool, dtype=None) -> np.ndarray:
+def unit_rows_numba(a: np.ndarray, centre: bool, dtype=None) -> np.ndarray:
     """(R, M) -> (R, M) unit rows in `dtype` (default: a's dtype)."""
     a = np.ascontiguousarray(a)
     out = np.empty(a.shape, dtype=dtype or a.dtype)
-    _unit_rows_kernel(a, center, out)
+    _unit_rows_kernel(a, centre, out)
     return out
 
 
-def corr_numba(a: np.ndarray, b: np.ndarray | None, center: bool = True, dtype=None) -> np.ndarray:
-    """a: (Ba, M), b: (Bb, M) or None -> (Ba, Bb) Pearson r (cosine when not `center`).
+def corr_numba(a: np.ndarray, b: np.ndarray | None, centre: bool = True, dtype=None) -> np.ndarray:
+    """a: (Ba, M), b: (Bb, M) or None -> (Ba, Bb) Pearson r (cosine when not `centre`).
 
     The product runs in `dtype` (default a's).
     """
-    za = unit_rows_numba(a, center, dtype)
-    zb = za if b is None else unit_rows_numba(b, center, dtype)
+    za = unit_rows_numba(a, centre, dtype)
+    zb = za if b is None else unit_rows_numba(b, centre, dtype)
     return np.clip(za @ zb.T, -1.0, 1.0)

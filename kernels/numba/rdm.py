@@ -89,15 +89,28 @@ def _condense_kernel(gram, x, refine, out):
                 out[b, base + j] = min(max(1.0 - gij / np.sqrt(gii * gjj), 0.0), 2.0)
 
 
-def rdm_numba(x: np.ndarray, metric: str) -> np.ndarray:
+def rdm_numba(x: np.ndarray, metric: str, chunk_bytes: int = 1 << 30) -> np.ndarray:
     """x: (B, n, d) float32/float64 -> condensed RDMs (B, n*(n-1)//2) in x's dtype.
 
     Means in float64 (large offsets cost no accuracy). correlation/cosine: products in x's dtype
     (BLAS), normalised in float64. euclidean: columns centred, products in float64, and pairs the
     Gram formula cannot resolve recomputed directly: relative error < ~1e-7 (float32 results) or
-    ~1e-11 (float64) of each distance.
+    ~1e-11 (float64) of each distance. The batch is computed in chunks whose temporaries
+    (prepared rows and Gram matrices, ~(n*d + n*n) * 8 bytes per matrix) take about
+    `chunk_bytes`, at least one matrix at a time.
     """
     x = np.ascontiguousarray(x)
+    nb, n, d = x.shape
+    step = max(1, chunk_bytes // ((n * d + n * n) * 8))
+    if step >= nb:
+        return _rdm_chunk(x, metric)
+    out = np.empty((nb, n * (n - 1) // 2), dtype=x.dtype)
+    for b0 in range(0, nb, step):
+        out[b0 : b0 + step] = _rdm_chunk(x[b0 : b0 + step], metric)
+    return out
+
+
+def _rdm_chunk(x: np.ndarray, metric: str) -> np.ndarray:
     nb, n, d = x.shape
     euclidean = metric == "euclidean"
     prepared = x  # cosine: the Gram of the raw rows

@@ -7,7 +7,8 @@ from scipy import stats
 def kendall_numpy(a: np.ndarray, b: np.ndarray | None) -> np.ndarray:
     """a: (Ba, M), b: (Bb, M) or None -> (Ba, Bb) float64 tau-b."""
     sym = b is None
-    b = a if sym else b
+    if b is None:
+        b = a
     out = np.empty((a.shape[0], b.shape[0]))
     for i in range(a.shape[0]):
         for j in range(i if sym else 0, b.shape[0]):

@@ -5,7 +5,8 @@ into batch chunks so that temporaries stay under `chunk_bytes`.
 """
 
 from .corr import centred_rows_torch, corr_torch
+from .kendall import kendall_torch
 from .rank import rank_torch
 from .rdm import rdm_torch
 
-__all__ = ["centred_rows_torch", "corr_torch", "rank_torch", "rdm_torch"]
+__all__ = ["centred_rows_torch", "corr_torch", "kendall_torch", "rank_torch", "rdm_torch"]

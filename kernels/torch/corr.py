@@ -10,9 +10,9 @@ def centred_rows_torch(a: torch.Tensor) -> torch.Tensor:
     return a - a.mean(dim=-1, keepdim=True)
 
 
-def unit_rows_torch(a: torch.Tensor, center: bool) -> torch.Tensor:
-    """Rows centred (if `center`) and scaled to unit norm, in a's dtype; the norm in float64."""
-    if center:
+def unit_rows_torch(a: torch.Tensor, centre: bool) -> torch.Tensor:
+    """Rows centred (if `centre`) and scaled to unit norm, in a's dtype; the norm in float64."""
+    if centre:
         a = centred_rows_torch(a)
     norm = torch.linalg.vector_norm(a, dim=-1, keepdim=True, dtype=torch.float64)
     return a * (1.0 / norm).to(a.dtype)
@@ -35,13 +35,14 @@ def matmul_t(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     for k0 in range(0, k, SLICE):
         part = (a[..., k0 : k0 + SLICE] @ b[..., k0 : k0 + SLICE].transpose(-1, -2)).double()
         out = part if out is None else out.add_(part)
+    assert out is not None  # k > SLICE: at least one slice
     return out
 
 
-def corr_torch(a: torch.Tensor, b: torch.Tensor | None, center: bool = True) -> torch.Tensor:
-    """a: (Ba, M), b: (Bb, M) or None -> (Ba, Bb) Pearson r (cosine when not `center`), in a's
+def corr_torch(a: torch.Tensor, b: torch.Tensor | None, centre: bool = True) -> torch.Tensor:
+    """a: (Ba, M), b: (Bb, M) or None -> (Ba, Bb) Pearson r (cosine when not `centre`), in a's
     dtype (float64 stays float64, else float32 products summed by slices in float64)."""
     dtype = torch.float64 if a.dtype == torch.float64 else torch.float32
-    za = unit_rows_torch(a.to(dtype), center)
-    zb = za if b is None else unit_rows_torch(b.to(dtype), center)
+    za = unit_rows_torch(a.to(dtype), centre)
+    zb = za if b is None else unit_rows_torch(b.to(dtype), centre)
     return matmul_t(za, zb).to(dtype).clamp_(-1.0, 1.0)

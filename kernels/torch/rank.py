@@ -2,12 +2,11 @@
 
 import torch
 
-CHUNK_BYTES = 1 << 30
 
-
-def rank_torch(x: torch.Tensor, chunk_bytes: int = CHUNK_BYTES) -> torch.Tensor:
+def rank_torch(x: torch.Tensor, chunk_bytes: int = 1 << 30) -> torch.Tensor:
     """x: (R, M) -> float64 ranks (R, M), equal to scipy's rankdata "average" (exact: ranks are
-    half-integers computed from int64 positions)."""
+    half-integers computed from int64 positions). Rows are ranked in chunks whose sort and scan
+    workspace (~40 bytes per value) takes about `chunk_bytes`, at least one row at a time."""
     rows, m = x.shape
     out = torch.empty((rows, m), dtype=torch.float64, device=x.device)
     step = max(1, chunk_bytes // (m * 40))  # sort values + int64 indices + scan temporaries

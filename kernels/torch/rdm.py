@@ -4,10 +4,8 @@ import math
 
 import torch
 
-from .._euclidean import REFINE_BYTES, refine_ratio
+from .._euclidean import refine_ratio, refine_step
 from .corr import matmul_t
-
-CHUNK_BYTES = 1 << 30  # temporaries per chunk of the batch: ~1 GiB
 
 
 def condensed_index(n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -16,7 +14,7 @@ def condensed_index(n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     return i, j
 
 
-def rdm_torch(x: torch.Tensor, metric: str, chunk_bytes: int = CHUNK_BYTES) -> torch.Tensor:
+def rdm_torch(x: torch.Tensor, metric: str, chunk_bytes: int = 1 << 30) -> torch.Tensor:
     """x: (B, n, d) -> condensed RDMs (B, n*(n-1)//2); float64 stays float64, else float32.
 
     correlation: 1 - r of rows centred by their own mean (what rounding leaves of the mean is
@@ -24,6 +22,9 @@ def rdm_torch(x: torch.Tensor, metric: str, chunk_bytes: int = CHUNK_BYTES) -> t
     summed over slices of features in float64 (`matmul_t`). euclidean:
     columns centred, products in float64, pairs the Gram formula cannot resolve recomputed
     directly: relative error < ~1e-7 (float32 results) or ~1e-11 (float64) of each distance.
+    The batch is computed in chunks whose temporaries (prepared rows, Gram matrices, condensed
+    intermediates) take about `chunk_bytes`, at least one matrix at a time; near-duplicate
+    pairs are recomputed a quarter of `chunk_bytes` of differences at a time.
     """
     dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
     euclidean = metric == "euclidean"
@@ -48,7 +49,7 @@ def rdm_torch(x: torch.Tensor, metric: str, chunk_bytes: int = CHUNK_BYTES) -> t
         if euclidean:
             total = sq[:, i] + sq[:, j]
             d2 = (total - 2.0 * gram[:, i, j]).clamp_min_(0.0)
-            _refine(x[b0 : b0 + step], d2, d2 < refine * total, i, j)
+            _refine(x[b0 : b0 + step], d2, d2 < refine * total, i, j, chunk_bytes // 4)
             out[b0 : b0 + step] = d2.sqrt_()
         else:
             norms = sq.sqrt()
@@ -65,17 +66,18 @@ def _remove_offset(gram: torch.Tensor, y: torch.Tensor, mean: torch.Tensor) -> N
     (ordinary data, no large offset) l is not even computed."""
     d = y.shape[-1]
     sq = torch.diagonal(gram, dim1=-2, dim2=-1).double()
-    bound = 4 * math.log2(d + 1) * torch.finfo(y.dtype).eps
-    bound = bound * torch.sqrt(sq / d + mean.double() ** 2)
+    bound = (
+        4 * math.log2(d + 1) * torch.finfo(y.dtype).eps * torch.sqrt(sq / d + mean.double() ** 2)
+    )
     if bool((d * bound * bound > 1e-10 * sq).any()):
         left = y.mean(dim=-1, dtype=torch.float64)
         gram -= (d * left[:, :, None] * left[:, None, :]).to(gram.dtype)
 
 
-def _refine(x: torch.Tensor, d2: torch.Tensor, close: torch.Tensor, i, j) -> None:
+def _refine(x: torch.Tensor, d2: torch.Tensor, close: torch.Tensor, i, j, chunk_bytes) -> None:
     """d2[b, p] <- sum((x[b, i[p]] - x[b, j[p]])^2) in float64 where `close` (B, m) is True."""
     b, p = torch.nonzero(close, as_tuple=True)
-    step = max(1, REFINE_BYTES // (8 * x.shape[-1]))
+    step = refine_step(x.shape[-1], chunk_bytes)
     for s in range(0, b.numel(), step):
         bb, pp = b[s : s + step], p[s : s + step]
         diff = x[bb, i[pp]].double() - x[bb, j[pp]].double()

@@ -21,7 +21,7 @@ def _corr_kernel(
     BLOCK_I: tl.constexpr,
     BLOCK_J: tl.constexpr,
     BLOCK_K: tl.constexpr,
-):
+):  # fmt: skip
     """Program (i, j, s): part[s, i-tile, j-tile] = sum over slice s of M of (a-mean)(b-mean)."""
     ri = tl.program_id(0).to(tl.int64) * BLOCK_I + tl.arange(0, BLOCK_I)
     rj = tl.program_id(1).to(tl.int64) * BLOCK_J + tl.arange(0, BLOCK_J)
@@ -55,29 +55,30 @@ CONFIG = (128, 16, 8, 3)
 # Each program sums at most this many values in fp32 (|error| ~1e-6 on r near 1), the slices'
 # partial sums are added in float64: one long fp32 sum errs by ~1e-4 at M = 124,750.
 MAX_K_PER_SPLIT = 2048
-PART_BYTES = 1 << 28  # partial sums held at once (fp32); M is covered in slabs beyond that
 
 
 def corr_triton(
     a: torch.Tensor,
     b: torch.Tensor | None = None,
-    center: bool = True,
+    centre: bool = True,
     precision: str = "ieee",
     config: tuple[int, int, int, int] | None = None,
+    chunk_bytes: int = 1 << 28,
 ) -> torch.Tensor:
-    """a: (Ba, M), b: (Bb, M) or None -> (Ba, Bb) float32 Pearson r (cosine when not `center`).
+    """a: (Ba, M), b: (Bb, M) or None -> (Ba, Bb) float32 Pearson r (cosine when not `centre`).
 
     fp32 products and sums within slices of at most MAX_K_PER_SPLIT values, the slices summed in
     float64; M is split so that at least about 2 programs per SM run, whatever Ba and Bb.
-    Holds the float64 (Ba, Bb) sum and at most PART_BYTES of fp32 partial sums.
+    Holds the float64 (Ba, Bb) sum and about `chunk_bytes` of fp32 partial sums (at least one
+    slice's); M is covered in slabs of slices beyond that.
     config: (BLOCK, BLOCK_K, num_warps, num_stages), default CONFIG.
-    Rows that are already centred (ranks from rank_triton(centred=True)) need center=False.
+    Rows that are already centred (ranks from rank_triton(centred=True)) need centre=False.
     """
     b_ = a if b is None else b
     n_a, m = a.shape
     n_b = b_.shape[0]
-    mean_a, inv_a = _row_stats(a, center)
-    mean_b, inv_b = (mean_a, inv_a) if b is None else _row_stats(b_, center)
+    mean_a, inv_a = _row_stats(a, centre)
+    mean_b, inv_b = (mean_a, inv_a) if b is None else _row_stats(b_, centre)
     block, block_k, warps, stages = config or CONFIG
     tiles = triton.cdiv(n_a, block) * triton.cdiv(n_b, block)
     sms = torch.cuda.get_device_properties(a.device).multi_processor_count if a.is_cuda else 4
@@ -85,27 +86,29 @@ def corr_triton(
     split = max(1, min(max_split, triton.cdiv(2 * sms, tiles)), triton.cdiv(m, MAX_K_PER_SPLIT))
     k_per_split = triton.cdiv(triton.cdiv(m, split), block_k) * block_k
     split = triton.cdiv(m, k_per_split)
-    per_slab = max(1, min(split, PART_BYTES // (4 * n_a * n_b)))  # slices launched at once
+    per_slab = max(1, min(split, chunk_bytes // (4 * n_a * n_b)))  # slices launched at once
     part = torch.empty((per_slab, n_a, n_b), dtype=torch.float32, device=a.device)
     gram = torch.zeros((n_a, n_b), dtype=torch.float64, device=a.device)
     for s0 in range(0, split, per_slab):
         k0 = s0 * k_per_split  # the slab covers values [k0, k0 + slices * k_per_split)
         slices = min(per_slab, split - s0)
+        # fmt: off
         _corr_kernel[(triton.cdiv(n_a, block), triton.cdiv(n_b, block), slices)](
             a[:, k0:], b_[:, k0:], mean_a, mean_b, part,
             n_a, n_b, m - k0, k_per_split,
             a.stride(0), a.stride(1), b_.stride(0), b_.stride(1), part.stride(0), part.stride(1),
-            CENTRE=center, PRECISION=precision, BLOCK_I=block, BLOCK_J=block, BLOCK_K=block_k,
+            CENTRE=centre, PRECISION=precision, BLOCK_I=block, BLOCK_J=block, BLOCK_K=block_k,
             num_warps=warps, num_stages=stages,
         )
+        # fmt: on
         gram += part[:slices].sum(dim=0, dtype=torch.float64)
     return (gram * inv_a[:, None] * inv_b[None, :]).clamp_(-1.0, 1.0).float()
 
 
-def _row_stats(a: torch.Tensor, center: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _row_stats(a: torch.Tensor, centre: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean fp32, 1 / norm of the centred row float64), each (R,); torch's reductions."""
     af = a.float()
-    if center:
+    if centre:
         var, mean = torch.var_mean(af, dim=1, correction=0)
         return mean, torch.rsqrt(var.double() * a.shape[1])
     return af.new_zeros(a.shape[0]), 1.0 / torch.linalg.vector_norm(af, dim=1, dtype=torch.float64)

@@ -5,8 +5,6 @@ import torch
 import triton
 import triton.language as tl
 
-CHUNK_BYTES = 1 << 30  # sort workspace per chunk of rows: ~1 GiB
-
 
 @triton.jit
 def _max(a, b):
@@ -29,7 +27,7 @@ def _rank_kernel(
     # constexprs
     CENTRED: tl.constexpr,  # store rank - (m + 1) / 2 (feeds the correlation) instead of the rank
     BLOCK: tl.constexpr,
-):
+):  # fmt: skip
     """Program (r, c): sorted positions [c*BLOCK, (c+1)*BLOCK) of row r.
 
     A run of ties spans sorted positions [start, end]; its ranks are start+1 .. end+1, so each
@@ -96,19 +94,20 @@ def rank_triton(
     centred: bool = False,
     out_dtype: torch.dtype = torch.float64,
     config: tuple[int, int] | None = None,
+    chunk_bytes: int = 1 << 30,
 ) -> torch.Tensor:
     """x: (R, M) -> ranks (R, M) in `out_dtype`, equal to scipy's rankdata "average".
 
     Exact in float64 for M < 2**31 (positions are int32). centred=True stores rank - (M+1)/2,
     ready for a correlation; in float32 that is exact while M < 2**24 and rounded (relative
-    error < 6e-8) beyond. Rows are sorted in chunks of about CHUNK_BYTES of workspace.
+    error < 6e-8) beyond. Rows are sorted in chunks of about `chunk_bytes` of workspace.
     """
     block, warps = config or CONFIG
     rows, m = x.shape
     if m >= 2**31 - 1:
         raise ValueError(f"rank_triton supports rows of fewer than 2**31 - 1 values; got {m}")
     out = torch.empty((rows, m), dtype=out_dtype, device=x.device)
-    step = max(1, CHUNK_BYTES // (m * (x.element_size() + 8)))
+    step = max(1, chunk_bytes // (m * (x.element_size() + 8)))
     for r0 in range(0, rows, step):
         r1 = min(rows, r0 + step)
         # contiguous: torch.sort keeps its input's strides, and the kernel reads rows densely
@@ -120,9 +119,11 @@ def rank_triton(
 def rank_sorted_triton(vals, idx, out, centred: bool, block: int, warps: int) -> None:
     """The kernel alone: rows already sorted (vals, idx from torch.sort) -> out (R, M)."""
     rows, m = vals.shape
+    # fmt: off
     _rank_kernel[(rows, triton.cdiv(m, block))](
         vals, idx, out,
         m,
         vals.stride(0), idx.stride(0), out.stride(0),
         CENTRED=centred, BLOCK=block, num_warps=warps,
     )
+    # fmt: on

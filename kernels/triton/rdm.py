@@ -9,7 +9,6 @@ import triton.language as tl
 from .stats import CENTRED_UNIT, COLUMN_CENTRED, UNIT, prepare_rows_triton
 
 MAX_GRID_Y = 65535  # CUDA's limit on grid axis 1, which carries the batch
-CHUNK_BYTES = 2 << 30  # prepared rows per chunk of the batch: ~2 GiB of fp32
 
 
 @triton.jit
@@ -27,7 +26,7 @@ def _rdm_kernel(
     EVEN_K: tl.constexpr,  # d % BLOCK_K == 0: no mask along the features
     BLOCK_N: tl.constexpr,  # rows (and columns) per tile
     BLOCK_K: tl.constexpr,  # features per step of the product
-):
+):  # fmt: skip
     """Program (t, b): upper tile t of batch b's Gram matrix, tiles numbered column by column:
     t = tj*(tj+1)/2 + ti with ti <= tj."""
     t = tl.program_id(0)
@@ -85,6 +84,7 @@ def rdm_triton(
     precision: str = "ieee",
     config: tuple[int, int, int, int] | None = None,
     out: torch.Tensor | None = None,
+    chunk_bytes: int = 1 << 30,
 ) -> torch.Tensor:
     """x: (B, n, d) float32/float16/bfloat16, any strides -> condensed RDMs (B, n*(n-1)//2) fp32
     (written into `out` when given: contiguous, fp32, that shape).
@@ -95,7 +95,8 @@ def rdm_triton(
     product (10-bit mantissas, |error| ~1e-4), fastest. Errors measured on an H100, see
     benchmarks/results/NOTES-gpu.md. Rows longer than SLAB features (correlation, cosine) are
     summed slab by slab, the slabs in float64 (one more (B, m) float64 buffer).
-    Rows are first centred and scaled in fp32 (one read, one write), in chunks of the batch.
+    Rows are first centred and scaled in fp32 (one read, one write), in chunks of the batch
+    whose prepared rows (and slab sums) take about `chunk_bytes`, at least one matrix at a time.
     euclidean: the Gram formula in fp32, so the squared distance errs by ~1e-7 of the squared
     norms (near-duplicate pairs lose relative accuracy); fastrsa's triton backend therefore
     computes euclidean RDMs with torch in float64 (kernels/torch/rdm.py).
@@ -107,8 +108,9 @@ def rdm_triton(
     mode = {"correlation": CENTRED_UNIT, "cosine": UNIT, "euclidean": COLUMN_CENTRED}[metric]
     if out is None:
         out = torch.empty((nb, n * (n - 1) // 2), dtype=torch.float32, device=x.device)
-    step = max(1, min(MAX_GRID_Y, CHUNK_BYTES // (n * d * 4)))
     slabs = metric != "euclidean" and d > SLAB
+    per_item = n * d * 4 + (12 * out.shape[1] if slabs else 0)  # fp32 rows (+ slab sums)
+    step = max(1, min(MAX_GRID_Y, chunk_bytes // per_item))
     cfg = dict(metric=metric, precision=precision, config=(block_n, block_k, warps, stages))
     for b0 in range(0, nb, step):
         b1 = min(nb, b0 + step)
@@ -132,6 +134,7 @@ def _launch(y, sq, dst, k0, k1, raw, metric, precision, config) -> None:
     nb, n, _ = y.shape
     n_tiles = triton.cdiv(n, block_n)
     sq = y if sq is None else sq  # unused pointer unless euclidean
+    # fmt: off
     _rdm_kernel[(n_tiles * (n_tiles + 1) // 2, nb)](
         y[:, :, k0:], sq, dst,
         n, k1 - k0,
@@ -140,3 +143,4 @@ def _launch(y, sq, dst, k0, k1, raw, metric, precision, config) -> None:
         EVEN_K=(k1 - k0) % block_k == 0, BLOCK_N=block_n, BLOCK_K=block_k,
         num_warps=warps, num_stages=stages,
     )
+    # fmt: on

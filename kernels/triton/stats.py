@@ -22,15 +22,18 @@ def _prepare_kernel(
     MODE: tl.constexpr,  # UNIT: x/|x|, CENTRED_UNIT: (x-mean)/|x-mean|, COLUMN_CENTRED: x-colmean
     BLOCK_R: tl.constexpr,
     BLOCK_D: tl.constexpr,  # >= d: each row is read once and written once
-):
+):  # fmt: skip
     """y[r] <- the prepared row (fp32); sq[r] <- |x - colmean|^2 (COLUMN_CENTRED only)."""
     rows = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
     k = tl.arange(0, BLOCK_D)
     ok = (rows < n_rows)[:, None] & (k < d)[None, :]
     b = rows // n
     i = rows % n
-    v = tl.load(x_ptr + (b * stride_xb + i * stride_xn)[:, None] + k[None, :] * stride_xd, mask=ok,
-                other=0.0).to(tl.float32)
+    v = tl.load(
+        x_ptr + (b * stride_xb + i * stride_xn)[:, None] + k[None, :] * stride_xd,
+        mask=ok,
+        other=0.0,
+    ).to(tl.float32)
     if MODE == _COLUMN_CENTRED:
         c = tl.load(colmean_ptr + b[:, None] * stride_cb + k[None, :], mask=ok, other=0.0)
         v = tl.where(ok, v - c, 0.0)
@@ -69,10 +72,12 @@ def prepare_rows_triton(x: torch.Tensor, mode: int) -> tuple[torch.Tensor, torch
     block_d = triton.next_power_of_2(d)
     block_r = max(1, 4096 // block_d)
     grid = (triton.cdiv(nb * n, block_r),)
+    # fmt: off
     _prepare_kernel[grid](
         x, colmean, y, sq,
         nb * n, n, d,
         x.stride(0), x.stride(1), x.stride(2), colmean.stride(0),
         MODE=mode, BLOCK_R=block_r, BLOCK_D=block_d, num_warps=4 if block_d <= 4096 else 8,
     )
+    # fmt: on
     return y, (sq if mode == COLUMN_CENTRED else None)
