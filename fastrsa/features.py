@@ -259,14 +259,6 @@ def _session(model: Path, device: str):
         ) from None
 
 
-def _file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def extract(
     models: Any,
     images: Any,
@@ -330,7 +322,7 @@ def extract(
     bar = tqdm(total=len(named) * n_batches, desc="features", unit="batch", disable=not progress)
     try:  # closed on errors too, so a message starts on its own line
         for label, session in sessions.items():
-            model_key = _file_hash(named[label])[:16]
+            model_key = io.file_sha256(named[label])[:16]
             keys = {layer: f"{model_key}-{image_key}-{layer}" for layer in layers}
             cached = _read_cache(cache, keys, len(pixels), _feature_sizes(session, layers))
             if cached is None:

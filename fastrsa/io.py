@@ -274,7 +274,8 @@ def _fsync_folder(folder: Path) -> None:
             os.close(fd)
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The SHA-256 hex digest of a file's bytes, read 1 MiB at a time."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -378,7 +379,7 @@ def write_set(
                 f.flush()
                 os.fsync(f.fileno())
             os.chmod(stage / name, mode)
-            hashes[name] = _sha256(stage / name)
+            hashes[name] = file_sha256(stage / name)
         current = folder / manifest
         data = make_manifest(hashes)
         with open(stage / manifest, "wb") as f:
@@ -425,7 +426,7 @@ def verify_set(folder: str | os.PathLike, hashes: dict[str, str], manifest: str)
         path = folder / name
         if Path(name).name != name or not path.is_file():
             continue
-        if _sha256(path) != digest:
+        if file_sha256(path) != digest:
             raise ValueError(
                 f"{folder}: {name} does not belong with {manifest} (they come from different "
                 "saves: a save into this folder was interrupted or is under way); save again"
