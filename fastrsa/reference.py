@@ -14,13 +14,26 @@ METRICS = ("correlation", "cosine", "euclidean")
 METHODS = ("spearman", "pearson", "cosine", "kendall")
 
 
+def exact_float64(x: np.ndarray, axis: int | None = None) -> np.ndarray:
+    """x as float64. Integers are first shifted by their minimum along `axis` (each row's: -1,
+    each column's: -2) in integer arithmetic, exact modulo 2**64, then rounded once: correlation
+    is invariant to a row shift and euclidean distance to a column shift, while scipy's own
+    float64 centring of integers beyond 2**53 would be inexact."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "iub" or axis is None:
+        return x.astype(np.float64)
+    lo = x.min(axis=axis, keepdims=True)
+    return (x.astype(np.uint64) - lo.astype(np.uint64)).astype(np.float64)
+
+
 def rdm_ref(x: np.ndarray, metric: str = "correlation") -> np.ndarray:
     """Condensed RDMs by scipy `pdist`, one model at a time.
 
-    x: (B, n, d) features. Returns (B, n*(n-1)//2) float64, pairs i < j in row-major order.
-    correlation = 1 - Pearson r of the rows (each centred by its own mean).
+    x: (B, n, d) features (floats, or integers taken exactly). Returns (B, n*(n-1)//2) float64,
+    pairs i < j in row-major order. correlation = 1 - Pearson r of the rows (each centred by its
+    own mean).
     """
-    x = np.asarray(x, dtype=np.float64)
+    x = exact_float64(x, {"correlation": -1, "euclidean": -2}.get(metric))
     return np.stack([distance.pdist(features, metric=metric) for features in x])
 
 
@@ -44,13 +57,22 @@ def _pair(u: np.ndarray, v: np.ndarray, method: str) -> float:
     raise ValueError(f"unknown method {method!r}")
 
 
+def _exact_rows(v: np.ndarray, method: str) -> np.ndarray:
+    v = np.asarray(v)
+    if v.dtype.kind in "iub" and method in ("spearman", "kendall"):
+        return rank_ref(v)
+    return exact_float64(v, -1 if method == "pearson" else None)
+
+
 def compare_ref(a: np.ndarray, b: np.ndarray | None = None, method: str = "spearman") -> np.ndarray:
     """All-pairs comparison of rows by scipy, one pair at a time.
 
-    a: (Ba, M), b: (Bb, M) or None (then b = a). Returns (Ba, Bb) float64.
+    a: (Ba, M), b: (Bb, M) or None (then b = a). Returns (Ba, Bb) float64. Integer rows are
+    taken exactly: as their ranks for spearman and kendall (which ranking leaves unchanged),
+    shifted by their minimum for pearson.
     """
-    a = np.asarray(a, dtype=np.float64)
-    b = a if b is None else np.asarray(b, dtype=np.float64)
+    a = _exact_rows(a, method)
+    b = a if b is None else _exact_rows(b, method)
     out = np.empty((a.shape[0], b.shape[0]))
     for i, u in enumerate(a):
         for j, v in enumerate(b):

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from scipy import stats
-from scipy.spatial import distance
+
+from fastrsa.reference import compare_ref, rank_ref, rdm_ref
 
 try:
     import torch
@@ -351,14 +351,6 @@ def check_kind_dtype(out, x, wide: bool) -> None:
     assert out.dtype == want, f"result dtype {out.dtype}, expected {want}"
 
 
-def shifted_float64(v: np.ndarray, axis: int) -> np.ndarray:
-    """Integers minus their minimum along `axis`, exactly (modulo 2**64 in uint64), then one
-    rounding to float64. Correlation is invariant to a row shift, euclidean distance to a column
-    shift, and scipy's float64 centring of huge integers would itself be inexact."""
-    lo = v.min(axis=axis, keepdims=True)
-    return (v.astype(np.uint64) - lo.astype(np.uint64)).astype(np.float64)
-
-
 # ---------------------------------------------------------------------------------------------
 # what the API must refuse
 
@@ -375,62 +367,22 @@ def refused_rows(v: np.ndarray, refuse: str) -> bool:
 
 
 def rdm_reference(v: np.ndarray, metric: str) -> np.ndarray:
-    """scipy pdist per (n, d) matrix of v (..., n, d) in float64; integers shifted exactly first
-    (by row minima for correlation, column minima for euclidean)."""
-    if v.dtype.kind in "iu":
-        if metric == "correlation":
-            v = shifted_float64(v, -1)
-        elif metric == "euclidean":
-            v = shifted_float64(v, -2)
-        else:
-            v = v.astype(np.float64)
+    """fastrsa.reference.rdm_ref (scipy pdist in float64, integers exactly) on v (..., n, d)."""
     n, d = v.shape[-2:]
-    flat = v.reshape(-1, n, d)
-    out = np.stack([distance.pdist(m, metric=metric) for m in flat])
+    out = rdm_ref(v.reshape(-1, n, d), metric)
     return out.reshape(*v.shape[:-2], n * (n - 1) // 2)
 
 
 def rank_reference(v: np.ndarray) -> np.ndarray:
-    """scipy.stats.rankdata(method="average") along the last axis, on integers as integers."""
-    return stats.rankdata(v, method="average", axis=-1).astype(np.float64)
-
-
-def _pair(u: np.ndarray, w: np.ndarray, method: str) -> float:
-    """scipy's statistic for one pair; integer rows exactly (ranked as integers, or shifted
-    in integers for pearson)."""
-    integer = u.dtype.kind in "iu"
-    if method == "spearman":
-        if integer:  # spearmanr = pearson of the integers' exact ranks
-            return stats.spearmanr(stats.rankdata(u), stats.rankdata(w)).statistic
-        return stats.spearmanr(u, w).statistic
-    if method == "pearson":
-        return stats.pearsonr(u, w).statistic
-    if method == "kendall":
-        return stats.kendalltau(u, w, variant="b").statistic
-    if method == "cosine":
-        return 1.0 - distance.cosine(u, w)
-    raise ValueError(method)
-
-
-def _compare_rows(v: np.ndarray, method: str) -> np.ndarray:
-    if v.dtype.kind in "iu":
-        if method == "pearson":
-            return shifted_float64(v, -1)
-        if method == "cosine":
-            return v.astype(np.float64)
-    return v
+    """fastrsa.reference.rank_ref: scipy's rankdata "average", integers ranked as integers."""
+    return rank_ref(v.reshape(-1, v.shape[-1])).reshape(v.shape)
 
 
 def compare_reference(a: np.ndarray, b: np.ndarray | None, method: str) -> np.ndarray:
-    a = _compare_rows(a, method)
-    b = a if b is None else _compare_rows(b, method)
-    out = np.empty((a.shape[0], b.shape[0]))
+    """fastrsa.reference.compare_ref (scipy per pair in float64, integers exactly)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for i, u in enumerate(a):
-            for j, w in enumerate(b):
-                out[i, j] = _pair(u, w, method)
-    return out
+        return compare_ref(a, b, method)
 
 
 # ---------------------------------------------------------------------------------------------
