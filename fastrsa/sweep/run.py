@@ -1,0 +1,297 @@
+"""`fastrsa.sweep`: many sources x layers over one image set -> RDMs and all-pairs similarity
+tiles in a store, stage by stage, resumable, on this machine or on Ray."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .._backend import check_backend_name
+from .._memory import budget_for
+from ..compare import rank_transform
+from ..errors import UserError
+from ..reference import METRICS
+from .files import files_for, holder, is_url
+from .store import Store, content_key, create_or_open, open_store, rank_dtype, writing
+from .tiles import TILE_METHODS, spill_dir, tile_units, uses_gpu
+
+ENCODER_KINDS = ("onnx", "module")  # their layers' RDMs are float32 (the encoders' features)
+
+
+@dataclass
+class RDMUnit:
+    """One source's RDMs for the layers it still lacks: one pass of the encoder (or one read of
+    the file) for all of them, each layer's RDM written with its ranks, then marked done."""
+
+    store_path: str
+    source: Any  # a fastrsa.sweep.sources.Source
+    items: list[tuple[str, int, str]]  # (layer, row, key)
+    images: Any = None  # ImageSet or None
+    metric: str = "correlation"
+    backend: str = "auto"
+    memory: int = 1 << 30
+    batch_size: int = 64
+    device: str = "auto"
+    keep_features: bool = False
+    gpu: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"rdms {self.source.label}"
+
+    def _keeper(self, store: Store):
+        zarr = __import__("zarr")
+        arrays: dict[str, Any] = {}
+
+        def keep(layer: str, start: int, rows: np.ndarray) -> None:
+            if layer not in arrays:
+                info = store._layer_info(layer)
+                row = dict((lay, r) for lay, r, _ in self.items)[layer]
+                arrays[layer] = zarr.create_array(
+                    store=store.path,
+                    name=f"features/{info['id']}/{row}",
+                    shape=(store.n, rows.shape[1]),
+                    chunks=(min(store.n, self.batch_size), rows.shape[1]),
+                    dtype=rows.dtype,
+                    overwrite=True,
+                )
+            arrays[layer][start : start + len(rows)] = rows
+
+        return keep
+
+    def run(self) -> dict:
+        store = open_store(self.store_path)
+        where = {layer: (row, key) for layer, row, key in self.items}
+        layers = [layer for layer, _, _ in self.items]
+        keep = self._keeper(store) if self.keep_features else None
+        done = 0
+        with writing(store.path), tempfile.TemporaryDirectory(dir=spill_dir()) as tmp:
+            for layer, rdm in self.source.rdms(
+                layers,
+                self.images,
+                self.metric,
+                self.backend,
+                self.memory,
+                tmp,
+                batch_size=self.batch_size,
+                device=self.device,
+                keep=keep,
+            ):
+                row, key = where[layer]
+                info = store._layer_info(layer)
+                rdm = np.asarray(rdm, dtype=info["dtype"])
+                ranks = np.asarray(rank_transform(rdm, backend="numpy"), dtype=rank_dtype(store.m))
+                store.array("rdms", layer)[row] = rdm
+                store.array("ranks", layer)[row] = ranks
+                store.mark(f"done/rdm/{info['id']}/{key}")
+                done += 1
+        return {"computed": done}
+
+
+@dataclass
+class Summary:
+    """What a sweep did: units computed and reused per stage, seconds, peak memory (bytes)."""
+
+    rdms_computed: int = 0
+    rdms_reused: int = 0
+    tiles_computed: int = 0
+    tiles_reused: int = 0
+    seconds: float = 0.0
+    peak_rss: int = 0
+    stages: dict[str, float] = field(default_factory=dict)
+
+    def line(self) -> str:
+        from .progress import summary_line
+
+        return (
+            f"RDMs: {self.rdms_computed} computed, {self.rdms_reused} reused; tiles: "
+            f"{self.tiles_computed} computed, {self.tiles_reused} reused; "
+            + summary_line(
+                self.rdms_computed + self.tiles_computed,
+                self.rdms_reused + self.tiles_reused,
+                self.seconds,
+                self.peak_rss,
+            )
+        )
+
+
+def _check_args(method: str, metric: str, executor: str, backend: str, batch_size: Any) -> None:
+    from .executors import EXECUTORS
+
+    if method not in TILE_METHODS:
+        raise ValueError(f"method must be one of {TILE_METHODS}; got {method!r}")
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}; got {metric!r}")
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {EXECUTORS}; got {executor!r}")
+    check_backend_name(backend)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise TypeError(f"batch_size must be an integer; got {batch_size!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1; got {batch_size}")
+
+
+def _image_count(srcs: list, images: Any) -> int:
+    """n: the image set's, else the file sources'; every source must agree."""
+    counts = {s.label: s.n_images() for s in srcs if s.n_images() is not None}
+    n = images.n if images is not None else next(iter(counts.values()), None)
+    if n is None:
+        raise ValueError("images: encoder sources need images (a folder, paths or an array)")
+    wrong = {label: c for label, c in counts.items() if c != n}
+    if wrong:
+        raise ValueError(
+            f"sources {sorted(wrong)} cover {sorted(set(wrong.values()))} images, not {n}: every "
+            "source of a sweep must cover the same images"
+        )
+    if n < 3:
+        raise ValueError(f"a sweep needs at least 3 images to compare RDMs; got {n}")
+    return n
+
+
+def _register(store: Store, srcs: list, layers: Any, fingerprints: dict, images_fp: Any):
+    """Adds the sources to the index (labels, layers, rows, content keys). Returns
+    {label: [(layer, row, key)]} and the layers touched."""
+    index = store.index
+    plan: dict[str, list[tuple[str, int, str]]] = {}
+    touched: list[str] = []
+    for s in srcs:
+        fp = fingerprints[s.label]
+        old = index["sources"].get(s.label)
+        if old is not None and old.get("fingerprint") != fp:
+            raise UserError(
+                f"store {store.path}: label {s.label!r} holds the results of another "
+                f"{old.get('kind', 'source')} ({old.get('path', 'unknown')}); give this "
+                "source another label (a checkpoint is a source of its own, e.g. 'run3/epoch10')"
+            )
+        index["sources"][s.label] = {**s.describe(), "fingerprint": fp}
+        if s.label not in index["labels"]:
+            index["labels"].append(s.label)
+        items = []
+        for layer in s.layer_names(layers):
+            dtype = "float32" if s.kind in ENCODER_KINDS else "float64"
+            info = store.ensure_layer(layer, dtype)
+            key = content_key(s.label, fp, layer, images_fp, store.metric, store.n)
+            if s.label not in info["keys"]:
+                info["rows"].append(s.label)
+            info["keys"][s.label] = key
+            items.append((layer, info["rows"].index(s.label), key))
+            if layer not in touched:
+                touched.append(layer)
+        plan[s.label] = items
+    return plan, touched
+
+
+def sweep(
+    sources: Any,
+    images: Any = None,
+    layers: Any = None,
+    store: str | os.PathLike = "fastrsa-store",
+    method: str = "spearman",
+    metric: str = "correlation",
+    executor: str = "local",
+    memory: int | str | None = None,
+    backend: str = "auto",
+    keep_features: bool = False,
+    batch_size: int = 64,
+    device: str = "auto",
+    address: str | None = None,
+    progress: bool | None = None,
+) -> Store:
+    """Many sources x layers over one image set -> RDMs and all-pairs similarity, in a store.
+
+    sources: ONNX encoder files, torch.nn.Module objects (with `layers` naming submodules: their
+        outputs are caught by forward hooks), feature files (.npy (n, d); .npz or zarr: one
+        array per source label; d may differ between sources) and `RDMSource(path)` for files
+        of precomputed RDMs; a list, or a {label: source} dict (a checkpoint is just a source
+        with its own label, e.g. "run3/epoch10"). See fastrsa.sweep.sources.
+    images: the image set (a folder, image paths, or an array as fastrsa.features.load_images
+        takes), read a batch at a time; needed for encoders.
+    layers: layer names (ONNX outputs / module names; default ["compressed"] for ONNX); for
+        feature and RDM files, one name for their layer (default "default").
+    store: a folder or an fsspec URL. Created when absent; a store made from other images,
+        another n or another metric is refused. Finished RDMs and tiles are skipped, so the
+        same call after an interruption (kill -9 included) continues where it stopped.
+    method: "spearman", "pearson", "cosine" or "kendall" (per pair); metric: the RDMs'.
+    executor: "local" (this process: all cores or the GPU) or "ray" (`pip install
+        fastrsa[ray]`; `address` of a running cluster, else a local one).
+    memory: the budget (bytes or "4GB"; default fastrsa.get_memory_budget()). Holds, per
+        worker: one source's features of one image batch, the layers' feature buffers within
+        half the budget (features beyond that spill to a file in FASTRSA_SPILL_DIR or the
+        temporary folder), one RDM and its ranks; in the tile stage two blocks of rows and a
+        tile, sized to fit the budget.
+    Returns the store (`.similarity(layer, method)`, `.rdms(layer)`), with `.summary` of what
+    this call computed and reused.
+    """
+    from .executors import run_units
+    from .images import image_set
+    from .progress import Progress, peak_rss
+    from .sources import resolve_sources
+
+    _check_args(method, metric, executor, backend, batch_size)
+    budget = budget_for(memory)
+    start = time.perf_counter()
+    if isinstance(layers, str):
+        layers = [layers]
+    srcs = resolve_sources(sources, None if layers is None else list(layers))
+    if not srcs:
+        raise ValueError("sources is empty")
+    imageset = None if images is None else image_set(images)
+    needs = [s.label for s in srcs if s.needs_images]
+    if needs and imageset is None:
+        raise ValueError(f"images: sources {needs} are encoders and need images")
+    n = _image_count(srcs, imageset)
+    for s in srcs:  # every source checked before any work starts
+        s.check(s.layer_names(layers), n)
+    fingerprints = {s.label: s.fingerprint() for s in srcs}
+    path = os.fspath(store)
+    path = path if is_url(path) else os.path.abspath(path)
+    images_fp = None if imageset is None else imageset.fingerprint
+    summary = Summary()
+    gpu = uses_gpu(backend)
+    with files_for(path).lock(holder()):
+        st = create_or_open(path, n, metric, images_fp)
+        plan, touched = _register(st, srcs, layers, fingerprints, images_fp)
+        with writing(path):
+            for layer in touched:
+                st.allocate(layer)
+            st.save_index()
+        units = []
+        for s in srcs:
+            done = {layer: st.done_rdms(layer) for layer in touched}
+            todo = [item for item in plan[s.label] if item[2] not in done[item[0]]]
+            summary.rdms_reused += len(plan[s.label]) - len(todo)
+            if todo:
+                units.append(
+                    RDMUnit(path, s, todo, imageset if s.needs_images else None, metric,
+                            backend, budget, batch_size, device, keep_features, gpu)
+                )  # fmt: skip
+        t0 = time.perf_counter()
+        with Progress(len(units), "rdms", progress) as bar:
+            results = run_units(units, executor, address=address, progress=bar)
+        summary.rdms_computed = sum(r.get("computed", 0) for r in results)
+        summary.stages["rdms"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for layer in touched:
+            missing = st.missing_rows(layer, range(len(st._layer_info(layer)["rows"])))
+            if missing:
+                labels = [st._layer_info(layer)["rows"][r] for r in missing[:5]]
+                raise UserError(
+                    f"store {path}: layer {layer!r} lacks the RDMs of {labels} (added by an "
+                    "earlier sweep that did not finish): run that sweep again first"
+                )
+            tiles, reused = tile_units(st, layer, method, backend, budget)
+            summary.tiles_reused += reused
+            with Progress(len(tiles), f"tiles {layer}", progress) as bar:
+                results = run_units(tiles, executor, address=address, progress=bar)
+            summary.tiles_computed += sum(r.get("computed", 0) for r in results)
+        summary.stages["tiles"] = time.perf_counter() - t0
+    summary.seconds = time.perf_counter() - start
+    summary.peak_rss = peak_rss()
+    out = open_store(path)
+    out.summary = summary
+    return out
