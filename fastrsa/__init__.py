@@ -11,6 +11,7 @@ from ._backend import BACKENDS, available_backends
 from ._memory import get_memory_budget, set_memory_budget
 from .compare import compare, rank_transform
 from .rdms import rdms, squareform
+from .sweep import Store, open_store, sweep
 from .taxonomy import evaluate_transfer, rank_sources, taxonomies, taxonomy
 
 try:  # the one version lives in pyproject.toml; the installed metadata carries it
@@ -30,4 +31,7 @@ __all__ = [
     "rdms",
     "set_memory_budget",
     "squareform",
+    "Store",
+    "open_store",
+    "sweep",
 ]

@@ -253,7 +253,7 @@ def test_full_disk_is_one_clear_error(tmp_path, rng, monkeypatch):
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("fastrsa.sweep.files.LocalFiles.write", full)
+    monkeypatch.setattr(LocalFiles, "write", full)
     with pytest.raises(UserError, match="no space left.*nothing was half written"):
         units[0].run()
     monkeypatch.undo()

@@ -40,6 +40,11 @@ class Files:
     def lock(self, holder: dict[str, Any]) -> contextlib.AbstractContextManager[None]:
         raise NotImplementedError
 
+    def clean_partials(self) -> int:
+        """Removes the temporary files of writes a killed process left unfinished (a sweep calls
+        it under its lock); returns how many. Object stores have none."""
+        return 0
+
     def read_json(self, key: str) -> Any:
         data = self.read(key)
         return None if data is None else json.loads(data)
@@ -97,6 +102,15 @@ class LocalFiles(Files):
             return sorted(e.name for e in os.scandir(self._p(prefix)) if ".partial" not in e.name)
         except FileNotFoundError:
             return []
+
+    def clean_partials(self) -> int:
+        count = 0
+        for folder, _, names in os.walk(self._path):
+            for name in names:
+                if name.endswith(".partial"):  # ours and zarr's LocalStore's temporaries
+                    Path(folder, name).unlink(missing_ok=True)
+                    count += 1
+        return count
 
     @contextlib.contextmanager
     def lock(self, holder: dict[str, Any]) -> Iterator[None]:

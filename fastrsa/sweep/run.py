@@ -245,15 +245,21 @@ def sweep(
     if needs and imageset is None:
         raise ValueError(f"images: sources {needs} are encoders and need images")
     n = _image_count(srcs, imageset)
+    if imageset is not None:
+        imageset.check()  # every image file opens (headers only)
     for s in srcs:  # every source checked before any work starts
         s.check(s.layer_names(layers), n)
+        if s.needs_images and imageset is not None:
+            imageset.check_size(s.input_size(), f"source {s.label!r}")
     fingerprints = {s.label: s.fingerprint() for s in srcs}
     path = os.fspath(store)
     path = path if is_url(path) else os.path.abspath(path)
     images_fp = None if imageset is None else imageset.fingerprint
     summary = Summary()
     gpu = uses_gpu(backend)
-    with files_for(path).lock(holder()):
+    files = files_for(path)
+    with files.lock(holder()):
+        files.clean_partials()  # what writes killed mid-way left (never read: not results)
         st = create_or_open(path, n, metric, images_fp)
         plan, touched = _register(st, srcs, layers, fingerprints, images_fp)
         with writing(path):

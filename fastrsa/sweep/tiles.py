@@ -60,6 +60,22 @@ def _block(store: Store, layer: str, method: str, rows: range) -> np.ndarray:
     return store.read_rows(kind, layer, list(rows))
 
 
+_last_block: dict[tuple, np.ndarray] = {}  # the row block of the previous tile, per process
+
+
+def _row_block(store: Store, layer: str, method: str, rows: range) -> np.ndarray:
+    """The tile's row block, kept for the next tile: tiles run row by row ((0,0), (0,1), ...),
+    so the local executor reads each row block once. Keyed by the rows' content keys; at most
+    one block is kept (dropped before another is read, so two blocks never become three)."""
+    info = store._layer_info(layer)
+    keys = tuple(info["keys"][info["rows"][r]] for r in rows)
+    key = (store.path, layer, method, rows.start, rows.stop, keys)
+    if key not in _last_block:
+        _last_block.clear()
+        _last_block[key] = _block(store, layer, method, rows)
+    return _last_block[key]
+
+
 def _compared(a: np.ndarray, b: np.ndarray | None, method: str, backend: str, memory) -> Any:
     """fastrsa.compare of two blocks; Spearman as Pearson of the stored ranks."""
     how = "pearson" if method == "spearman" else method
@@ -92,7 +108,7 @@ class TileUnit:
         b, count = int(info["tile_rows"]), len(info["rows"])
         rows_i = range(self.i * b, min(count, (self.i + 1) * b))
         rows_j = range(self.j * b, min(count, (self.j + 1) * b))
-        a = _block(store, self.layer, self.method, rows_i)
+        a = _row_block(store, self.layer, self.method, rows_i)
         other = None if self.i == self.j else _block(store, self.layer, self.method, rows_j)
         try:
             sim = _compared(a, other, self.method, self.backend, self.memory)
