@@ -67,7 +67,9 @@ def test_spearman_then_pearson_on_one_store(tmp_path, rng):
     fastrsa.sweep(paths, store=tmp_path / "s")
     store = fastrsa.sweep(paths, store=tmp_path / "s", method="pearson")
     assert store.summary.rdms_computed == 0
-    np.testing.assert_allclose(store.similarity(method="pearson"), _in_memory(arrays, "pearson")[1], atol=2e-6)
+    np.testing.assert_allclose(
+        store.similarity(method="pearson"), _in_memory(arrays, "pearson")[1], atol=2e-6
+    )
     np.testing.assert_allclose(store.similarity(), _in_memory(arrays)[1], atol=2e-6)
     assert store.status()["default"]["tiles"] == {"spearman": (1, 1), "pearson": (1, 1)}
 

@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 import pytest
+from helpers import CPU_BACKENDS
 
 import fastrsa
 from fastrsa.errors import UserError
@@ -73,8 +74,8 @@ def _filled(path, rdms, labels=None, b=None):
     return st
 
 
-def _tiles(st, method, memory=1 << 20):
-    units, reused = tile_units(st, "default", method, "auto", memory)
+def _tiles(st, method, memory=1 << 20, backend="auto"):
+    units, reused = tile_units(st, "default", method, backend, memory)
     for u in units:
         u.run()
     return len(units), reused
@@ -91,6 +92,17 @@ def test_tiles_equal_compare(tmp_path, rng, method, count, b):
     assert got.shape == (count, count) and got.dtype == np.float64
     np.testing.assert_allclose(got, want, atol=2e-6, rtol=0)
     assert np.array_equal(got, got.T) and np.all(np.diag(got) == 1.0)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("method", ["spearman", "cosine"])
+def test_tiles_equal_compare_on_every_backend(tmp_path, rng, backend, method):
+    rdms = _rdms(rng, 5)
+    st = _filled(tmp_path / "s", rdms, b=2)
+    _tiles(st, method, backend=backend)
+    got = open_store(st.path).similarity(method=method)
+    want = np.asarray(fastrsa.compare(rdms, method=method, backend=backend), dtype=np.float64)
+    np.testing.assert_allclose(got, want, atol=2e-6, rtol=0)
 
 
 def test_float64_rdms_and_ties(tmp_path, rng):
@@ -166,6 +178,20 @@ def test_compare_one_vs_many_and_store_vs_store(tmp_path, rng):
     np.testing.assert_allclose(tiny, fastrsa.compare(targets, rdms), atol=2e-6)
     with pytest.raises(ValueError, match="different image sets"):
         st.compare(np.ones((2, 10)))
+
+
+def test_smaller_budget_later_computes_tiles_in_pieces(tmp_path, rng):
+    """Blocks sized by a first run's budget; a later run with a tiny budget (another method)
+    computes each tile in pieces that fit it, with the same numbers."""
+    rdms = _rdms(rng, 7)
+    st = _filled(tmp_path / "s", rdms, b=4)
+    _tiles(st, "spearman")
+    _tiles(open_store(st.path), "pearson", memory=1)
+    for method in ("spearman", "pearson"):
+        got = open_store(st.path).similarity(method=method)
+        want = fastrsa.compare(rdms, method=method)
+        np.testing.assert_allclose(got, want, atol=2e-6, rtol=0)
+        assert np.array_equal(got, got.T) and np.all(np.diag(got) == 1.0)
 
 
 def test_tile_rows_fit_the_budget():

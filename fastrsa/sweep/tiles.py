@@ -108,10 +108,16 @@ class TileUnit:
         b, count = int(info["tile_rows"]), len(info["rows"])
         rows_i = range(self.i * b, min(count, (self.i + 1) * b))
         rows_j = range(self.j * b, min(count, (self.j + 1) * b))
-        a = _row_block(store, self.layer, self.method, rows_i)
-        other = None if self.i == self.j else _block(store, self.layer, self.method, rows_j)
+        itemsize = np.dtype(info["dtype"]).itemsize
+        step = tile_rows(self.memory or budget_for(None), store.m, itemsize, b)
         try:
-            sim = _compared(a, other, self.method, self.backend, self.memory)
+            if step >= b:  # the usual case: the whole tile at once
+                a = _row_block(store, self.layer, self.method, rows_i)
+                same = self.i == self.j
+                other = None if same else _block(store, self.layer, self.method, rows_j)
+                sim = _compared(a, other, self.method, self.backend, self.memory)
+            else:  # a budget smaller than the one the blocks were sized for: sub-blocks
+                sim = self._in_pieces(store, rows_i, rows_j, step)
         except ValueError as err:
             raise UserError(f"store {store.path}, layer {self.layer!r}: {err}") from None
         arr = store.array("similarity", self.layer, self.method)
@@ -121,6 +127,23 @@ class TileUnit:
                 arr[rows_j.start : rows_j.stop, rows_i.start : rows_i.stop] = sim.T
             store.mark(f"done/tile/{info['id']}/{self.method}/{self.i}-{self.j}", self.key)
         return {"computed": 1}
+
+    def _in_pieces(self, store: Store, rows_i: range, rows_j: range, step: int) -> np.ndarray:
+        """The tile a (step x step) piece at a time (two pieces within the budget)."""
+        sim = np.empty((len(rows_i), len(rows_j)))
+        for i0 in range(rows_i.start, rows_i.stop, step):
+            part_i = range(i0, min(rows_i.stop, i0 + step))
+            a = _block(store, self.layer, self.method, part_i)
+            for j0 in range(rows_j.start, rows_j.stop, step):
+                part_j = range(j0, min(rows_j.stop, j0 + step))
+                other = a if part_j == part_i else _block(store, self.layer, self.method, part_j)
+                block = _compared(a, other, self.method, self.backend, self.memory)
+                sim[i0 - rows_i.start : part_i.stop - rows_i.start,
+                    j0 - rows_j.start : part_j.stop - rows_j.start] = block  # fmt: skip
+        if rows_i == rows_j:  # the diagonal tile: symmetric with exact ones, as compare gives
+            sim = (sim + sim.T) / 2
+            np.fill_diagonal(sim, 1.0)
+        return sim
 
 
 def tile_units(
