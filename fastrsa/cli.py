@@ -17,6 +17,7 @@ import numpy as np
 
 from . import __version__, io
 from ._backend import BACKENDS, available_backends
+from ._memory import parse_memory
 from .compare import compare
 from .errors import is_user_error
 from .rdms import n_from_condensed, rdms
@@ -165,14 +166,7 @@ def cmd_rdms(args) -> None:
 def cmd_compare(args) -> None:
     if args.out:
         _check_output(args.out, "--out")
-    labels_a, a = _load_rdms(args.rdms, "rdms", args)
-    labels_b, b = labels_a, None
-    if args.other:
-        labels_b, b = _load_rdms(args.other, "--with", args)
-    try:
-        sim = compare(a, b, method=args.method, backend=args.backend)
-    except (ValueError, TypeError) as err:
-        raise _user_labels(err, labels_a, labels_b) from None
+    labels_a, labels_b, sim = _compared(args)
     _print_matrix(labels_a, labels_b, sim)
     if args.out:
         out = Path(args.out)
@@ -192,6 +186,117 @@ def cmd_compare(args) -> None:
                     out, similarity=sim, labels_a=np.array(labels_a), labels_b=np.array(labels_b)
                 )
         print(f"wrote {out}")
+
+
+def _compared(args) -> tuple[list[str], list[str], np.ndarray]:
+    """(labels_a, labels_b, similarity (A, B)) of `fastrsa compare`: an RDM file or --store
+    against itself, --with an RDM file or --with-store another store."""
+    if args.rdms and args.store:
+        raise ValueError("give an RDM file or --store, not both")
+    if not args.rdms and not args.store:
+        raise ValueError("give an RDM file to compare, or --store STORE")
+    if args.other and args.with_store:
+        raise ValueError("give --with or --with-store, not both")
+    if args.layer is not None and not args.store:
+        raise ValueError("--layer: names a layer of --store; there is no --store")
+    if args.with_layer is not None and not args.with_store:
+        raise ValueError("--with-layer: names a layer of --with-store; there is no --with-store")
+    if args.store:
+        store, layer = _store_layer(args.store, args.layer, "--store", "--layer")
+        labels_a = store.rdms(layer).labels
+        if args.other:
+            labels_b, rows = _load_rdms(args.other, "--with", args)
+            sim = _store_compare(store, layer, rows, "--with", args).T
+        elif args.with_store:
+            other, other_layer = _store_layer(
+                args.with_store, args.with_layer, "--with-store", "--with-layer"
+            )
+            labels_b = other.rdms(other_layer).labels
+            sim = _store_compare(store, layer, other, "--with-store", args, other_layer).T
+        else:
+            labels_b, sim = labels_a, _store_similarity(store, layer, args.method)
+        return labels_a, labels_b, np.ascontiguousarray(sim)
+    labels_a, a = _load_rdms(args.rdms, "rdms", args)
+    if args.with_store:
+        other, other_layer = _store_layer(
+            args.with_store, args.with_layer, "--with-store", "--with-layer"
+        )
+        sim = _store_compare(other, other_layer, a, "rdms", args)
+        return labels_a, other.rdms(other_layer).labels, sim
+    labels_b, b = labels_a, None
+    if args.other:
+        labels_b, b = _load_rdms(args.other, "--with", args)
+    try:
+        matrix = compare(a, b, method=args.method, backend=args.backend)
+    except (ValueError, TypeError) as err:
+        raise _user_labels(err, labels_a, labels_b) from None
+    return labels_a, labels_b, np.asarray(matrix)
+
+
+# ---- sweep stores ----
+
+
+def _store_layer(path: str, layer: str | None, option: str, layer_option: str):
+    """(Store, layer name) of `--store PATH [--layer L]`: errors name the options."""
+    from .sweep import open_store
+
+    try:
+        store = open_store(path)
+    except (ValueError, OSError) as err:
+        raise ValueError(f"{option}: {_one_line(err)}") from None
+    names = store.layers
+    if not names:
+        raise ValueError(f"{option}: store {path} holds no layers yet (its sweep did not start)")
+    if layer is None:
+        if len(names) > 1:
+            raise ValueError(
+                f"{option}: store {path} has layers {names}: choose one with {layer_option}"
+            )
+        return store, names[0]
+    if layer not in names:
+        raise ValueError(f"{layer_option}: layer {layer!r} is not in store {path}; it has {names}")
+    return store, layer
+
+
+def _store_similarity(store, layer: str, method: str) -> np.ndarray:
+    """(B, B) float64 similarity the sweep computed; its error says which command computes it."""
+    try:
+        return store.similarity(layer, method)
+    except ValueError as err:
+        raise ValueError(f"--store: {_one_line(err)}") from None
+
+
+def _store_compare(store, layer: str, targets, option: str, args, target_layer=None) -> np.ndarray:
+    """(T, B) similarity of `targets` (RDMs (T, m) or a Store) to the store's RDMs of `layer`,
+    a block at a time (Store.compare); errors name `option`."""
+    if isinstance(targets, np.ndarray) and targets.shape[1] != store.m:
+        raise ValueError(
+            f"{option} covers {n_from_condensed(targets.shape[1])} images, store {store.path} "
+            f"{store.n}: they must share the same images"
+        )
+    try:
+        return store.compare(
+            targets, layer, method=args.method, backend=args.backend, target_layer=target_layer
+        )
+    except ValueError as err:
+        raise ValueError(f"{option}: {_one_line(err)}") from None
+
+
+def _store_taxonomy(args, linkage: str = "average", n_clusters=None):
+    """The Taxonomy of --store [--layer]: the similarity the sweep computed, clustered."""
+    from .taxonomy import taxonomy_from_similarity
+
+    store, layer = _store_layer(args.store, args.layer, "--store", "--layer")
+    sim = _store_similarity(store, layer, args.method)
+    result = taxonomy_from_similarity(sim, store.rdms(layer).labels, linkage, n_clusters)
+    result.metadata = {
+        "versions": store.metadata.get("versions"),
+        "n_images": store.n,
+        "method": args.method,
+        "store": str(store.path),
+        "layer": layer,
+    }
+    return result
 
 
 def cmd_export_taskonomy(args) -> None:
@@ -232,15 +337,22 @@ def cmd_features(args) -> None:
     print(f"wrote {len(feats.models)} models x {len(feats.layers)} layers to {path}")
 
 
-def _labelled_rdms(args) -> tuple[list[str], np.ndarray]:
-    """(labels, condensed RDMs (K, m)) from --rdms (an RDM file), --features (a feature file)
-    or, for taxonomy, --models with --images (features extracted now)."""
+def _one_source(args) -> None:
+    """Refuse more than one of --rdms, --features, --models/--images and --store."""
     given = [o for o in ("rdms", "features") if getattr(args, o, None)]
     if getattr(args, "models", None) or getattr(args, "images", None):
         given.append("models")
+    if getattr(args, "store", None):
+        given.append("store")
     if len(given) > 1:
         options = " and ".join("--models/--images" if g == "models" else f"--{g}" for g in given)
         raise ValueError(f"give one source of RDMs; got {options}")
+
+
+def _labelled_rdms(args) -> tuple[list[str], np.ndarray]:
+    """(labels, condensed RDMs (K, m)) from --rdms (an RDM file), --features (a feature file)
+    or, for taxonomy, --models with --images (features extracted now)."""
+    _one_source(args)
     if args.rdms:
         return _load_rdms(args.rdms, "--rdms", args)
     if args.features:
@@ -248,27 +360,32 @@ def _labelled_rdms(args) -> tuple[list[str], np.ndarray]:
     if getattr(args, "models", None) and getattr(args, "images", None):
         from .features import extract
 
-        feats = extract(args.models, args.images, layers=[args.layer], progress=sys.stderr.isatty())
-        stacked = rdms(feats.stack(args.layer), backend=args.backend)
+        layer = args.layer or "compressed"
+        feats = extract(args.models, args.images, layers=[layer], progress=sys.stderr.isatty())
+        stacked = rdms(feats.stack(layer), backend=args.backend)
         return list(feats.models), np.asarray(stacked)
     if hasattr(args, "models"):
-        raise ValueError("give --rdms, --features, or --models with --images")
-    raise ValueError("give --rdms or --features")
+        raise ValueError("give --rdms, --features, --store, or --models with --images")
+    raise ValueError("give --rdms, --features or --store")
 
 
 def cmd_taxonomy(args) -> None:
     from .taxonomy import taxonomy
 
     _check_output(args.out, "--out", "folder", TAXONOMY_FILES)
-    labels, rows = _labelled_rdms(args)
-    result = taxonomy(
-        rows,
-        labels,
-        method=args.method,
-        linkage=args.linkage,
-        n_clusters=args.clusters,
-        backend=args.backend,
-    )
+    _one_source(args)
+    if args.store:
+        result = _store_taxonomy(args, args.linkage, args.clusters)
+    else:
+        labels, rows = _labelled_rdms(args)
+        result = taxonomy(
+            rows,
+            labels,
+            method=args.method,
+            linkage=args.linkage,
+            n_clusters=args.clusters,
+            backend=args.backend,
+        )
     with _writing("--out", args.out):
         path = result.save(args.out)
     _print_matrix(result.labels, result.labels, result.similarity)
@@ -282,19 +399,69 @@ def cmd_taxonomy(args) -> None:
 def cmd_rank(args) -> None:
     from .taxonomy import rank_sources
 
-    target_labels, target = _load_rdms(args.target, "--target", args)
-    if len(target_labels) != 1:
-        raise ValueError(f"--target must hold one RDM; {args.target} holds {target_labels}")
-    labels, sources = _load_rdms(args.sources, "--sources", args)
-    if target.shape[1] != sources.shape[1]:
-        raise ValueError(
-            f"--target covers {n_from_condensed(target.shape[1])} images, --sources "
-            f"{n_from_condensed(sources.shape[1])}: they must share the same images"
-        )
-    ranking = rank_sources(target[0], sources, labels, method=args.method, backend=args.backend)
+    if args.sources and args.sources_store:
+        raise ValueError("give --sources or --sources-store, not both")
+    if not args.sources and not args.sources_store:
+        raise ValueError("give --sources (an RDM file) or --sources-store (a sweep store)")
+    if args.target and args.target_label:
+        raise ValueError("give --target or --target-label, not both")
+    if not args.target and not args.target_label:
+        raise ValueError("give --target (an RDM file) or --target-label (with --sources-store)")
+    if args.target_label and not args.sources_store:
+        raise ValueError("--target-label: names an RDM of --sources-store; there is none")
+    if args.layer is not None and not args.sources_store:
+        raise ValueError("--layer: names a layer of --sources-store; there is none")
+    if args.sources_store:
+        ranking = _store_ranking(args)
+    else:
+        target_labels, target = _rank_target(args)
+        labels, sources = _load_rdms(args.sources, "--sources", args)
+        if target.shape[1] != sources.shape[1]:
+            raise ValueError(
+                f"--target covers {n_from_condensed(target.shape[1])} images, --sources "
+                f"{n_from_condensed(sources.shape[1])}: they must share the same images"
+            )
+        ranking = rank_sources(target[0], sources, labels, method=args.method, backend=args.backend)
     width = max(len(label) for label in ranking.labels)
     for i, (label, score) in enumerate(ranking, 1):
         print(f"{i:3d}  {label:<{width}}  {score:.4f}")
+
+
+def _rank_target(args) -> tuple[list[str], np.ndarray]:
+    target_labels, target = _load_rdms(args.target, "--target", args)
+    if len(target_labels) != 1:
+        raise ValueError(f"--target must hold one RDM; {args.target} holds {target_labels}")
+    return target_labels, target
+
+
+def _store_ranking(args):
+    """The Ranking of --sources-store's RDMs of --layer by similarity to --target (a file) or
+    to --target-label (an RDM of the same store, left out of the ranking)."""
+    from .taxonomy import Ranking, _check_rows
+
+    store, layer = _store_layer(args.sources_store, args.layer, "--sources-store", "--layer")
+    labels = store.rdms(layer).labels
+    if args.target_label:
+        if args.target_label not in labels:
+            raise ValueError(
+                f"--target-label: {args.target_label!r} is not in layer {layer!r} of store "
+                f"{args.sources_store}; it holds {labels[:10]}{' ...' if len(labels) > 10 else ''}"
+            )
+        target = store.rdms(layer)[[args.target_label]]
+    else:
+        _, target = _rank_target(args)
+        try:
+            _check_rows(None, target, args.method, "--target")
+        except ValueError as err:
+            raise ValueError(_one_line(err)) from None
+    option = "--target" if args.target else "--target-label"
+    scores = _store_compare(store, layer, target, option, args)[0]
+    keep = [i for i, label in enumerate(labels) if label != args.target_label]
+    if not keep:
+        raise ValueError(f"--sources-store: store {args.sources_store} holds no other source")
+    scores = scores[keep]
+    order = np.argsort(-scores, kind="stable")
+    return Ranking([labels[keep[i]] for i in order], np.asarray(scores)[order])
 
 
 def cmd_evaluate(args) -> None:
@@ -308,8 +475,13 @@ def cmd_evaluate(args) -> None:
         if not sep or not label or not name:
             raise ValueError(f"--alias must look like LABEL=AFFINITY_NAME; got {item!r}")
         aliases[label] = name
-    labels, rows = _labelled_rdms(args)
-    result = taxonomy(rows, labels, method=args.method, backend=args.backend)
+    if args.layer is not None and not args.store:
+        raise ValueError("--layer: names a layer of --store; there is no --store")
+    if args.store:
+        result = _store_taxonomy(args)
+    else:
+        labels, rows = _labelled_rdms(args)
+        result = taxonomy(rows, labels, method=args.method, backend=args.backend)
     ev = evaluate_transfer(
         result.similarity, result.labels, load_affinities(args.affinities), aliases
     )
@@ -321,6 +493,109 @@ def cmd_evaluate(args) -> None:
         with _writing("--json", args.json):
             path = io.save_json(args.json, ev.to_json())
         print(f"wrote {path}")
+
+
+def cmd_sweep(args) -> None:
+    if args.status:
+        _sweep_status(args)
+        return
+    from .sweep import sweep
+
+    sources, images, layers = _sweep_sources(args)
+    if args.address and args.executor != "ray":
+        raise ValueError("--address: names a Ray cluster; give it with --executor ray")
+    memory = None if args.memory is None else parse_memory(args.memory, "--memory")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1; got {args.batch_size}")
+    store = sweep(
+        sources,
+        images=images,
+        layers=layers,
+        store=args.store,
+        method=args.method,
+        metric=args.metric,
+        executor=args.executor,
+        memory=memory,
+        backend=args.backend,
+        keep_features=args.keep_features,
+        batch_size=args.batch_size,
+        device=args.device,
+        address=args.address,
+        progress=False if args.no_progress else None,
+    )
+    layers_done = ", ".join(store.layers)
+    print(f"store {store.path}: {len(store.labels)} sources x layers {layers_done}, n={store.n}")
+    if store.summary is not None:
+        print(store.summary.line())
+
+
+def _sweep_sources(args) -> tuple[list, str | None, list[str] | None]:
+    """(sources, images, layers) for fastrsa.sweep from the command's options, checked: one of
+    --models (with --images, --layers), --features, --rdms (with --layer-name)."""
+    given = [f"--{o}" for o in ("models", "features", "rdms") if getattr(args, o)]
+    if len(given) > 1:
+        raise ValueError(f"give one of --models, --features, --rdms; got {' and '.join(given)}")
+    if not given:
+        raise ValueError("give the sources: --models (with --images), --features or --rdms")
+    if not args.store:
+        raise ValueError("--store: give the store folder the sweep writes (or --status STORE)")
+    if args.models:
+        if not args.images:
+            raise ValueError("--images: --models need an image folder (--images DIR)")
+        if args.layer_name:
+            raise ValueError("--layer-name: names the layer of --features/--rdms; use --layers")
+        from .sweep.sources import ONNXSource
+
+        return [ONNXSource(path) for path in args.models], args.images, args.layers
+    option = given[0]
+    if args.images:
+        raise ValueError(f"--images: only --models read images; {option} files do not")
+    if args.layers:
+        raise ValueError(f"--layers: name the layer of {option} files with --layer-name NAME")
+    layers = [args.layer_name] if args.layer_name else None
+    if args.features:
+        from .sweep.sources import FeatureSource
+
+        return [FeatureSource(path) for path in args.features], None, layers
+    if args.keep_features:
+        raise ValueError("--keep-features: RDM files hold no features to keep")
+    return _rdm_sources(args), None, layers
+
+
+def _rdm_sources(args) -> list:
+    """RDMSource of every --rdms file: each RDM of a file is a source of its own, labelled as
+    the other commands label them. Each file is read here first, so that a bad file is named
+    as --rdms and the notes on how square arrays were read go to stderr as with the other
+    commands (the sweep reads square arrays the same way: a valid RDM as one square RDM)."""
+    from .sweep.sources import RDMSource
+
+    for path in args.rdms:
+        io.load_rdms(path, "--rdms", "auto", note=_note)
+    return [RDMSource(path) for path in args.rdms]
+
+
+def _sweep_status(args) -> None:
+    options = ("store", "models", "features", "rdms", "images")
+    given = [f"--{o}" for o in options if getattr(args, o)]
+    if given:
+        raise ValueError(f"--status: reads a store; give it alone, not with {' and '.join(given)}")
+    from .sweep import open_store
+
+    try:
+        store = open_store(args.status)
+    except (ValueError, OSError) as err:
+        raise ValueError(f"--status: {_one_line(err)}") from None
+    print(
+        f"store {store.path}: n={store.n} images, metric {store.metric}, "
+        f"{len(store.labels)} sources, {len(store.layers)} layer(s)"
+    )
+    for layer, state in store.status().items():
+        done, total = state["rdms"]
+        tiles = (
+            "; ".join(f"{method} tiles {d}/{t}" for method, (d, t) in state["tiles"].items())
+            or "no tiles yet"
+        )
+        print(f"  {layer}: RDMs {done}/{total}; {tiles}")
 
 
 def cmd_diff(args) -> int:
@@ -343,6 +618,12 @@ RDM_FILES = (
     "(k, n, n) labelled key[i]; or .npy: one RDM or a stack (B, m) / (B, n, n)"
 )
 FEATURE_FILES = ".npz: one feature array (n images, d) per label, or .npy/.npz batches (..., n, d)"
+SWEEP_FEATURES = (
+    "feature files: .npy one array (n images, d), .npz or zarr one (n, d) array per source label "
+    "(d may differ)"
+)
+STORE_HELP = "a sweep store (fastrsa sweep --store)"
+LAYER_HELP = "the layer of {} (default: its only layer)"
 DEBUG_HELP = "show the traceback of every error, the user's too (they are one line otherwise)"
 
 
@@ -401,10 +682,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_rdms)
 
     p = command("compare", "all-pairs similarity of RDMs from .npy/.npz files", rdm_files=True)
-    p.add_argument("rdms", help=RDM_FILES)
+    p.add_argument("rdms", nargs="?", help=RDM_FILES + " (or --store)")
     p.add_argument(
         "--with", dest="other", help="compare against these RDMs (same kinds of file) instead"
     )
+    p.add_argument("--store", help=STORE_HELP + " instead of an RDM file")
+    p.add_argument("--layer", help=LAYER_HELP.format("--store"))
+    p.add_argument("--with-store", help="compare against the RDMs of this sweep store instead")
+    p.add_argument("--with-layer", help=LAYER_HELP.format("--with-store"))
     p.add_argument("--method", default="spearman", choices=METHODS)
     p.add_argument("--backend", **backend)
     p.add_argument("--out", help="save the matrix: .json, or .npz (similarity, labels_a, labels_b)")
@@ -435,7 +720,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", help=FEATURE_FILES)
     p.add_argument("--models", nargs="+", help="ONNX encoders (with --images)")
     p.add_argument("--images", help="image folder (with --models)")
-    p.add_argument("--layer", default="compressed", help="layer of --models (default compressed)")
+    p.add_argument("--store", help=STORE_HELP + ": its similarity, computed by the sweep")
+    p.add_argument(
+        "--layer",
+        help="layer of --models (default compressed), or of --store (default: its only layer)",
+    )
     p.add_argument("--clusters", type=int, help="number of flat clusters")
     p.add_argument("--method", default="spearman", choices=METHODS)
     p.add_argument("--linkage", default="average")
@@ -444,8 +733,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_taxonomy)
 
     p = command("rank", "rank source models by RDM similarity to a target model", rdm_files=True)
-    p.add_argument("--target", required=True, help="an RDM file holding one RDM: the target's")
-    p.add_argument("--sources", required=True, help="the source models' RDMs: " + RDM_FILES)
+    p.add_argument("--target", help="an RDM file holding one RDM: the target's")
+    p.add_argument("--sources", help="the source models' RDMs: " + RDM_FILES)
+    p.add_argument("--sources-store", help=STORE_HELP + " holding the source models' RDMs")
+    p.add_argument("--layer", help=LAYER_HELP.format("--sources-store"))
+    p.add_argument(
+        "--target-label",
+        help="instead of --target: this source of --sources-store (left out of the ranking)",
+    )
     p.add_argument("--method", default="spearman", choices=METHODS)
     p.add_argument("--backend", **backend)
     p.set_defaults(func=cmd_rank)
@@ -454,6 +749,8 @@ def build_parser() -> argparse.ArgumentParser:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--rdms", help="one RDM per task: " + RDM_FILES)
     source.add_argument("--features", help="one feature array per task: " + FEATURE_FILES)
+    source.add_argument("--store", help=STORE_HELP + ": its similarity, computed by the sweep")
+    p.add_argument("--layer", help=LAYER_HELP.format("--store"))
     p.add_argument("--affinities", required=True, help=".json or .csv transfer affinities")
     p.add_argument(
         "--alias",
@@ -465,6 +762,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", **backend)
     p.add_argument("--json", help="write the figures and per-target rows to this JSON")
     p.set_defaults(func=cmd_evaluate)
+
+    p = command(
+        "sweep",
+        "many models x layers -> RDMs and all-pairs similarity in a store: out of core, resumable",
+    )
+    p.add_argument("--store", help="the store folder (or fsspec URL) written; created if absent")
+    p.add_argument("--status", metavar="STORE", help="instead: show what STORE holds and lacks")
+    p.add_argument("--models", nargs="+", metavar="ONNX", help="ONNX encoders (with --images)")
+    p.add_argument("--images", help="image folder (with --models)")
+    p.add_argument("--layers", nargs="+", help="layers of --models (default compressed)")
+    p.add_argument("--features", nargs="+", metavar="FILE", help=SWEEP_FEATURES)
+    p.add_argument("--rdms", nargs="+", metavar="FILE", help="RDM files: " + RDM_FILES)
+    p.add_argument(
+        "--layer-name", help="the layer name of --features/--rdms sources (default 'default')"
+    )
+    p.add_argument("--method", default="spearman", choices=METHODS)
+    p.add_argument("--metric", default="correlation", choices=METRICS, help="the RDMs' metric")
+    p.add_argument("--executor", default="local", choices=("local", "ray"))
+    p.add_argument("--address", help="with --executor ray: a running cluster (default: start one)")
+    p.add_argument(
+        "--memory", help="memory budget per worker, e.g. 4GB (default: FASTRSA_MEMORY, else 1/4)"
+    )
+    p.add_argument("--backend", **backend)
+    p.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
+    p.add_argument(
+        "--device", default="auto", help="auto (default), cpu, cuda, or cuda:N for GPU N"
+    )
+    p.add_argument("--keep-features", action="store_true", help="also write features to the store")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
+    p.set_defaults(func=cmd_sweep)
 
     p = command("diff", "compare two saved results; exit 1 when they differ")
     p.add_argument("old", help=".npy, .npz or .json result")

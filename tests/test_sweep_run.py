@@ -74,6 +74,22 @@ def test_spearman_then_pearson_on_one_store(tmp_path, rng):
     assert store.status()["default"]["tiles"] == {"spearman": (1, 1), "pearson": (1, 1)}
 
 
+def test_a_label_takes_one_feature_file_per_layer(tmp_path, rng):
+    """Features saved per layer: the same labels, one file set per layer, one store."""
+    low, low_arrays = _feature_files(tmp_path / "low", rng, 3)
+    high, high_arrays = _feature_files(tmp_path / "high", rng, 3)
+    fastrsa.sweep(low, layers="block1", store=tmp_path / "s")
+    store = fastrsa.sweep(high, layers="block4", store=tmp_path / "s")
+    assert store.layers == ["block1", "block4"] and store.labels == list(low)
+    np.testing.assert_allclose(store.similarity("block1"), _in_memory(low_arrays)[1], atol=2e-6)
+    np.testing.assert_allclose(store.similarity("block4"), _in_memory(high_arrays)[1], atol=2e-6)
+    assert set(store.metadata["sources"]["m00"]) == {"block1", "block4"}
+    with pytest.raises(UserError, match="label 'm00' in layer 'block1' holds the results"):
+        fastrsa.sweep(high, layers="block1", store=tmp_path / "s")
+    with pytest.raises(ValueError, match="layers"):
+        store.similarity()  # two layers: say which
+
+
 def test_other_metric_refused(tmp_path, rng):
     paths, _ = _feature_files(tmp_path / "f", rng, 3)
     fastrsa.sweep(paths, store=tmp_path / "s")

@@ -219,7 +219,7 @@ def test_other_images_metric_or_n_refused(tmp_path):
 
 def test_a_label_never_changes_source(tmp_path, rng):
     _filled(tmp_path / "s", _rdms(rng, 2))
-    with pytest.raises(UserError, match="label 'm0' holds the results of another"):
+    with pytest.raises(UserError, match="label 'm0' in layer 'default' holds the results of"):
         _filled(tmp_path / "s", _rdms(rng, 1))
 
 

@@ -154,34 +154,40 @@ def _image_count(srcs: list, images: Any) -> int:
 
 
 def _register(store: Store, srcs: list, layers: Any, fingerprints: dict, images_fp: Any):
-    """Adds the sources to the index (labels, layers, rows, content keys). Returns
+    """Adds the sources to the index (labels, layers, rows, content keys). A (label, layer) is
+    bound to one source's content for good: another source under it is refused (a label may
+    take different sources in different layers, e.g. one feature file per layer). Returns
     {label: [(layer, row, key)]} and the layers touched."""
     index = store.index
     plan: dict[str, list[tuple[str, int, str]]] = {}
     touched: list[str] = []
     for s in srcs:
         fp = fingerprints[s.label]
-        old = index["sources"].get(s.label)
-        if old is not None and old.get("fingerprint") != fp:
-            raise UserError(
-                f"store {store.path}: label {s.label!r} holds the results of another "
-                f"{old.get('kind', 'source')} ({old.get('path', 'unknown')}); give this "
-                "source another label (a checkpoint is a source of its own, e.g. 'run3/epoch10')"
-            )
-        index["sources"][s.label] = {**s.describe(), "fingerprint": fp}
-        if s.label not in index["labels"]:
-            index["labels"].append(s.label)
+        entry = {**s.describe(), "fingerprint": fp}
+        images = images_fp if s.needs_images else None
         items = []
         for layer in s.layer_names(layers):
             dtype = "float32" if s.kind in ENCODER_KINDS else "float64"
             info = store.ensure_layer(layer, dtype)
-            key = content_key(s.label, fp, layer, images_fp, store.metric, store.n)
-            if s.label not in info["keys"]:
+            key = content_key(s.label, fp, layer, images, store.metric, store.n)
+            old = info["keys"].get(s.label)
+            if old is not None and old != key:
+                was = index["sources"].get(s.label, {}).get(layer, {})
+                raise UserError(
+                    f"store {store.path}: label {s.label!r} in layer {layer!r} holds the results "
+                    f"of another {was.get('kind', 'source')} ({was.get('path', 'unknown')}); "
+                    "give this source another label (a checkpoint is a source of its own, "
+                    "e.g. 'run3/epoch10')"
+                )
+            if old is None:
                 info["rows"].append(s.label)
             info["keys"][s.label] = key
+            index["sources"].setdefault(s.label, {})[layer] = entry
             items.append((layer, info["rows"].index(s.label), key))
             if layer not in touched:
                 touched.append(layer)
+        if s.label not in index["labels"]:
+            index["labels"].append(s.label)
         plan[s.label] = items
     return plan, touched
 

@@ -156,8 +156,8 @@ class Store:
 
     @property
     def metadata(self) -> dict:
-        """n, metric, the image set's fingerprint, every source (kind, path, fingerprint),
-        package versions and creation time, as the index holds them."""
+        """n, metric, the image set's fingerprint, every source ({label: {layer: kind, path,
+        fingerprint}}), package versions and creation time, as the index holds them."""
         keep = ("n", "metric", "images", "sources", "versions", "created", "format", "version")
         return {k: self.index.get(k) for k in keep}
 
