@@ -90,6 +90,18 @@ def test_a_label_takes_one_feature_file_per_layer(tmp_path, rng):
         store.similarity()  # two layers: say which
 
 
+def test_keep_features(tmp_path, rng):
+    paths, arrays = _feature_files(tmp_path / "f", rng, 3)
+    store = fastrsa.sweep(paths, store=tmp_path / "s", keep_features=True, batch_size=4)
+    for label, x in arrays.items():
+        assert np.array_equal(store.features(label)[:], x)
+    bare = fastrsa.sweep(paths, store=tmp_path / "bare")
+    with pytest.raises(ValueError, match="no features kept for 'm00'"):
+        bare.features("m00")
+    with pytest.raises(ValueError, match="no label 'nope'"):
+        bare.features("nope")
+
+
 def test_other_metric_refused(tmp_path, rng):
     paths, _ = _feature_files(tmp_path / "f", rng, 3)
     fastrsa.sweep(paths, store=tmp_path / "s")

@@ -187,8 +187,25 @@ class Store:
         """The layer's RDMs as a lazy (B, M) view (nothing is read until indexed)."""
         return RDMView(self, self.layer_name(layer))
 
+    def features(self, label: str, layer: str | None = None):
+        """The (n, d) features a sweep with keep_features=True kept for `label` in `layer`, as a
+        lazy zarr array (index it to read); ValueError if none were kept."""
+        layer = self.layer_name(layer)
+        info = self._layer_info(layer)
+        if label not in info["rows"]:
+            raise ValueError(f"store {self.path}: no label {label!r} in layer {layer!r}")
+        row = info["rows"].index(label)
+        arr = self.array("features", layer, str(row))
+        if arr is None or info["keys"][label] not in self.done_rdms(layer):
+            raise ValueError(
+                f"store {self.path}: no features kept for {label!r} in layer {layer!r} (sweep "
+                "with keep_features=True / --keep-features)"
+            )
+        return arr
+
     def array(self, kind: str, layer: str, method: str | None = None):
-        """The zarr array `kind` ("rdms", "ranks", "similarity") of a layer, or None."""
+        """The zarr array `kind` ("rdms", "ranks", "similarity", "features") of a layer (the
+        similarity of `method`, the features of row `method`), or None."""
         zarr = zarr_module()
         path = f"{kind}/{self._layer_info(layer)['id']}" + (f"/{method}" if method else "")
         try:
