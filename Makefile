@@ -98,6 +98,12 @@ bench: env
 bench-memory: env
 	$(PY) benchmarks/memory.py --out benchmarks/results/memory-latest.json
 
+# The sweep's measured targets (out of core, streaming, resume, Ray), each case in its own process:
+# about 15 minutes on 2 cores and 11 GB of temporary disk -> benchmarks/results/cpu-sweep-<date>.*
+.PHONY: bench-sweep
+bench-sweep: env
+	$(PY) benchmarks/bench_sweep.py
+
 # On a machine with a CUDA GPU: the suite's GPU profile (CUDA and CPU providers), its table and
 # plots, peak memory, then the kernel-level comparisons with cuBLAS / torch.sort (gpu_bench.py).
 bench-gpu: env

@@ -167,29 +167,27 @@ def image_set(images: Any) -> ImageSet:
 
 
 def _checked_array(images: np.ndarray) -> np.ndarray:
-    """The array, after load_images' checks, run a few images at a time."""
-    if images.dtype == np.uint8 and images.ndim == 4 and images.shape[-1] == 3:
-        size = images.shape[1]
-        if images.shape[2] != size:
-            raise ValueError(f"images: expected (N, S, S, 3) square images; got {images.shape}")
-        if len(images) == 0:
-            raise ValueError(f"images is empty (shape {images.shape})")
+    """The array, after load_images' checks (float arrays: a few images at a time)."""
+    uint8 = images.dtype == np.uint8 and images.ndim == 4 and images.shape[-1] == 3
+    floats = images.dtype.kind == "f" and images.ndim == 4 and images.shape[1] == 3
+    if not (uint8 or floats):
+        raise ValueError(
+            "images: expected uint8 (N, S, S, 3) or float (N, 3, S, S) in [-1, 1]; got "
+            f"{images.dtype} {images.shape}"
+        )
+    height, width = images.shape[1:3] if uint8 else images.shape[2:4]
+    if height != width:
+        layout = "(N, S, S, 3)" if uint8 else "(N, 3, S, S)"
+        raise ValueError(f"images: expected {layout} square images; got {images.shape}")
+    if len(images) == 0:
+        raise ValueError(f"images is empty (shape {images.shape})")
+    if uint8:  # every uint8 value is a pixel
         return images
-    if images.dtype.kind == "f" and images.ndim == 4 and images.shape[1] == 3:
-        size = images.shape[2]
-        if images.shape[3] != size:
-            raise ValueError(f"images: expected (N, 3, S, S) square images; got {images.shape}")
-        if len(images) == 0:
-            raise ValueError(f"images is empty (shape {images.shape})")
-        for start in range(0, len(images), _CHECK_CHUNK):
-            try:
-                _from_array(images[start : start + _CHECK_CHUNK], size)
-            except ValueError as err:  # its indices count from the chunk: say where it starts
-                if start == 0:
-                    raise
-                raise ValueError(f"{err} (in images[{start}:{start + _CHECK_CHUNK}])") from None
-        return images
-    raise ValueError(
-        "images: expected uint8 (N, S, S, 3) or float (N, 3, S, S) in [-1, 1]; got "
-        f"{images.dtype} {images.shape}"
-    )
+    for start in range(0, len(images), _CHECK_CHUNK):
+        try:
+            _from_array(images[start : start + _CHECK_CHUNK], height)
+        except ValueError as err:  # its indices count from the chunk: say where it starts
+            if start == 0:
+                raise
+            raise ValueError(f"{err} (in images[{start}:{start + _CHECK_CHUNK}])") from None
+    return images

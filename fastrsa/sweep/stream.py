@@ -179,14 +179,9 @@ class FeatureBuffer:
         """The block of columns c0 .. c0 + width - 1, all n rows, read into `buffer`."""
         width = min(self.chunk, self.d - c0)
         out = buffer[: self.n * width]
-        view = out.data.cast("B")
         self._file.seek(self.n * c0 * self._store.itemsize)
-        done = 0
-        while done < len(view):
-            got = self._file.readinto(view[done:])
-            if not got:
-                raise ValueError(f"{self.name}: the spill file {self.path} is truncated")
-            done += got
+        if not read_exact(self._file, out):
+            raise ValueError(f"{self.name}: the spill file {self.path} is truncated")
         return out.reshape(self.n, width)
 
     # ---- the RDM --------------------------------------------------------------------------------
@@ -364,6 +359,19 @@ def _exponents(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Each row's binary exponent e of its largest |value| (0 for all-zero rows): rows times
     2**-e lie below 1 in magnitude, so float64 products of up to 2**40 of them stay finite."""
     return np.frexp(np.maximum(np.abs(lo), np.abs(hi)))[1].astype(np.int64)
+
+
+def read_exact(f: Any, out: np.ndarray) -> bool:
+    """Fill the bytes of `out` (C-contiguous) from the file `f` at its position; False when the
+    file ends first."""
+    view = out.data.cast("B")
+    done = 0
+    while done < len(view):
+        got = f.readinto(view[done:])
+        if not got:
+            return False
+        done += got
+    return True
 
 
 def spill_files(folder: str | os.PathLike) -> list[Path]:

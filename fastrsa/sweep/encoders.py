@@ -1,0 +1,325 @@
+"""Encoder sources: an ONNX file or a torch.nn.Module, run once over the image batches for all
+requested layers. Each layer's rows go into its own FeatureBuffer (in memory or spilled to a
+file); its RDM comes out when the pass is done."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .images import ImageSet
+from .source_base import Keep, Source, _budget, _check_layers, _hash_file
+
+
+class _Encoder(Source):
+    needs_images = True
+
+    def _split(self, sizes: dict[str, int], budget: int) -> dict[str, bool]:
+        """{layer: spill?}: the layers whose features fit, smallest first, are kept in memory
+        as long as together they take at most half the budget; the others spill."""
+        room = budget // 2
+        spill = {}
+        for layer in sorted(sizes, key=lambda x: sizes[x]):
+            spill[layer] = sizes[layer] > room
+            if not spill[layer]:
+                room -= sizes[layer]
+        return spill
+
+    def _stream(
+        self,
+        layers: list[str],
+        batches: Iterator[tuple[int, dict[str, np.ndarray]]],
+        n: int,
+        metric: str,
+        backend: str,
+        memory: int | str | None,
+        spill_dir: str | os.PathLike,
+        keep: Keep | None,
+    ) -> Iterator[tuple[str, np.ndarray]]:
+        """Feed each batch's rows {layer: (b, d)} into one FeatureBuffer per layer, then yield
+        the RDMs. Memory: the buffers held in memory take at most half the budget together;
+        each RDM is computed within the other half."""
+        # Looked up in .sources, where tests swap it to record the buffers made.
+        from .sources import FeatureBuffer
+
+        budget = _budget(memory)
+        buffers: dict[str, FeatureBuffer] = {}
+        try:
+            for start, outs in batches:
+                if not buffers:
+                    spill = self._split({x: n * outs[x][0].nbytes for x in layers}, budget)
+                    for layer in layers:
+                        with self._named():
+                            buffers[layer] = FeatureBuffer(
+                                n,
+                                outs[layer].shape[1],
+                                outs[layer].dtype,
+                                budget // 2,
+                                spill_dir,
+                                name=f"features of layer {layer!r}",
+                                spill=spill[layer],
+                            )
+                for layer in layers:
+                    rows = outs[layer]
+                    if not np.isfinite(rows).all():
+                        i = start + int(np.argmax(~np.isfinite(rows).all(axis=1)))
+                        raise self._fail(f"gives NaN or Inf at layer {layer!r} for image {i}")
+                    if keep is not None:
+                        keep(layer, start, rows)
+                    with self._named():
+                        buffers[layer].add(start, rows)
+            for layer in layers:
+                with self._named():
+                    out = buffers[layer].rdm(metric, backend, memory=budget // 2)
+                buffers.pop(layer).close()
+                yield layer, out
+        finally:
+            for buf in buffers.values():
+                buf.close()
+
+
+class ONNXSource(_Encoder):
+    """An ONNX encoder file (as fastrsa.features.extract takes them: input (batch, 3, S, S),
+    one output per layer). Run with onnxruntime on `device` ("auto", "cpu", "cuda", "cuda:N")."""
+
+    kind = "onnx"
+
+    def __init__(self, path: str | os.PathLike, label: str | None = None):
+        self.path = Path(path)
+        super().__init__(label)
+
+    def _default_label(self) -> str:
+        return self.path.stem
+
+    def _where(self) -> str:
+        return str(self.path)
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "path": str(self.path)}
+
+    def fingerprint(self) -> str:
+        self._check_file()
+        return _hash_file(self.path)
+
+    def layer_names(self, layers: list[str] | None) -> list[str]:
+        return _check_layers(layers if layers else ["compressed"])
+
+    def _check_file(self) -> None:
+        if not self.path.exists():
+            raise self._fail("no such file", FileNotFoundError)
+        if not self.path.is_file():
+            raise self._fail("is not a file (expected an .onnx model)")
+
+    def _session(self, device: str = "cpu"):
+        from .. import features as F
+
+        self._check_file()
+        with self._named():
+            return F._session(self.path, device)
+
+    def input_size(self, session: Any = None) -> int:
+        """The image size S of the model's (batch, 3, S, S) input."""
+        from .. import features as F
+
+        session = session if session is not None else self._session()
+        with self._named():
+            return F._input_size({self.label: session})
+
+    def check(self, layers: list[str], n: int | None) -> None:
+        session = self._session()
+        outputs = [o.name for o in session.get_outputs()]
+        missing = [layer for layer in layers if layer not in outputs]
+        if missing:
+            raise self._fail(f"has no output {missing}; it has {outputs}")
+        self.input_size(session)
+
+    def rdms(
+        self,
+        layers: list[str],
+        images: ImageSet | None,
+        metric: str,
+        backend: str,
+        memory: int | str | None,
+        spill_dir: str | os.PathLike,
+        batch_size: int = 64,
+        device: str = "auto",
+        keep: Keep | None = None,
+    ) -> Iterator[tuple[str, np.ndarray]]:
+        """One pass of onnxruntime over the image batches for all `layers` (features as
+        float32, as extract gives them); see Source.rdms."""
+        layers = _check_layers(layers)
+        if images is None:
+            raise self._fail("needs images")
+        session = self._session(device)
+        size = self.input_size(session)
+        name = session.get_inputs()[0].name
+
+        def batches():
+            for start, pixels in images.batches(size, batch_size):
+                outs = session.run(layers, {name: pixels})
+                rows = {}
+                for layer, out in zip(layers, outs, strict=True):
+                    if out.shape[0] != len(pixels):
+                        raise self._fail(
+                            f"returned {out.shape[0]} images for a batch of {len(pixels)} "
+                            f"(output {layer!r})"
+                        )
+                    rows[layer] = out.reshape(len(pixels), -1).astype(np.float32, copy=False)
+                yield start, rows
+
+        yield from self._stream(
+            layers, batches(), images.n, metric, backend, memory, spill_dir, keep
+        )
+
+
+class ModuleSource(_Encoder):
+    """A torch.nn.Module; its layers are the names of submodules (`dict(module.named_modules())`)
+    whose outputs (tensors, flattened per image) are caught with forward hooks. Run in eval mode
+    under torch.no_grad() on the module's own device (its first parameter's), on images
+    resized to `input_size`; the module's training mode is restored afterwards. Features are
+    float32, or float64 where the layer gives float64."""
+
+    kind = "module"
+
+    def __init__(self, module: Any, label: str, input_size: int = 256):
+        torch = _torch()
+        if not isinstance(module, torch.nn.Module):
+            raise TypeError(f"module must be a torch.nn.Module; got {type(module).__name__}")
+        if label is None:
+            raise ValueError(
+                "a torch.nn.Module needs a label: ModuleSource(module, label) or {label: module}"
+            )
+        if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1:
+            raise ValueError(f"input_size must be a positive integer; got {input_size!r}")
+        self.module = module
+        self._input_size = input_size
+        super().__init__(label)
+
+    def _class(self) -> str:
+        cls = type(self.module)
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+    def _where(self) -> str:
+        return f"module {type(self.module).__name__}"
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "class": self._class(), "input_size": self._input_size}
+
+    def fingerprint(self) -> str:
+        """sha256 over the class name and every state_dict entry's name, shape, dtype, bytes."""
+        uint8 = _torch().uint8
+        h = hashlib.sha256(f"{self._class()}\n".encode())
+        for key, value in self.module.state_dict().items():
+            h.update(f"{key} {tuple(value.shape)} {value.dtype}\n".encode())
+            h.update(value.detach().cpu().contiguous().reshape(-1).view(uint8).numpy().tobytes())
+        return h.hexdigest()
+
+    def layer_names(self, layers: list[str] | None) -> list[str]:
+        if not layers:
+            raise ValueError(
+                f"{self.who()}: layers are required for a torch module (names of its "
+                "submodules, e.g. 'layer4')"
+            )
+        return _check_layers(layers)
+
+    def input_size(self, session: Any = None) -> int:
+        """The image size the module is given (`input_size`); `session` is not used."""
+        return self._input_size
+
+    def check(self, layers: list[str], n: int | None) -> None:
+        names = dict(self.module.named_modules())
+        missing = [layer for layer in layers if layer not in names]
+        if missing:
+            shown = [k for k in names if k][:12]
+            more = " ..." if len(names) > 13 else ""
+            raise self._fail(f"has no submodule {missing}; it has {shown}{more}")
+
+    def rdms(
+        self,
+        layers: list[str],
+        images: ImageSet | None,
+        metric: str,
+        backend: str,
+        memory: int | str | None,
+        spill_dir: str | os.PathLike,
+        batch_size: int = 64,
+        device: str = "auto",
+        keep: Keep | None = None,
+    ) -> Iterator[tuple[str, np.ndarray]]:
+        """One forward pass per image batch for all `layers`; see Source.rdms. `device` is not
+        used: the module runs where its parameters lie."""
+        torch = _torch()
+        layers = _check_layers(layers)
+        if images is None:
+            raise self._fail("needs images")
+        self.check(layers, images.n)
+        module = self.module
+        param = next(module.parameters(), None)
+        where = param.device if param is not None else torch.device("cpu")
+        dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+        caught: dict[str, Any] = {}
+        named = dict(module.named_modules())
+
+        def hook_for(layer: str):
+            def hook(_mod, _inputs, output):
+                if layer in caught:
+                    raise self._fail(
+                        f"layer {layer!r} ran more than once in one forward pass; hook a "
+                        "submodule that runs once"
+                    )
+                if not isinstance(output, torch.Tensor):
+                    raise self._fail(
+                        f"layer {layer!r} returns a {type(output).__name__}, not a tensor"
+                    )
+                caught[layer] = output.detach().clone()  # later in-place ops (ReLU)
+
+            return hook
+
+        def batches():
+            for start, pixels in images.batches(self._input_size, batch_size):
+                caught.clear()
+                module(torch.from_numpy(pixels).to(device=where, dtype=dtype))
+                rows = {}
+                for layer in layers:
+                    if layer not in caught:
+                        raise self._fail(f"layer {layer!r} did not run in the forward pass")
+                    t = caught[layer]
+                    if t.ndim == 0 or t.shape[0] != len(pixels):
+                        raise self._fail(
+                            f"layer {layer!r} gave shape {tuple(t.shape)} for a batch of "
+                            f"{len(pixels)} images (expected the batch first)"
+                        )
+                    t = t.reshape(len(pixels), -1)
+                    if t.dtype not in (torch.float32, torch.float64):
+                        t = t.float()
+                    rows[layer] = t.cpu().numpy()
+                caught.clear()
+                yield start, rows
+
+        handles = [named[layer].register_forward_hook(hook_for(layer)) for layer in layers]
+        was_training = module.training
+        module.eval()
+        try:
+            with torch.no_grad():
+                yield from self._stream(
+                    layers, batches(), images.n, metric, backend, memory, spill_dir, keep
+                )
+        finally:
+            for handle in handles:
+                handle.remove()
+            module.train(was_training)
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        from ..errors import MissingPackage
+
+        raise MissingPackage("torch modules as sources need PyTorch: `pip install torch`") from None
+    return torch
