@@ -98,7 +98,7 @@ def make_store(path: str, b: int, n: int, seed: int = 0, chunk: int = 256) -> di
     import numpy as np
 
     import fastrsa
-    from fastrsa.sweep.store import content_key, create_or_open, rank_dtype
+    from fastrsa.sweeps.store import content_key, create_or_open, rank_dtype
 
     store = create_or_open(path, n, "correlation", None)
     info = store.ensure_layer(LAYER, "float32")
@@ -141,9 +141,9 @@ def tiles(path: str, memory: int, executor: str = "local", check: int = 0) -> di
     import numba
     import numpy as np
 
-    from fastrsa.sweep.executors import run_units
-    from fastrsa.sweep.store import open_store
-    from fastrsa.sweep.tiles import tile_units
+    from fastrsa.sweeps.executors import run_units
+    from fastrsa.sweeps.store import open_store
+    from fastrsa.sweeps.tiles import tile_units
 
     warm_up_numba()
     out = {"numba_threads": numba.get_num_threads()}
@@ -328,7 +328,7 @@ def child(name: str, env: dict | None = None, **kwargs) -> dict:
 
 def memory_for_rows(rows: int, b: int, m: int) -> int:
     """The smallest memory budget whose tile plan has `rows` rows per block (tiles.tile_rows)."""
-    from fastrsa.sweep.tiles import tile_rows
+    from fastrsa.sweeps.tiles import tile_rows
 
     lo, hi = 1, 1 << 44
     while lo < hi:
@@ -346,7 +346,7 @@ def reset_tiles(path: str) -> None:
 
 
 def similarity(path: str):
-    from fastrsa.sweep.store import open_store
+    from fastrsa.sweeps.store import open_store
 
     return open_store(path).similarity(LAYER)
 
@@ -410,7 +410,7 @@ def case_streaming(size: dict, tmp: Path) -> dict:
 def case_resume(size: dict, tmp: Path) -> dict:
     import numpy as np
 
-    from fastrsa.sweep.store import open_store
+    from fastrsa.sweeps.store import open_store
 
     n, b = size["n"], size["resume_B"]
     path = str(tmp / "resume-store")

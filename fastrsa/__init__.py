@@ -11,7 +11,7 @@ from ._backend import BACKENDS, available_backends
 from ._memory import get_memory_budget, set_memory_budget
 from .compare import compare, rank_transform
 from .rdms import rdms, squareform
-from .sweep import Store, open_store, sweep
+from .sweeps import Store, open_store, sweep
 from .taxonomy import evaluate_transfer, rank_sources, taxonomies, taxonomy
 
 try:  # the one version lives in pyproject.toml; the installed metadata carries it

@@ -238,7 +238,7 @@ def _compared(args) -> tuple[list[str], list[str], np.ndarray]:
 
 def _store_layer(path: str, layer: str | None, option: str, layer_option: str):
     """(Store, layer name) of `--store PATH [--layer L]`: errors name the options."""
-    from .sweep import open_store
+    from .sweeps import open_store
 
     try:
         store = open_store(path)
@@ -499,7 +499,7 @@ def cmd_sweep(args) -> None:
     if args.status:
         _sweep_status(args)
         return
-    from .sweep import sweep
+    from .sweeps import sweep
 
     sources, images, layers = _sweep_sources(args)
     if args.address and args.executor != "ray":
@@ -544,7 +544,7 @@ def _sweep_sources(args) -> tuple[list, str | None, list[str] | None]:
             raise ValueError("--images: --models need an image folder (--images DIR)")
         if args.layer_name:
             raise ValueError("--layer-name: names the layer of --features/--rdms; use --layers")
-        from .sweep.sources import ONNXSource
+        from .sweeps.sources import ONNXSource
 
         return [ONNXSource(path) for path in args.models], args.images, args.layers
     option = given[0]
@@ -554,7 +554,7 @@ def _sweep_sources(args) -> tuple[list, str | None, list[str] | None]:
         raise ValueError(f"--layers: name the layer of {option} files with --layer-name NAME")
     layers = [args.layer_name] if args.layer_name else None
     if args.features:
-        from .sweep.sources import FeatureSource
+        from .sweeps.sources import FeatureSource
 
         return [FeatureSource(path) for path in args.features], None, layers
     if args.keep_features:
@@ -567,7 +567,7 @@ def _rdm_sources(args) -> list:
     the other commands label them. Each file is read here first, so that a bad file is named
     as --rdms and the notes on how square arrays were read go to stderr as with the other
     commands (the sweep reads square arrays the same way: a valid RDM as one square RDM)."""
-    from .sweep.sources import RDMSource
+    from .sweeps.sources import RDMSource
 
     for path in args.rdms:
         io.load_rdms(path, "--rdms", "auto", note=_note)
@@ -579,7 +579,7 @@ def _sweep_status(args) -> None:
     given = [f"--{o}" for o in options if getattr(args, o)]
     if given:
         raise ValueError(f"--status: reads a store; give it alone, not with {' and '.join(given)}")
-    from .sweep import open_store
+    from .sweeps import open_store
 
     try:
         store = open_store(args.status)

@@ -13,7 +13,7 @@ from scipy.spatial.distance import pdist
 from fastrsa import io
 from fastrsa.cli import main
 from fastrsa.reference import compare_ref
-from fastrsa.sweep import open_store
+from fastrsa.sweeps import open_store
 
 pytest.importorskip("zarr")
 

@@ -1,4 +1,4 @@
-"""fastrsa.sweep.executors (run_units: local and ray) and fastrsa.sweep.progress.
+"""fastrsa.sweeps.executors (run_units: local and ray) and fastrsa.sweeps.progress.
 
 The Ray tests share one local cluster (2 CPUs, no GPU) started once for the module; they skip
 when ray is not installed. The units are small dataclasses defined here, each writing one JSON
@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from fastrsa.errors import MissingPackage, NeedsDevice
-from fastrsa.sweep import executors
-from fastrsa.sweep.executors import EXECUTORS, run_units, shutdown_if_started
-from fastrsa.sweep.progress import Progress, format_bytes, peak_rss, summary_line
+from fastrsa.sweeps import executors
+from fastrsa.sweeps.executors import EXECUTORS, run_units, shutdown_if_started
+from fastrsa.sweeps.progress import Progress, format_bytes, peak_rss, summary_line
 
 HAS_RAY = importlib.util.find_spec("ray") is not None
 needs_ray = pytest.mark.skipif(not HAS_RAY, reason="needs ray (pip install fastrsa[ray])")

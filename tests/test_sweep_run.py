@@ -16,8 +16,8 @@ import pytest
 
 import fastrsa
 from fastrsa.errors import UserError
-from fastrsa.sweep.files import LocalFiles, holder
-from fastrsa.sweep.store import open_store
+from fastrsa.sweeps.files import LocalFiles, holder
+from fastrsa.sweeps.store import open_store
 
 N = 10
 
@@ -202,7 +202,7 @@ def ray_cluster():
 
 
 def test_ray_with_a_killed_worker_equals_local(tmp_path, rng, ray_cluster, monkeypatch):
-    from fastrsa.sweep.executors import KILL_ONCE_ENV
+    from fastrsa.sweeps.executors import KILL_ONCE_ENV
 
     paths, arrays = _feature_files(tmp_path / "f", rng, 8)
     local = fastrsa.sweep(paths, store=tmp_path / "local", memory="5kB")

@@ -1,4 +1,4 @@
-"""Sweep sources, the image set and the features -> RDM stream (fastrsa.sweep.images, .sources,
+"""Sweep sources, the image set and the features -> RDM stream (fastrsa.sweeps.images, .sources,
 .stream): every source kind against the in-memory path (extract + rdms, or rdms of the arrays),
 the spilled FeatureBuffer against the float64 reference, and bad input named before any work."""
 
@@ -13,15 +13,15 @@ import pytest
 
 import fastrsa
 from fastrsa.reference import METRICS, rdm_ref
-from fastrsa.sweep.images import ImageSet, image_set
-from fastrsa.sweep.sources import (
+from fastrsa.sweeps.images import ImageSet, image_set
+from fastrsa.sweeps.sources import (
     FeatureSource,
     ModuleSource,
     ONNXSource,
     RDMSource,
     resolve_sources,
 )
-from fastrsa.sweep.stream import FeatureBuffer, spill_files
+from fastrsa.sweeps.stream import FeatureBuffer, spill_files
 
 SIZE = 32
 # (dtype, atol of correlation/cosine, relative tolerance of euclidean): the rdms contract
@@ -181,7 +181,7 @@ def test_full_disk_is_an_error_without_a_file(rng, tmp_path, monkeypatch):
 _RSS_SCRIPT = """
 import json, resource, sys
 import numpy as np
-from fastrsa.sweep.stream import FeatureBuffer
+from fastrsa.sweeps.stream import FeatureBuffer
 n, d, folder = 256, 80_000, sys.argv[1]
 rng = np.random.default_rng(0)
 first = rng.standard_normal((16, d), dtype=np.float32)
@@ -315,7 +315,7 @@ def onnx_models(tmp_path_factory):
 @pytest.mark.parametrize("memory", [1 << 30, 40_000], ids=["in-memory", "spilled"])
 def test_onnx_source_matches_extract(onnx_models, image_dir, tmp_path, memory, monkeypatch):
     from fastrsa.features import extract
-    from fastrsa.sweep import sources
+    from fastrsa.sweeps import sources
 
     made = []
 

@@ -1,4 +1,4 @@
-"""The sweep store and its tiles (fastrsa/sweep/store.py, tiles.py): tiled all-pairs equal to
+"""The sweep store and its tiles (fastrsa/sweeps/store.py, tiles.py): tiled all-pairs equal to
 fastrsa.compare for every method and block size, content keys, refusals, corrupt chunks,
 the lock, full disks and fsspec URLs. Sources here are in-memory RDMs (a minimal source)."""
 
@@ -13,16 +13,16 @@ from helpers import CPU_BACKENDS
 
 import fastrsa
 from fastrsa.errors import UserError
-from fastrsa.sweep.files import LocalFiles, holder
-from fastrsa.sweep.run import RDMUnit, _register
-from fastrsa.sweep.store import create_or_open, open_store
-from fastrsa.sweep.tiles import TILE_METHODS, plan, tile_rows, tile_units
+from fastrsa.sweeps.files import LocalFiles, holder
+from fastrsa.sweeps.run import RDMUnit, _register
+from fastrsa.sweeps.store import create_or_open, open_store
+from fastrsa.sweeps.tiles import TILE_METHODS, plan, tile_rows, tile_units
 
 N = 12
 
 
 class MemorySource:
-    """The source contract (fastrsa/sweep/sources.py) over RDMs held in memory."""
+    """The source contract (fastrsa/sweeps/sources.py) over RDMs held in memory."""
 
     kind = "rdms"
     needs_images = False

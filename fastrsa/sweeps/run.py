@@ -29,7 +29,7 @@ class RDMUnit:
     the file) for all of them, each layer's RDM written with its ranks, then marked done."""
 
     store_path: str
-    source: Any  # a fastrsa.sweep.sources.Source
+    source: Any  # a fastrsa.sweeps.sources.Source
     items: list[tuple[str, int, str]]  # (layer, row, key)
     images: Any = None  # ImageSet or None
     metric: str = "correlation"
@@ -214,7 +214,7 @@ def sweep(
         outputs are caught by forward hooks), feature files (.npy (n, d); .npz or zarr: one
         array per source label; d may differ between sources) and `RDMSource(path)` for files
         of precomputed RDMs; a list, or a {label: source} dict (a checkpoint is just a source
-        with its own label, e.g. "run3/epoch10"). See fastrsa.sweep.sources.
+        with its own label, e.g. "run3/epoch10"). See fastrsa.sweeps.sources.
     images: the image set (a folder, image paths, or an array as fastrsa.features.load_images
         takes), read a batch at a time; needed for encoders.
     layers: layer names (ONNX outputs / module names; default ["compressed"] for ONNX); for

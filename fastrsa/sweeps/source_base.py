@@ -1,4 +1,4 @@
-"""The Source contract (see fastrsa.sweep.sources) and the small helpers its kinds share."""
+"""The Source contract (see fastrsa.sweeps.sources) and the small helpers its kinds share."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ Keep = Callable[[str, int, np.ndarray], None]
 
 
 class Source:
-    """One source of RDMs (see fastrsa.sweep.sources). Concrete: ONNXSource, ModuleSource,
+    """One source of RDMs (see fastrsa.sweeps.sources). Concrete: ONNXSource, ModuleSource,
     FeatureSource, RDMSource."""
 
     kind: str = ""
