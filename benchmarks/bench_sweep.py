@@ -15,8 +15,8 @@ Cases (full size; `--quick` runs them all at tiny sizes in about a minute, as a 
 3. resume: the tile stage of 5,000 RDMs (55 tiles) run uninterrupted, then again from scratch
    but SIGKILLed at half the uninterrupted run's wall time and restarted; wall times from this
    process (interpreter start and imports included in each run).
-4. ray: the tile stage of 2,000 RDMs (36 tiles) with executor="ray" on a local cluster of 2
-   CPUs against executor="local" on 1 core (NUMBA/OMP/OPENBLAS/MKL_NUM_THREADS=1 in both; the
+4. ray: the tile stage of 3,000 RDMs (21 tiles of 500 rows) with executor="ray" on a local cluster of 2
+   CPUs against executor="local" pinned to 1 CPU (sched_setaffinity; NUMBA/OMP/OPENBLAS/MKL_NUM_THREADS=1 in both; the
    Ray workers get them through runtime_env). Cluster start and worker warm-up are not timed.
 
 Writes JSON (machine, versions, every case's seconds and peak RSS, the targets) and a markdown
@@ -54,8 +54,8 @@ SIZES = {
         "batch_size": 64,
         "resume_B": 5_000,
         "resume_tile_rows": 500,
-        "ray_B": 2_000,
-        "ray_tile_rows": 250,
+        "ray_B": 3_000,
+        "ray_tile_rows": 500,
     },
     "quick": {
         "n": 40,
@@ -145,8 +145,11 @@ def tiles(path: str, memory: int, executor: str = "local", check: int = 0) -> di
     from fastrsa.sweeps.store import open_store
     from fastrsa.sweeps.tiles import tile_units
 
+    if executor == "local" and os.environ.get("NUMBA_NUM_THREADS") == "1":
+        # "1 core" means one: zarr's reader threads would otherwise decode on the other core
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     warm_up_numba()
-    out = {"numba_threads": numba.get_num_threads()}
+    out = {"numba_threads": numba.get_num_threads(), "cpus": len(os.sched_getaffinity(0))}
     if executor == "ray":
         import ray
 

@@ -570,8 +570,8 @@ def _rdm_sources(args) -> list:
     from .sweeps.sources import RDMSource
 
     for path in args.rdms:
-        io.load_rdms(path, "--rdms", "auto", note=_note)
-    return [RDMSource(path) for path in args.rdms]
+        io.load_rdms(path, "--rdms", _reading(args), note=_note)
+    return [RDMSource(path, reading=_reading(args)) for path in args.rdms]
 
 
 def _sweep_status(args) -> None:
@@ -766,6 +766,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "sweep",
         "many models x layers -> RDMs and all-pairs similarity in a store: out of core, resumable",
+        rdm_files=True,
     )
     p.add_argument("--store", help="the store folder (or fsspec URL) written; created if absent")
     p.add_argument("--status", metavar="STORE", help="instead: show what STORE holds and lacks")

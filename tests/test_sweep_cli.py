@@ -276,3 +276,13 @@ def test_the_installed_command_reports_a_missing_store(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         f"fastrsa sweep: error: --status: store {tmp_path / 'none'} does not exist"
     ]
+
+
+def test_sweep_rdms_honours_condensed(tmp_path, rng):
+    """--condensed reads a (3, 3) array as 3 condensed RDMs of 3 images, as other commands do."""
+    rows = rng.random((3, 3))
+    np.save(tmp_path / "stack.npy", rows)
+    assert _sweep(tmp_path / "s", "--rdms", tmp_path / "stack.npy", "--condensed") == 0
+    store = open_store(tmp_path / "s")
+    assert store.n == 3 and len(store.labels) == 3
+    np.testing.assert_allclose(np.asarray(store.rdms()), rows)

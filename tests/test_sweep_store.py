@@ -105,6 +105,22 @@ def test_tiles_equal_compare_on_every_backend(tmp_path, rng, backend, method):
     np.testing.assert_allclose(got, want, atol=2e-6, rtol=0)
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", ["torch", "triton"])
+def test_tiles_on_the_gpu_equal_compare(tmp_path, rng, backend):
+    """The tile stage on a GPU backend (a unit asks Ray for a GPU) equals compare there."""
+    from fastrsa.sweeps.tiles import uses_gpu
+
+    rdms = _rdms(rng, 9)
+    st = _filled(tmp_path / "s", rdms, b=4)
+    units, _ = tile_units(st, "default", "spearman", backend, 1 << 24)
+    assert all(u.gpu for u in units) and uses_gpu(backend)
+    for u in units:
+        u.run()
+    want = np.asarray(fastrsa.compare(rdms, backend=backend), dtype=np.float64)
+    np.testing.assert_allclose(open_store(st.path).similarity(), want, atol=2e-6, rtol=0)
+
+
 def test_float64_rdms_and_ties(tmp_path, rng):
     """float64 layers stay float64; RDMs with many ties (rounded) rank exactly."""
     rdms = np.round(_rdms(rng, 5, "float64"), 1)

@@ -323,11 +323,14 @@ def _sliced(arr: Any) -> _Array:
 # ---- RDM files ----------------------------------------------------------------------------------
 
 
+READINGS = ("auto", "condensed", "square")
+
+
 @functools.lru_cache(maxsize=2)
-def _rdm_file(path: str, size: int, mtime_ns: int) -> tuple[list[str], np.ndarray]:
+def _rdm_file(path: str, reading: str, size: int, mtime_ns: int) -> tuple[list[str], np.ndarray]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "read as one square RDM" notes
-        return io.load_rdms(path, "rdms")
+        return io.load_rdms(path, "rdms", reading)
 
 
 class RDMSource(_FileSource):
@@ -335,16 +338,30 @@ class RDMSource(_FileSource):
     it: condensed (m,) or square (n, n) per .npz key, stacks labelled `key[i]`). Without `key`,
     resolve_sources makes one source per RDM of the file, labelled as load_rdms labels them.
     The file is read whole (RDM files are small beside features), once per process while it
-    is unchanged (the last two files read stay cached)."""
+    is unchanged (the last two files read stay cached). reading: how square 2-D arrays are
+    read, as `fastrsa.io.load_rdms` (and the commands' --condensed / --square) say: "auto",
+    "condensed" or "square"."""
 
     kind = "rdms"
     member = "RDM"
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        label: str | None = None,
+        key: str | None = None,
+        reading: str = "auto",
+    ):
+        if reading not in READINGS:
+            raise ValueError(f"reading must be one of {READINGS}; got {reading!r}")
+        self.reading = reading
+        super().__init__(path, label, key)
 
     def _load(self) -> tuple[list[str], np.ndarray]:
         self._exists()
         st = self.path.stat()
         try:
-            return _rdm_file(str(self.path), st.st_size, st.st_mtime_ns)
+            return _rdm_file(str(self.path), self.reading, st.st_size, st.st_mtime_ns)
         except (ValueError, TypeError) as err:
             raise self._fail(str(err)) from None
 
@@ -360,16 +377,18 @@ class RDMSource(_FileSource):
 
     def fingerprint(self) -> str:
         self._exists()
-        return self._keyed(_hash_file(self.path))
+        digest = self._keyed(_hash_file(self.path))
+        return digest if self.reading == "auto" else f"{digest}-{self.reading}"
 
     def expand(self) -> list[Source]:
         if self.key is not None:
             return [self]
         labels, _ = self._load()
         if len(labels) == 1:
-            return [RDMSource(self.path, None if self.auto_label else self.label, labels[0])]
+            label = None if self.auto_label else self.label
+            return [RDMSource(self.path, label, labels[0], self.reading)]
         return [
-            RDMSource(self.path, key if self.auto_label else f"{self.label}/{key}", key)
+            RDMSource(self.path, key if self.auto_label else f"{self.label}/{key}", key, self.reading)
             for key in labels
         ]
 

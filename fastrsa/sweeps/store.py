@@ -38,6 +38,7 @@ from .files import Files, files_for, is_url
 FORMAT = "fastrsa-sweep"
 VERSION = 1
 INDEX = "fastrsa.json"
+READ_CONCURRENCY = 64  # chunks read at once (about 32 MB in flight for n = 500)
 RANK_FLOAT32_LIMIT = 2**23  # average-tie ranks (halves) of up to this many values are exact
 
 
@@ -54,6 +55,31 @@ def writing(store_path: str) -> Iterator[None]:
                 "half written: free some space and run the sweep again to continue"
             ) from None
         raise
+
+
+def read_chunk_rows(
+    folder: str, rows: Sequence[int], m: int, dtype: np.dtype
+) -> tuple[np.ndarray, int | None]:
+    """(len(rows), m) rows of a zarr v3 array of (1, m) chunks stored as little-endian bytes plus
+    a crc32c checksum (the v3 spec's codecs), each chunk file read straight into its row and
+    checked: (rows, None), or (partial, the first row whose chunk is missing, short or fails its
+    checksum). Several times faster than zarr's general path for many small reads."""
+    import google_crc32c
+
+    out = np.empty((len(rows), m), dtype=dtype.newbyteorder("<"))
+    size = m * out.itemsize
+    for k, r in enumerate(rows):
+        row = memoryview(out[k]).cast("B")
+        try:
+            with open(os.path.join(folder, "c", str(r), "0"), "rb", buffering=0) as f:
+                got = f.readinto(row)
+                tail = f.read(5)
+        except FileNotFoundError:
+            return out, r
+        stored = int.from_bytes(tail, "little") if len(tail) == 4 else None
+        if got != size or stored != google_crc32c.value(out[k]):
+            return out, r
+    return out, None
 
 
 def zarr_module():
@@ -244,16 +270,54 @@ class Store:
         if arr is None:
             raise ValueError(f"store {self.path}: layer {layer!r} has no {kind} yet")
         rows = list(rows)
-        try:
-            if rows and rows == list(range(rows[0], rows[0] + len(rows))):
-                out = arr[rows[0] : rows[0] + len(rows)]
-            else:
-                out = np.stack([arr[r] for r in rows]) if rows else np.empty((0, self.m))
+        direct = self._chunk_folder(kind, layer)
+        if direct is not None:
+            out, bad = read_chunk_rows(direct, rows, self.m, np.dtype(arr.dtype))
+            if bad is not None:
+                raise self._corrupt_row(kind, layer, bad)
+            return np.asarray(out, dtype=info["dtype"])
+        try:  # many chunks in flight: zarr's default (10) leaves most of the time in waits
+            with zarr_module().config.set({"async.concurrency": READ_CONCURRENCY}):
+                if rows and rows == list(range(rows[0], rows[0] + len(rows))):
+                    out = arr[rows[0] : rows[0] + len(rows)]
+                else:
+                    out = np.stack([arr[r] for r in rows]) if rows else np.empty((0, self.m))
         except ValueError as err:
             if "checksum" not in str(err):
                 raise
             raise self._corrupt(kind, layer, arr, rows) from None
         return np.asarray(out, dtype=info["dtype"])
+
+    def _chunk_folder(self, kind: str, layer: str) -> str | None:
+        """The local folder of a row-chunked array whose chunks can be read straight from their
+        files (the layout allocate() makes: one (1, M) chunk per row, codecs bytes (little
+        endian) + crc32c, "/"-separated keys), or None (a URL, another layout: read by zarr)."""
+        if is_url(self.path):
+            return None
+        folder = os.path.join(self.path, kind, self._layer_info(layer)["id"])
+        try:
+            with open(os.path.join(folder, "zarr.json"), "rb") as f:
+                meta = json.load(f)
+        except (OSError, ValueError):
+            return None
+        codecs = meta.get("codecs", [])
+        plain = (
+            [c.get("name") for c in codecs] == ["bytes", "crc32c"]
+            and codecs[0].get("configuration", {}).get("endian") == "little"
+            and meta["chunk_grid"]["configuration"]["chunk_shape"] == [1, self.m]
+            and meta["chunk_key_encoding"]
+            == {"name": "default", "configuration": {"separator": "/"}}
+        )
+        return folder if plain else None
+
+    def _corrupt_row(self, kind: str, layer: str, row: int) -> UserError:
+        info = self._layer_info(layer)
+        label = info["rows"][row]
+        self.files.remove(f"done/rdm/{info['id']}/{info['keys'][label]}")
+        return UserError(
+            f"store {self.path}: the {kind} chunk of {label!r} in layer {layer!r} is corrupt "
+            "(missing, short, or checksum mismatch); run the sweep again to recompute it"
+        )
 
     def _corrupt(self, kind: str, layer: str, arr, rows: Sequence[int]) -> UserError:
         """The error for a chunk that fails its checksum: names the label. A sweep's next run
