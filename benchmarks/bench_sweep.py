@@ -15,9 +15,10 @@ Cases (full size; `--quick` runs them all at tiny sizes in about a minute, as a 
 3. resume: the tile stage of 5,000 RDMs (55 tiles) run uninterrupted, then again from scratch
    but SIGKILLed at half the uninterrupted run's wall time and restarted; wall times from this
    process (interpreter start and imports included in each run).
-4. ray: the tile stage of 3,000 RDMs (21 tiles of 500 rows) with executor="ray" on a local cluster of 2
-   CPUs against executor="local" pinned to 1 CPU (sched_setaffinity; NUMBA/OMP/OPENBLAS/MKL_NUM_THREADS=1 in both; the
-   Ray workers get them through runtime_env). Cluster start and worker warm-up are not timed.
+4. ray: the tile stage of 3,000 RDMs (21 tiles of 500 rows) with executor="ray" on a local
+   cluster of 2 CPUs against executor="local" pinned to 1 CPU (sched_setaffinity), with
+   NUMBA/OMP/OPENBLAS/MKL_NUM_THREADS=1 in both (the Ray workers get them through runtime_env).
+   Cluster start and worker warm-up are not timed.
 
 Writes JSON (machine, versions, every case's seconds and peak RSS, the targets) and a markdown
 table beside it (same stem, .md); prints the table. Full size: about 15 minutes on 2 cores,

@@ -387,10 +387,8 @@ class RDMSource(_FileSource):
         if len(labels) == 1:
             label = None if self.auto_label else self.label
             return [RDMSource(self.path, label, labels[0], self.reading)]
-        return [
-            RDMSource(self.path, key if self.auto_label else f"{self.label}/{key}", key, self.reading)
-            for key in labels
-        ]
+        named = [(key if self.auto_label else f"{self.label}/{key}", key) for key in labels]
+        return [RDMSource(self.path, label, key, self.reading) for label, key in named]
 
     def n_images(self) -> int | None:
         from ..rdms import n_from_condensed
