@@ -19,6 +19,8 @@ Cases (full size; `--quick` runs them all at tiny sizes in about a minute, as a 
    cluster of 2 CPUs against executor="local" pinned to 1 CPU (sched_setaffinity), with
    NUMBA/OMP/OPENBLAS/MKL_NUM_THREADS=1 in both (the Ray workers get them through runtime_env).
    Cluster start and worker warm-up are not timed.
+5. read: every rank row of a 2,000-RDM store in blocks of 500, through the tile stage's reader
+   (cold page cache when the process may drop it, then warm) and through zarr's own (warm).
 
 Writes JSON (machine, versions, every case's seconds and peak RSS, the targets) and a markdown
 table beside it (same stem, .md); prints the table. Full size: about 15 minutes on 2 cores,
@@ -57,6 +59,8 @@ SIZES = {
         "resume_tile_rows": 500,
         "ray_B": 3_000,
         "ray_tile_rows": 500,
+        "read_B": 2_000,
+        "read_rows": 500,
     },
     "quick": {
         "n": 40,
@@ -71,10 +75,12 @@ SIZES = {
         "resume_B": 60,
         "resume_tile_rows": 8,
         "ray_B": 40,
+        "read_B": 60,
+        "read_rows": 16,
         "ray_tile_rows": 10,
     },
 }
-CASES = ("out_of_core", "streaming", "resume", "ray")
+CASES = ("out_of_core", "streaming", "resume", "ray", "read")
 ONE_CORE = {
     "NUMBA_NUM_THREADS": "1",
     "OMP_NUM_THREADS": "1",
@@ -297,6 +303,48 @@ def stream_extract(folder: str, models: list, layers: list, batch_size: int) -> 
     return {"seconds": seconds, "peak_rss": peak}
 
 
+def read_blocks(path: str, rows: int) -> dict:
+    """GB/s of reading every rank row of a store in blocks of `rows`: the tile stage's reader
+    (chunk files read straight into the rows) from a cold page cache (when this process may
+    drop it: root on Linux) and warm, and zarr's own reader, warm."""
+    import numpy as np
+    import zarr
+
+    from fastrsa.sweeps.store import READ_CONCURRENCY, open_store
+
+    store = open_store(path)
+    count = len(store.labels)
+    size = count * store.m * 4
+
+    def seconds(read) -> float:
+        t0 = time.perf_counter()
+        for s in range(0, count, rows):
+            read(list(range(s, min(count, s + rows))))
+        return time.perf_counter() - t0
+
+    def ours(block: list) -> None:
+        store.read_rows("ranks", LAYER, block)
+
+    arr = store.array("ranks", LAYER)
+
+    def zarrs(block: list) -> None:
+        with zarr.config.set({"async.concurrency": READ_CONCURRENCY}):
+            np.asarray(arr[block[0] : block[-1] + 1])
+
+    out: dict = {"gigabytes": size / GB, "rows_per_block": rows}
+    try:
+        os.sync()
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+        out["cold_GBps"] = size / GB / seconds(ours)
+    except OSError:
+        out["cold_GBps"] = None
+    out["warm_GBps"] = size / GB / seconds(ours)
+    out["zarr_warm_GBps"] = size / GB / seconds(zarrs)
+    out["seconds"] = size / GB / out["warm_GBps"]
+    return out
+
+
 CHILDREN = {
     "make_store": make_store,
     "tiles": tiles,
@@ -304,6 +352,7 @@ CHILDREN = {
     "prepare_streaming": prepare_streaming,
     "stream_sweep": stream_sweep,
     "stream_extract": stream_extract,
+    "read_blocks": read_blocks,
 }
 
 
@@ -478,11 +527,21 @@ def case_ray(size: dict, tmp: Path) -> dict:
     }
 
 
+def case_read(size: dict, tmp: Path) -> dict:
+    n, b = size["n"], size["read_B"]
+    path = str(tmp / "read-store")
+    child("make_store", path=path, b=b, n=n)
+    out = child("read_blocks", path=path, rows=size["read_rows"])
+    shutil.rmtree(path, ignore_errors=True)
+    return {"n": n, "B": b, **out}
+
+
 RUN = {
     "out_of_core": case_out_of_core,
     "streaming": case_streaming,
     "resume": case_resume,
     "ray": case_ray,
+    "read": case_read,
 }
 
 
@@ -523,6 +582,12 @@ def targets(cases: dict) -> list[dict]:
         add("resume: (killed + restart) / uninterrupted", cases["resume"]["ratio"], "<=", 1.1)
     if "ray" in cases:
         add("ray: parallel efficiency, 2 workers", cases["ray"]["efficiency"], ">=", 0.8)
+    if "read" in cases:
+        c = cases["read"]
+        if c["cold_GBps"] is not None:
+            add("read: rank rows from the store, cold page cache (GB/s)", c["cold_GBps"])
+        add("read: rank rows from the store, warm (GB/s)", c["warm_GBps"])
+        add("read: the same through zarr's reader, warm (GB/s)", c["zarr_warm_GBps"])
     return out
 
 
@@ -574,6 +639,10 @@ def markdown(result: dict) -> str:
         what = f"{x['B']} RDMs, {x['tiles']} tiles"
         row("ray", "local executor, 1 core", what, x["local_1_core"])
         row("ray", "ray, 2 workers of 1 core", what, x["ray_2_workers"])
+    if "read" in c:
+        x = c["read"]
+        what = f"{x['B']} RDMs' ranks ({x['gigabytes']:.2f} GB), blocks of {x['rows_per_block']}"
+        lines.append(f"| read | store reader, warm | {what} | {x['seconds']:.3g} | |")
     lines += ["", "| measure | value | target | met |", "| --- | ---: | --- | --- |"]
     for t in result["targets"]:
         met = "" if t["met"] is None else "yes" if t["met"] else "NO"
