@@ -261,6 +261,6 @@ def _check_against_torch(
     with torch.no_grad():
         want = [t.numpy() for t in wrapper(images)]
     for name, g, w in zip(wrapper.layers, got, want, strict=True):
-        err = np.linalg.norm(g - w) / max(np.linalg.norm(w), 1e-12)
+        err = float(np.linalg.norm(g - w)) / max(float(np.linalg.norm(w)), 1e-12)
         if not err <= rtol:
             raise RuntimeError(f"ONNX output {name!r} differs from torch: relative error {err:.2e}")
