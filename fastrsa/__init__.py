@@ -10,7 +10,10 @@ from importlib.metadata import PackageNotFoundError, version
 from ._backend import BACKENDS, available_backends
 from ._memory import get_memory_budget, set_memory_budget
 from .compare import compare, rank_transform
+from .interop import from_rsatoolbox, to_rsatoolbox
+from .measures.attribution import attribution_similarity, attributions
 from .rdms import rdms, squareform
+from .similarity import similarity
 from .sweeps import Store, open_store, sweep
 from .taxonomy import evaluate_transfer, rank_sources, taxonomies, taxonomy
 
@@ -20,9 +23,12 @@ except PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0+unknown"
 __all__ = [
     "BACKENDS",
+    "attribution_similarity",
+    "attributions",
     "available_backends",
     "compare",
     "evaluate_transfer",
+    "from_rsatoolbox",
     "get_memory_budget",
     "rank_sources",
     "taxonomies",
@@ -30,8 +36,10 @@ __all__ = [
     "rank_transform",
     "rdms",
     "set_memory_budget",
+    "similarity",
     "squareform",
     "Store",
     "open_store",
     "sweep",
+    "to_rsatoolbox",
 ]

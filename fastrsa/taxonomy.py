@@ -27,6 +27,7 @@ from . import io
 from ._backend import get_backend
 from ._versions import package_versions
 from .compare import compare
+from .interop import rdm_rows
 from .rdms import n_from_condensed, squareform
 from .reference import METHODS
 
@@ -248,9 +249,16 @@ def _check_condensed(m: int, where: str) -> None:
 
 
 def stack_rdms(rdms: Any, labels: list[str] | None = None, name: str = "rdms") -> tuple:
-    """(labels, condensed RDMs (K, m)) from a {label: RDM} mapping or an array (K, m) / (K, n, n)
-    with `labels`. Square RDMs must be symmetric with a zero diagonal; all must share n; every
-    RDM must be real and finite (errors name `name[label]`); labels must be unique."""
+    """(labels, condensed RDMs (K, m)) from a {label: RDM} mapping, an array (K, m) / (K, n, n)
+    with `labels`, or an rsatoolbox.rdm.RDMs object (labels, when not given, from its rdm
+    descriptor "name", else its positions "0".."K-1"). Square RDMs must be symmetric with a zero
+    diagonal; all must share n; every RDM must be real and finite (errors name `name[label]`);
+    labels must be unique."""
+    from_rsa = rdm_rows(rdms, name)
+    if from_rsa is not None:
+        rdms, names = from_rsa
+        if labels is None:
+            labels = names if names is not None else [str(i) for i in range(len(rdms))]
     if isinstance(rdms, dict):
         if labels is not None:
             raise ValueError(f"give labels either as the keys of {name} or as labels, not both")
@@ -342,7 +350,8 @@ def taxonomy(
 ) -> Taxonomy:
     """Agglomerative clustering of models by the similarity of their RDMs.
 
-    rdms: {label: RDM} or an array (K, m) condensed / (K, n, n) square with `labels`.
+    rdms: {label: RDM}, an array (K, m) condensed / (K, n, n) square with `labels`, or an
+    rsatoolbox.rdm.RDMs object (labels from its rdm descriptor "name" unless given).
     method: how RDMs are compared (fastrsa.compare). Distance between models = 1 - similarity;
     scipy.cluster.hierarchy.linkage with `linkage` (average by default); `n_clusters` flat
     clusters by fcluster(maxclust): an int from 1 to K (tied merge heights can give fewer).
@@ -459,7 +468,17 @@ def rank_sources(
     backend: str = "auto",
 ) -> Ranking:
     """Rank pretrained models for a new task's model: similarity of each source RDM to the
-    target RDM (condensed (m,) or square (n, n)), highest first."""
+    target RDM (condensed (m,) or square (n, n)), highest first.
+
+    source_rdms: as `taxonomy`'s rdms ({label: RDM}, an array with `labels`, or an
+    rsatoolbox.rdm.RDMs object); target_rdm may also be an RDMs object holding one RDM."""
+    from_rsa = rdm_rows(target_rdm, "target_rdm")
+    if from_rsa is not None:
+        if len(from_rsa[0]) != 1:
+            raise ValueError(
+                f"target_rdm must be one RDM; got an rsatoolbox RDMs object of {len(from_rsa[0])}"
+            )
+        target_rdm = from_rsa[0][0]
     target = _rdm_row(target_rdm, "target_rdm")[None]
     labels, sources = stack_rdms(source_rdms, labels, "source_rdms")
     _check_rows(None, target, method, "target_rdm")

@@ -1,0 +1,120 @@
+"""rsatoolbox in and out: `to_rsatoolbox`, `from_rsatoolbox`, and `rdm_rows` (which lets the API
+take an `rsatoolbox.rdm.RDMs` object wherever it takes RDMs).
+
+rsatoolbox stores RDMs as `dissimilarities` (n_rdm, n_cond*(n_cond-1)/2), the vector form of
+scipy.spatial.distance.squareform (rsatoolbox.util.rdm_utils.batch_to_vectors calls it): the
+upper triangle i < j, row-major. fastrsa's condensed RDMs use the same order, so the conversion
+is a copy of the rows, no reordering. Model names travel as the rdm descriptor "name" (the one
+rsatoolbox's own plots label RDMs with).
+
+rsatoolbox is optional (`pip install rsatoolbox`): it is imported only by `to_rsatoolbox`, and
+`rdm_rows` / `from_rsatoolbox` recognise its objects without importing it.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+
+from . import _arrays as A
+from .errors import MissingPackage
+
+NAME = "name"  # the rdm descriptor that holds model labels
+
+
+def _rsatoolbox_rdms_class() -> type | None:
+    """rsatoolbox.rdm.RDMs when rsatoolbox has been imported, else None (an object of that class
+    cannot exist before its module is imported, so there is nothing to recognise)."""
+    module = sys.modules.get("rsatoolbox.rdm.rdms")
+    return getattr(module, "RDMs", None) if module is not None else None
+
+
+def is_rsatoolbox_rdms(x: Any) -> bool:
+    """True for an rsatoolbox.rdm.RDMs object (without importing rsatoolbox)."""
+    cls = _rsatoolbox_rdms_class()
+    return cls is not None and isinstance(x, cls)
+
+
+def _require_rsatoolbox() -> Any:
+    try:
+        import rsatoolbox.rdm
+    except ImportError as err:
+        raise MissingPackage(
+            f"converting to rsatoolbox needs rsatoolbox: pip install rsatoolbox ({err})"
+        ) from None
+    return rsatoolbox.rdm
+
+
+def to_rsatoolbox(
+    rdms: Any,
+    labels: list[str] | None = None,
+    dissimilarity_measure: str | None = None,
+) -> Any:
+    """fastrsa RDMs as an `rsatoolbox.rdm.RDMs` object.
+
+    rdms: condensed (B, m) or (m,) (i < j row-major, as scipy's squareform), square (B, n, n)
+    (symmetric, zero diagonal), numpy or torch; or a {label: RDM} mapping (labels from its keys).
+    labels: B unique names, stored as rdm_descriptors["name"] (else only rsatoolbox's "index").
+    dissimilarity_measure: passed to rsatoolbox (e.g. "correlation" for fastrsa.rdms' 1 - r).
+    The dissimilarities are float64 copies. Refused: non-finite values, duplicate labels,
+    lengths that are not n*(n-1)/2 for n >= 3. MissingPackage without rsatoolbox.
+    """
+    from .taxonomy import stack_rdms  # taxonomy imports this module: import here
+
+    rdm = _require_rsatoolbox()
+    if isinstance(rdms, dict):
+        names, rows = stack_rdms(rdms, labels)
+    else:
+        arr = A.as_checked(rdms, "rdms")
+        if arr.ndim == 1:
+            arr = arr[None]
+        given = labels is not None
+        placeholder = labels if given else [str(i) for i in range(len(arr))]
+        names, rows = stack_rdms(arr, placeholder)
+        names = names if given else None
+    descriptors = None if names is None else {NAME: list(names)}
+    return rdm.RDMs(
+        np.array(rows, dtype=np.float64),
+        dissimilarity_measure=dissimilarity_measure,
+        rdm_descriptors=descriptors,
+    )
+
+
+def from_rsatoolbox(rdms: Any, descriptor: str = NAME) -> tuple[list[str] | None, np.ndarray]:
+    """(labels, condensed (B, m) float64 numpy) of an `rsatoolbox.rdm.RDMs` object.
+
+    labels: str() of its rdm_descriptors[descriptor] ("name" by default), or None when it has no
+    such descriptor. The rows are a float64 copy of `dissimilarities`, in scipy squareform order
+    (fastrsa's). Refused (ValueError naming the RDM): NaN or Inf dissimilarities (rsatoolbox
+    marks missing ones with NaN; fastrsa needs them all). TypeError for anything but an RDMs.
+    """
+    if not is_rsatoolbox_rdms(rdms):
+        raise TypeError(f"rdms must be an rsatoolbox.rdm.RDMs object; got {type(rdms).__name__}")
+    return _read(rdms, descriptor, "rdms")
+
+
+def _read(rdms: Any, descriptor: str, name: str) -> tuple[list[str] | None, np.ndarray]:
+    rows = np.array(rdms.dissimilarities, dtype=np.float64).reshape(rdms.n_rdm, -1)
+    names = rdms.rdm_descriptors.get(descriptor)
+    labels = None if names is None else [str(v) for v in names]
+    bad = ~np.isfinite(rows)
+    if bad.any():
+        i, j = (int(v) for v in np.argwhere(bad)[0])
+        which = f"{labels[i]!r}" if labels is not None else str(i)
+        raise ValueError(
+            f"{name} (rsatoolbox RDMs): RDM {which} holds NaN or Inf (first at dissimilarity {j}; "
+            f"{int(bad.sum())} in all): fastrsa needs every dissimilarity"
+        )
+    return labels, rows
+
+
+def rdm_rows(x: Any, name: str = "rdms") -> tuple[np.ndarray, list[str] | None] | None:
+    """(condensed rows (B, m) float64, labels or None) when `x` is an rsatoolbox RDMs object (see
+    `from_rsatoolbox`; errors name `name`, the caller's argument), else None: the hook through
+    which the API takes RDMs objects."""
+    if not is_rsatoolbox_rdms(x):
+        return None
+    labels, rows = _read(x, NAME, name)
+    return rows, labels

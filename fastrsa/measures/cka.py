@@ -1,0 +1,126 @@
+"""Centered Kernel Alignment of many models at once (Kornblith et al., ICML 2019).
+
+    CKA(K, L) = HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L))
+
+with HSIC the biased estimator <HKH, HLH> / (n-1)² = tr(KHLH) / (n-1)², or (debiased=True)
+the unbiased estimator of Song et al. (JMLR 2012) computed, as in the authors' notebook
+(google-research/google-research `representation_similarity/Demo.ipynb`: `center_gram(
+unbiased=True)`, `cka(debiased=True)`, equal to `feature_space_linear_cka(debiased=True)` and
+its `_debiased_dot_product_similarity_helper`), as the inner product of U-centred Grams over
+n(n-3). The normalisations cancel in CKA. For the linear kernel and centred features X, Y this
+is ‖YᵀX‖²_F / (‖XᵀX‖_F ‖YᵀY‖_F).
+
+All pairs: each model's centred Gram is computed once, and the (B, B) inner products of all
+of them are one matrix product of the flattened Grams (gram.inner_products).
+
+Minibatch CKA (Nguyen, Raghu & Kornblith, ICLR 2021): the images are split into consecutive
+batches of `minibatch` images (a last, shorter batch is kept when it has at least 4 images),
+HSIC is estimated on each batch (unbiased by default) and averaged over batches, and
+
+    CKA = mean_b HSIC_b(K, L) / sqrt(mean_b HSIC_b(K, K) · mean_b HSIC_b(L, L)).
+
+Memory: one batch's Grams at a time, so n may far exceed what one n x n Gram would need.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import gram as G
+
+
+def centred_gram(
+    x: Any, kernel: str, threshold: float, unbiased: bool, name: str = "features"
+) -> Any:
+    """(n, d) features -> (n, n) centred (HKH) or U-centred Gram of `kernel`."""
+    if kernel == "linear":
+        xc = G.column_centred(x)  # H X Xᵀ H = Xc Xcᵀ; U-centring ignores the column means too
+        k = xc @ xc.T
+        return G.centre(k, True) if unbiased else k
+    return G.centre(G.gram(x, kernel, threshold, name), unbiased)
+
+
+def normalised(
+    products: np.ndarray,
+    sq_a: np.ndarray,
+    sq_b: np.ndarray,
+    names_a: Sequence[str],
+    names_b: Sequence[str],
+    what: str = "Gram matrix",
+) -> np.ndarray:
+    """P_ij / sqrt(sq_a_i sq_b_j); ValueError naming the first model whose self-similarity is
+    not positive (constant features: its centred Gram is zero)."""
+    for sq, names in ((sq_a, names_a), (sq_b, names_b)):
+        bad = np.flatnonzero(~(sq > 0))
+        if bad.size:
+            raise ValueError(
+                f"{names[bad[0]]}: its centred {what} has no positive self-similarity "
+                f"(HSIC = {sq[bad[0]]:.3g}; constant features?), so CKA is undefined"
+            )
+    return products / np.sqrt(sq_a[:, None] * sq_b[None, :])
+
+
+def batches(n: int, minibatch: int) -> list[tuple[int, int]]:
+    """Consecutive (start, stop) batches of `minibatch` images; a last, shorter batch is kept
+    when it holds at least 4 images."""
+    out = [(s, min(s + minibatch, n)) for s in range(0, n, minibatch)]
+    if len(out) > 1 and out[-1][1] - out[-1][0] < 4:
+        out.pop()
+    return out
+
+
+def hsic_scale(m: int, unbiased: bool) -> float:
+    """1/(m(m-3)) (unbiased) or 1/(m-1)² (biased): inner product of centred Grams -> HSIC."""
+    return 1.0 / (m * (m - 3)) if unbiased else 1.0 / (m - 1) ** 2
+
+
+def cka_matrix(
+    models_a: Sequence[Any],
+    models_b: Sequence[Any] | None,
+    *,
+    kernel: str = "linear",
+    threshold: float = 1.0,
+    debiased: bool = False,
+    minibatch: int | None = None,
+    budget: int,
+    names_a: Sequence[str],
+    names_b: Sequence[str] = (),
+) -> np.ndarray:
+    """CKA of every model of `models_a` with every model of `models_b` (or of `models_a`).
+
+    models: validated (n, d_i) float arrays of one kind (numpy, or torch on one device), the
+    same n. Returns (Ba, Bb) float64 numpy, unsymmetrised. Grams are computed in the models'
+    dtype and their inner products summed in float64 (float32 products over more than 2**24
+    entries are computed in float64).
+    """
+    n = models_a[0].shape[0]
+    itemsize = models_a[0].dtype.itemsize
+    spans = [(0, n)] if minibatch is None else batches(n, minibatch)
+    total: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    for s, e in spans:
+
+        def maker(
+            models: Sequence[Any], names: Sequence[str], s: int = s, e: int = e
+        ) -> Callable[[int], Any]:
+            return lambda i: centred_gram(models[i][s:e], kernel, threshold, debiased, names[i])
+
+        make_b = None if models_b is None else maker(models_b, names_b)
+        p, sa, sb = G.inner_products(
+            maker(models_a, names_a),
+            len(models_a),
+            make_b,
+            0 if models_b is None else len(models_b),
+            (e - s) ** 2,
+            itemsize,
+            budget,
+        )
+        scale = hsic_scale(e - s, debiased)
+        if total is None:
+            total = (p * scale, sa * scale, sb * scale)
+        else:
+            total = (total[0] + p * scale, total[1] + sa * scale, total[2] + sb * scale)
+    assert total is not None
+    return normalised(*total, names_a, names_b if models_b is not None else names_a)
