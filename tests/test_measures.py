@@ -8,7 +8,7 @@ in [-1, 1]); float32 results within 2e-5 of the float64 ones.
 import numpy as np
 import pytest
 import scipy.linalg
-from scipy.spatial.distance import cdist
+from scipy.spatial.distance import cdist, pdist, squareform
 
 import fastrsa
 from fastrsa.measures import cka as cka_mod
@@ -475,3 +475,36 @@ def test_torch_kernels_and_minibatch(rng, n, options):
     np.testing.assert_allclose(
         dds.numpy(), similarity(xs, "dds", kernel=options["kernel"]), rtol=0, atol=ATOL
     )
+
+
+def test_cka_of_matrices_equals_the_formula(rng):
+    """Precomputed matrices (RDMs: the DDS paper's "rdm" variant): plain HSIC ratios."""
+    from fastrsa.measures.cka import cka_of_matrices
+
+    x = rng.standard_normal((3, 9, 5))
+    mats = np.stack([squareform(pdist(f, "correlation")) for f in x])
+    n = mats.shape[1]
+    h = np.eye(n) - 1.0 / n
+
+    def hsic(k, g):  # biased: tr(K H G H) / (n-1)^2
+        return np.trace(k @ h @ g @ h) / (n - 1) ** 2
+
+    def u_centre(k):  # Szekely-Rizzo U-centring, written out
+        k = k.copy()
+        np.fill_diagonal(k, 0)
+        r = k.sum(0)
+        out = k - r[:, None] / (n - 2) - r[None, :] / (n - 2) + k.sum() / ((n - 1) * (n - 2))
+        np.fill_diagonal(out, 0)
+        return out
+
+    got = cka_of_matrices(mats)
+    got_u = cka_of_matrices(mats, debiased=True)
+    for i in range(3):
+        for j in range(3):
+            want = hsic(mats[i], mats[j]) / np.sqrt(hsic(mats[i], mats[i]) * hsic(mats[j], mats[j]))
+            assert abs(got[i, j] - want) < 1e-10
+            a, b = u_centre(mats[i]), u_centre(mats[j])
+            want_u = (a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum())
+            assert abs(got_u[i, j] - want_u) < 1e-10
+    with pytest.raises(ValueError, match=r"\(B, n, n\)"):
+        cka_of_matrices(mats[0])

@@ -124,3 +124,27 @@ def cka_matrix(
             total = (total[0] + p * scale, total[1] + sa * scale, total[2] + sb * scale)
     assert total is not None
     return normalised(*total, names_a, names_b if models_b is not None else names_a)
+
+
+def cka_of_matrices(matrices: Any, debiased: bool = False) -> np.ndarray:
+    """CKA of precomputed (n, n) symmetric matrices, all pairs: (B, n, n) numpy -> (B, B) float64.
+
+    Each matrix (a Gram, or an RDM: the DDS paper's "rdm" variant, their
+    `get_similarity_from_rdms`, takes the RDMs themselves with debiased=True) is centred (H K H)
+    or U-centred once; the (B, B) Frobenius inner products are one matrix product. Holds the B
+    centred matrices in float64 (B * n * n * 8 bytes)."""
+    mats = np.asarray(matrices, dtype=np.float64)
+    if mats.ndim != 3 or mats.shape[1] != mats.shape[2]:
+        raise ValueError(f"matrices must be (B, n, n); got shape {mats.shape}")
+    if mats.shape[1] < (4 if debiased else 3):
+        raise ValueError(f"matrices need at least {4 if debiased else 3} rows; got {mats.shape[1]}")
+    if not np.isfinite(mats).all():
+        raise ValueError("matrices hold NaN or Inf")
+    flat = np.stack([G.centre(k, debiased).ravel() for k in mats])
+    products = flat @ flat.T
+    sq = np.diag(products).copy()
+    names = [f"matrices[{i}]" for i in range(len(mats))]
+    out = normalised(products, sq, sq, names, names, what="matrix")
+    out = (out + out.T) / 2
+    np.fill_diagonal(out, 1.0)
+    return out
