@@ -26,7 +26,8 @@ from typing import Any
 from .reference import METHODS
 
 _ALL_METHODS = tuple(METHODS)
-_CPU_METHODS = tuple(m for m in METHODS if m != "kendall")  # kendall has no GPU kernel
+# kendall (tau-b) and tau-a share Knight's merge-sort count, which has no GPU kernel
+_CPU_METHODS = tuple(m for m in METHODS if m not in ("kendall", "tau-a"))
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from . import _stream
 from ._backend import check_backend_name, device_for, get_backend
 from ._memory import budget_for
 from ._typing import ArrayIn, ArrayOut
-from .reference import METHODS
+from .reference import METHODS, RANK_METHODS, UNCORRECTED
 
 
 def rank_transform(x: ArrayIn, backend: str = "auto", memory: int | str | None = None) -> ArrayOut:
@@ -57,13 +57,14 @@ def _vectors(v: Any, name: str, be, device) -> Any:
 
 
 def _prepared(v: Any, name: str, method: str, be, device, budget: int) -> Any:
-    """Checked rows, ready for the backend: integers made exact floats (ranks for spearman and
-    kendall, which they leave unchanged; row-shifted for pearson), float rows far from unit
-    scale rescaled by powers of two for pearson and cosine (both invariant to a row's scale)."""
-    refuse = "zero" if method == "cosine" else "constant"
+    """Checked rows, ready for the backend: integers made exact floats (ranks for the rank
+    methods, which they leave unchanged; row-shifted for pearson), float rows far from unit
+    scale rescaled by powers of two for pearson and cosine (both invariant to a row's scale).
+    Constant rows are refused except for rho-a and tau-a, where they are defined."""
+    refuse = None if method in UNCORRECTED else "zero" if method == "cosine" else "constant"
     lo, hi = A.check_values(v, name, refuse, what="vector")
     if A.is_integer(v):
-        if method in ("spearman", "kendall"):
+        if method in RANK_METHODS:
             if be.kind == "torch" and v.device != device:  # host rows: ranked on the device
                 return _stream.ranked(be, v, device, budget)
             return be.rank(v, budget=budget)
@@ -71,6 +72,14 @@ def _prepared(v: Any, name: str, method: str, be, device, budget: int) -> Any:
     if method in ("pearson", "cosine"):
         v, _ = A.rescaled(v, lo, hi)
     return v
+
+
+def _unwrapped(x: Any, name: str) -> Any:
+    """x, or the condensed rows (float64 numpy) of an rsatoolbox RDMs object."""
+    from .interop import rdm_rows
+
+    rows = rdm_rows(x, name)
+    return x if rows is None else rows[0]
 
 
 def compare(
@@ -82,13 +91,26 @@ def compare(
 ) -> ArrayOut:
     """All-pairs similarity of the rows of `a` and `b` (e.g. condensed RDMs of many models).
 
-    a: (Ba, M); b: (Bb, M) or None for all pairs of a. method: "spearman" (Pearson of average-tie
-    ranks, as scipy.stats.spearmanr), "pearson", "cosine", or "kendall" (tau-b, as
-    scipy.stats.kendalltau). Returns (Ba, Bb) — with b None, symmetric with exact ones on the
-    diagonal — float64 unless both inputs are float32 (or lower), as the kind of array given.
-    Integer rows are compared exactly (as their ranks, or shifted in integers for pearson).
-    Tolerance against scipy in float64 on the same values: 1e-5 for float32 results, 1e-12 for
-    float64 results, for rows anywhere in the dtype's finite range.
+    a: (Ba, M); b: (Bb, M) or None for all pairs of a (arrays, tensors, or rsatoolbox RDMs
+    objects: their dissimilarity vectors, as float64 numpy). method: "spearman" (Pearson of
+    average-tie ranks, as scipy.stats.spearmanr), "pearson", "cosine", "kendall" (tau-b, as
+    scipy.stats.kendalltau), or rsatoolbox's measures without tie correction (its
+    `rsatoolbox.rdm.compare` methods of the same names):
+      "rho-a": 12 x.y / (M^3 - M) - 3 (M + 1) / (M - 1), x and y the rows' average-tie ranks
+        (Spearman's formula, not renormalised for ties: the expected Spearman rho under random
+        tie breaking);
+      "tau-a": (concordant - discordant) / (M (M - 1) / 2), pairs tied in either row counting as
+        neither; Knight's O(M log M) count per pair, on the CPU for every backend.
+    Returns (Ba, Bb) as the kind of array given: float64 unless both inputs are float32 (or
+    lower); rho-a and tau-a always float64. With b None, symmetric, with exact ones on the
+    diagonal for spearman, pearson, cosine and kendall; rho-a and tau-a keep their own diagonal
+    (below 1 for a row with ties, as rsatoolbox gives). Constant rows are refused (their
+    correlation is undefined) except by rho-a and tau-a, where a constant row scores 0 against
+    every row. Integer rows are compared exactly (as their ranks, or shifted in integers for
+    pearson). Tolerance against scipy in float64 on the same values: 1e-5 for float32 results,
+    1e-12 for float64 results, for rows anywhere in the dtype's finite range; rho-a and tau-a
+    are one rounding from the exact ratio (rho-a from exact products of ranks for M up to
+    ~3e5, tau-a from exact pair counts; rsatoolbox's own values differ by ~1e-15).
 
     memory: this call's working-memory budget (bytes, or a string like "4GB"); default
     `fastrsa.get_memory_budget()`. Holds the inputs, the (Ba, Bb) result and, on the CPU
@@ -96,11 +118,12 @@ def compare(
     rank and sum partial products in chunks within the budget; host input for them larger than
     half the budget is ranked and compared in blocks of rows, two blocks within half the budget
     and the kernels' temporaries within the other half, so the GPU holds about `memory` bytes
-    and the result stays on the host. Kendall runs on the CPU for every backend.
+    and the result stays on the host. Kendall and tau-a run on the CPU for every backend.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}; got {method!r}")
     check_backend_name(backend)
+    a, b = _unwrapped(a, "a"), None if b is None else _unwrapped(b, "b")
     origin = A.origin_of(a)
     be = get_backend(backend, cuda=A.is_cuda(a))
     device = device_for(be, a)
@@ -116,7 +139,7 @@ def compare(
         )
     va = _prepared(va, "a", method, be, device, budget)
     vb = None if vb is None else _prepared(vb, "b", method, be, device, budget)
-    wide = A.is_float64(va) or (vb is not None and A.is_float64(vb))
+    wide = method in UNCORRECTED or A.is_float64(va) or (vb is not None and A.is_float64(vb))
     va = A.cast_result(va, wide)  # float32 or float64 from here on
     vb = None if vb is None else A.cast_result(vb, wide)
     if be.kind == "torch" and not resident:
@@ -130,6 +153,8 @@ def compare(
     else:
         out = be.compare(va, vb, method, budget=budget)
     out = A.cast_result(out, wide)
-    if vb is None:
+    if vb is None and method in UNCORRECTED:
+        out = 0.5 * (out + out.T)  # exact already (exact products and counts); the diagonal kept
+    elif vb is None:
         out = A.symmetrise_unit_diagonal(out)
     return A.back_to(out, origin)

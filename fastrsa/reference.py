@@ -11,7 +11,11 @@ from scipy import stats
 from scipy.spatial import distance
 
 METRICS = ("correlation", "cosine", "euclidean")
-METHODS = ("spearman", "pearson", "cosine", "kendall")
+METHODS = ("spearman", "pearson", "cosine", "kendall", "rho-a", "tau-a")
+RANK_METHODS = ("spearman", "kendall", "rho-a", "tau-a")  # depend on the rows' order only
+# rsatoolbox's rank measures without tie correction: defined for constant rows, float64 results,
+# and a row with ties is less than 1 similar to itself
+UNCORRECTED = ("rho-a", "tau-a")
 
 
 def exact_float64(x: np.ndarray, axis: int | None = None) -> np.ndarray:
@@ -45,7 +49,37 @@ def rank_ref(x: np.ndarray) -> np.ndarray:
     return np.apply_along_axis(stats.rankdata, -1, x, method="average").reshape(x.shape)
 
 
+def _tied_pairs(u: np.ndarray) -> int:
+    counts = np.unique(u, return_counts=True)[1]
+    return int(sum(int(c) * (int(c) - 1) // 2 for c in counts))
+
+
+def _rho_a(u: np.ndarray, v: np.ndarray) -> float:
+    """rsatoolbox's rho-a: 12 x.y / (n^3 - n) - 3 (n + 1) / (n - 1) on the average-tie ranks x,
+    y of u and v, n values each (Spearman's formula without a correction for ties)."""
+    n = u.shape[0]
+    x = stats.rankdata(u, method="average")
+    y = stats.rankdata(v, method="average")
+    return 12.0 * float(x @ y) / (n**3 - n) - 3.0 * (n + 1) / (n - 1)
+
+
+def _tau_a(u: np.ndarray, v: np.ndarray) -> float:
+    """Kendall's tau-a = (concordant - discordant) / (n (n - 1) / 2), pairs tied in either vector
+    counting as neither: scipy's tau-b times its tie-corrected denominator sqrt((n0 - t_u)
+    (n0 - t_v)) over n0 (t: pairs tied within a vector); 0 when either vector is constant."""
+    n0 = u.shape[0] * (u.shape[0] - 1) // 2
+    free_u, free_v = n0 - _tied_pairs(u), n0 - _tied_pairs(v)
+    if free_u == 0 or free_v == 0:
+        return 0.0
+    tau_b = stats.kendalltau(u, v, variant="b").statistic
+    return float(tau_b * np.sqrt(float(free_u)) * np.sqrt(float(free_v)) / n0)
+
+
 def _pair(u: np.ndarray, v: np.ndarray, method: str) -> float:
+    if method == "rho-a":
+        return _rho_a(u, v)
+    if method == "tau-a":
+        return _tau_a(u, v)
     if method == "spearman":
         return stats.spearmanr(u, v).statistic
     if method == "pearson":
@@ -59,7 +93,7 @@ def _pair(u: np.ndarray, v: np.ndarray, method: str) -> float:
 
 def _exact_rows(v: np.ndarray, method: str) -> np.ndarray:
     v = np.asarray(v)
-    if v.dtype.kind in "iub" and method in ("spearman", "kendall"):
+    if v.dtype.kind in "iub" and method in RANK_METHODS:
         return rank_ref(v)
     return exact_float64(v, -1 if method == "pearson" else None)
 
@@ -68,8 +102,9 @@ def compare_ref(a: np.ndarray, b: np.ndarray | None = None, method: str = "spear
     """All-pairs comparison of rows by scipy, one pair at a time.
 
     a: (Ba, M), b: (Bb, M) or None (then b = a). Returns (Ba, Bb) float64. Integer rows are
-    taken exactly: as their ranks for spearman and kendall (which ranking leaves unchanged),
-    shifted by their minimum for pearson.
+    taken exactly: as their ranks for spearman, kendall, rho-a and tau-a (which ranking leaves
+    unchanged), shifted by their minimum for pearson. rho-a and tau-a are rsatoolbox's (no tie
+    correction; defined for constant rows: 0), computed per pair by their formulas above.
     """
     a = _exact_rows(a, method)
     b = a if b is None else _exact_rows(b, method)

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import fastrsa
-from fastrsa.reference import METHODS, compare_ref
+from fastrsa.reference import METHODS, UNCORRECTED, compare_ref
 
 
 @pytest.mark.parametrize("dtype,atol", DTYPES)
@@ -19,7 +19,8 @@ def test_matches_reference(backend, rng, method, ba, bb, m, dtype, atol):
     b = None if bb is None else rng.standard_normal((bb, m)).astype(dtype)
     out = fastrsa.compare(a, b, method=method, backend=backend)
     ref = compare_ref(a, b, method)  # on the same (possibly float32) values, in float64
-    assert out.shape == ref.shape and out.dtype == dtype
+    want = np.float64 if method in UNCORRECTED else dtype  # rho-a, tau-a: always float64
+    assert out.shape == ref.shape and out.dtype == want
     np.testing.assert_allclose(out, ref, rtol=0, atol=atol)
 
 
@@ -41,7 +42,7 @@ def test_ties(backend, rng, method):
     b[1] = 3 - a[1]  # exactly reversed order
     out = fastrsa.compare(a, b, method=method, backend=backend)
     np.testing.assert_allclose(out, compare_ref(a, b, method), atol=1e-12)
-    if method != "cosine":
+    if method not in ("cosine", *UNCORRECTED):  # rho-a, tau-a: < 1 for tied identical rows
         assert out[0, 0] == pytest.approx(1.0) and out[1, 1] == pytest.approx(-1.0)
 
 
@@ -77,7 +78,9 @@ def test_property_equals_reference(data, method, backend):
     elements = st.integers(-3, 3).map(float)  # small integers: many ties
     a = data.draw(hnp.arrays(np.float64, (data.draw(st.integers(1, 4)), m), elements=elements))
     b = data.draw(hnp.arrays(np.float64, (data.draw(st.integers(1, 4)), m), elements=elements))
-    if method == "cosine":
+    if method in UNCORRECTED:  # defined for constant rows
+        ok = True
+    elif method == "cosine":
         ok = (a != 0).any(axis=1).all() and (b != 0).any(axis=1).all()
     else:
         ok = _non_constant(a) and _non_constant(b)

@@ -129,3 +129,15 @@ def test_without_rsatoolbox(rng, monkeypatch):
         to_rsatoolbox(rows, ["a", "b", "c"])
     assert rdm_rows(rows) is None
     assert taxonomy(rows, ["a", "b", "c"]).labels == ["a", "b", "c"]
+
+
+def test_compare_takes_rdms_objects(rng):
+    pytest.importorskip("rsatoolbox")
+    rows = rng.random((4, 15))
+    other = rng.random((2, 15))
+    from fastrsa import compare
+
+    want = compare(rows, other, method="tau-a")
+    got = compare(to_rsatoolbox(rows), to_rsatoolbox(other), method="tau-a")
+    np.testing.assert_allclose(got, want, atol=0)
+    np.testing.assert_allclose(compare(to_rsatoolbox(rows)), compare(rows))

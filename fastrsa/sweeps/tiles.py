@@ -2,8 +2,9 @@
 each tile (i, j), i <= j, computed by `fastrsa.compare` on two blocks and written when done.
 
 Spearman tiles read the stored ranks and take their Pearson correlation (Spearman is Pearson of
-average-tie ranks: the same numbers `fastrsa.compare(rdms, method="spearman")` computes); the
-other methods read the RDMs themselves.
+average-tie ranks: the same numbers `fastrsa.compare(rdms, method="spearman")` computes); rho-a
+tiles read the stored ranks too (rho-a is a function of the ranks only, which ranking leaves
+unchanged); the other methods read the RDMs themselves.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ from .._backend import get_backend
 from .._memory import budget_for
 from ..compare import compare
 from ..errors import UserError
+from ..reference import UNCORRECTED
 from .store import Store, content_key, writing
 
-TILE_METHODS = ("spearman", "pearson", "cosine", "kendall")
+TILE_METHODS = ("spearman", "pearson", "cosine", "kendall", "rho-a", "tau-a")
+_FROM_RANKS = ("spearman", "rho-a")  # tiles computed from the stored ranks
+
 MAX_TILE_ROWS = 4096  # beyond this a tile is no faster, and resuming loses more
 
 
@@ -56,7 +60,7 @@ def _cuda() -> bool:
 
 
 def _block(store: Store, layer: str, method: str, rows: range) -> np.ndarray:
-    kind = "ranks" if method == "spearman" else "rdms"
+    kind = "ranks" if method in _FROM_RANKS else "rdms"
     return store.read_rows(kind, layer, list(rows))
 
 
@@ -77,7 +81,8 @@ def _row_block(store: Store, layer: str, method: str, rows: range) -> np.ndarray
 
 
 def _compared(a: np.ndarray, b: np.ndarray | None, method: str, backend: str, memory) -> Any:
-    """fastrsa.compare of two blocks; Spearman as Pearson of the stored ranks."""
+    """fastrsa.compare of two blocks; Spearman as Pearson of the stored ranks, rho-a of the
+    stored ranks (ranked again by compare: ranks of ranks are the ranks, exactly)."""
     how = "pearson" if method == "spearman" else method
     return np.asarray(compare(a, b, method=how, backend=backend, memory=memory), dtype=np.float64)
 
@@ -140,9 +145,10 @@ class TileUnit:
                 block = _compared(a, other, self.method, self.backend, self.memory)
                 sim[i0 - rows_i.start : part_i.stop - rows_i.start,
                     j0 - rows_j.start : part_j.stop - rows_j.start] = block  # fmt: skip
-        if rows_i == rows_j:  # the diagonal tile: symmetric with exact ones, as compare gives
+        if rows_i == rows_j:  # the diagonal tile: symmetric (with exact ones), as compare gives
             sim = (sim + sim.T) / 2
-            np.fill_diagonal(sim, 1.0)
+            if self.method not in UNCORRECTED:  # rho-a, tau-a: their own diagonal
+                np.fill_diagonal(sim, 1.0)
         return sim
 
 
@@ -179,7 +185,7 @@ def _target_rows(targets: Any, method: str, target_layer: str | None):
         arr = arr[None]
     if arr.ndim != 2:
         raise ValueError(f"targets must be (T, M) condensed RDMs or a Store; got shape {arr.shape}")
-    if method == "spearman":  # compared as Pearson of ranks, like the store's rows
+    if method in _FROM_RANKS:  # compared as ranks, like the store's rows
         arr = np.asarray(rank_transform(arr), dtype=arr.dtype if arr.dtype.kind == "f" else None)
     return arr.shape[0], lambda rows: arr[rows.start : rows.stop], arr.shape[1]
 

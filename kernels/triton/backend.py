@@ -7,7 +7,8 @@ Rules (each for accuracy; the kernels themselves are fp32):
 - Spearman: centred float32 ranks (rank - (M+1)/2, exact below 2**24 values) feed the
   correlation directly, uncentred (cosine of centred rows = Pearson);
 - Pearson: rows are centred in two passes by torch first, so large offsets stay exact;
-- Kendall runs on the CPU (kernels/torch/kendall.py).
+- Kendall (tau-b and tau-a) runs on the CPU (kernels/torch/kendall.py);
+- rho-a: float64 ranks and a float64 product by torch (exact: see kernels/_compose.py).
 Every op takes `chunk_bytes`, the working memory its chunked stages may hold at once.
 """
 
@@ -37,13 +38,11 @@ def rank(x: torch.Tensor, chunk_bytes: int = 1 << 30) -> torch.Tensor:
 
 
 def compare(a: torch.Tensor, b: torch.Tensor | None, method: str, chunk_bytes: int = 1 << 30):
-    """a: (Ba, M), b: (Bb, M) or None -> (Ba, Bb) similarities (float64 for float64 input, else
-    fp32)."""
-    if method == "kendall":
-        return kt.kendall_torch(a, b)
-    if a.dtype == torch.float64:
+    """a: (Ba, M), b: (Bb, M) or None -> (Ba, Bb) similarities (float64 for float64 input and for
+    kendall, tau-a and rho-a, else fp32)."""
+    if a.dtype == torch.float64 or method in ("kendall", "tau-a", "rho-a"):
         rank_ = lambda v: kt.rank_torch(v, chunk_bytes=chunk_bytes)  # noqa: E731
-        return compare_from_ops(rank_, kt.corr_torch, None)(a, b, method)
+        return compare_from_ops(rank_, kt.corr_torch, kt.kendall_torch)(a, b, method)
     if method == "spearman":  # centred float32 ranks feed the correlation directly
         ranks: dict[str, Any] = dict(centred=True, out_dtype=torch.float32, chunk_bytes=chunk_bytes)
         a = rank_triton(a, **ranks)
