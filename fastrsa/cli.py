@@ -163,13 +163,40 @@ def cmd_rdms(args) -> None:
     print(f"wrote {len(out)} RDM array(s) to {path}: {shapes}")
 
 
+def _permutation_p(args) -> tuple[np.ndarray, int] | None:
+    """(p-values (A, B), seed) of --permutations K (the Mantel test of fastrsa.stats), or None.
+    Without --seed a seed is drawn and reported, so the run can be repeated exactly."""
+    if args.permutations is None:
+        if args.seed is not None:
+            raise ValueError("--seed: seeds --permutations; there is no --permutations")
+        return None
+    if args.store or args.with_store:
+        raise ValueError("--permutations: reads RDM files (an RDM file and --with), not stores")
+    from .stats import permutation_test
+
+    seed = args.seed if args.seed is not None else int(np.random.default_rng().integers(2**31))
+    _, a = _load_rdms(args.rdms, "rdms", args)
+    b = None if not args.other else _load_rdms(args.other, "--with", args)[1]
+    result = permutation_test(
+        a, b, method=args.method, n_perm=args.permutations, seed=seed, backend=args.backend
+    )
+    return np.asarray(result.p), seed
+
+
 def cmd_compare(args) -> None:
     if args.out:
         _check_output(args.out, "--out")
     labels_a, labels_b, sim = _compared(args)
+    tested = _permutation_p(args)
     _print_matrix(labels_a, labels_b, sim)
+    if tested is not None:
+        print(f"p-values ({args.permutations} permutations of the images, seed {tested[1]}):")
+        _print_matrix(labels_a, labels_b, tested[0])
     if args.out:
         out = Path(args.out)
+        extra: dict[str, Any] = {}
+        if tested is not None:
+            extra = {"p_values": tested[0], "permutations": args.permutations, "seed": tested[1]}
         with _writing("--out", out):
             if out.suffix == ".json":
                 io.save_json(
@@ -179,11 +206,16 @@ def cmd_compare(args) -> None:
                         "labels_a": labels_a,
                         "labels_b": labels_b,
                         "similarity": sim.tolist(),
+                        **{k: v.tolist() if hasattr(v, "tolist") else v for k, v in extra.items()},
                     },
                 )
             else:
                 io.save_npz(
-                    out, similarity=sim, labels_a=np.array(labels_a), labels_b=np.array(labels_b)
+                    out,
+                    similarity=sim,
+                    labels_a=np.array(labels_a),
+                    labels_b=np.array(labels_b),
+                    **{k: np.asarray(v) for k, v in extra.items()},
                 )
         print(f"wrote {out}")
 
@@ -693,6 +725,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="spearman", choices=METHODS)
     p.add_argument("--backend", **backend)
     p.add_argument("--out", help="save the matrix: .json, or .npz (similarity, labels_a, labels_b)")
+    p.add_argument(
+        "--permutations",
+        type=int,
+        metavar="K",
+        help="also p-values of every pair: the Mantel test with K permutations of the images",
+    )
+    p.add_argument("--seed", type=int, help="the permutations' seed (default: drawn, reported)")
     p.set_defaults(func=cmd_compare)
 
     p = command("export-taskonomy", "Taskonomy .pth encoders -> ONNX, one per task")

@@ -77,6 +77,7 @@ def _figure(figure_class, result, title: str | None):
         tree = hierarchy.dendrogram(result.linkage, no_plot=True)
         for xs, ys in zip(tree["icoord"], tree["dcoord"], strict=True):
             ax_tree.plot(ys, xs, color="0.3", linewidth=1.0)
+        _support_labels(ax_tree, result, tree["leaves"])
         top = max((max(ys) for ys in tree["dcoord"]), default=0.0) or 1.0
         ax_tree.set_xlim(top * 1.05, 0.0)
         ax_tree.set_ylim(10.0 * k, 0.0)
@@ -96,6 +97,35 @@ def _figure(figure_class, result, title: str | None):
         fig.clear()
         raise
     return fig
+
+
+def _support_labels(ax, result, leaves: list[int]) -> None:
+    """Bootstrap support (taxonomy(..., n_boot > 0)) as small text at each internal node but
+    the root (always 1): node i of the linkage sits at its merge height, halfway between its
+    children (scipy's dendrogram places leaves at 10 * position + 5). Nothing without support."""
+    support = getattr(result, "support", None)
+    if support is None:
+        return
+    tree = np.asarray(result.linkage, dtype=np.float64)
+    k = tree.shape[0] + 1
+    support = np.asarray(support, dtype=np.float64)
+    if support.shape != (k - 1,):
+        raise ValueError(f"plot: the taxonomy has {support.shape} support values for {k} labels")
+    pos = np.empty(2 * k - 1)
+    pos[np.asarray(leaves, dtype=np.int64)] = 10.0 * np.arange(k) + 5.0
+    for i, (a, b, height, _) in enumerate(tree):
+        pos[k + i] = 0.5 * (pos[int(a)] + pos[int(b)])
+        if i < k - 2:
+            ax.annotate(
+                f"{support[i]:.2f}",
+                (height, pos[k + i]),
+                xytext=(-2, 2),
+                textcoords="offset points",
+                ha="right",
+                va="bottom",
+                fontsize=6,
+                color="tab:red",
+            )
 
 
 def plot_taxonomy(result, path: str | os.PathLike, title: str | None = None) -> Path:

@@ -68,6 +68,15 @@ class Taxonomy:
     order: list[int]  # dendrogram leaf order (indices into labels)
     clusters: dict[str, int] | None  # label -> flat cluster id (1-based), when asked for
     metadata: dict = field(default_factory=dict)
+    # With n_boot > 0 (fastrsa.support): support[i] = fraction of the n_boot image resamples
+    # whose dendrogram has the cluster support_clusters[i] (the labels under linkage row i);
+    # co_clustering (K, K) = fraction of resamples putting two models in the same flat cluster
+    # (only with n_clusters). n_boot 0: no bootstrap, these stay None.
+    support: np.ndarray | None = None  # (K-1,), linkage order
+    support_clusters: list[list[str]] | None = None
+    co_clustering: np.ndarray | None = None  # (K, K)
+    n_boot: int = 0
+    seed: int | None = None  # the seed the resamples were drawn with (drawn when not given)
 
     def groups(self) -> dict[int, list[str]]:
         """{cluster id: its labels}, ids ascending (empty without flat clusters)."""
@@ -84,6 +93,22 @@ class Taxonomy:
             "clusters": self.clusters,
             "linkage": self.linkage.tolist(),
             "metadata": self.metadata,
+            **self._bootstrap_json(),
+        }
+
+    def _bootstrap_json(self) -> dict:
+        """{"bootstrap": {n_boot, seed, clusters, support, co_clustering}}; {} without one."""
+        if self.support is None:
+            return {}
+        co = self.co_clustering
+        return {
+            "bootstrap": {
+                "n_boot": self.n_boot,
+                "seed": self.seed,
+                "clusters": self.support_clusters,
+                "support": np.asarray(self.support).tolist(),
+                "co_clustering": None if co is None else np.asarray(co).tolist(),
+            }
         }
 
     def save(self, out_dir: str | os.PathLike, plots: bool = True) -> Path:
@@ -153,6 +178,16 @@ def load_taxonomy(path: str | os.PathLike) -> Taxonomy:
             raise ValueError("its labels or order are inconsistent")
         if not np.isfinite(result.similarity).all():
             raise ValueError("its similarity holds NaN or Inf")
+        boot = data.get("bootstrap")
+        if boot is not None:
+            result.n_boot = int(boot["n_boot"])
+            result.seed = None if boot["seed"] is None else int(boot["seed"])
+            result.support_clusters = [[str(lab) for lab in c] for c in boot["clusters"]]
+            result.support = np.asarray(boot["support"], dtype=np.float64).reshape(max(k - 1, 0))
+            if boot.get("co_clustering") is not None:
+                result.co_clustering = np.asarray(boot["co_clustering"], dtype=np.float64).reshape(
+                    k, k
+                )
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as err:
         raise ValueError(f"taxonomy: {path} is not a saved taxonomy ({err})") from None
     if isinstance(written, dict) and isinstance(written.get("files"), dict):
@@ -347,6 +382,8 @@ def taxonomy(
     linkage: str = "average",
     n_clusters: int | None = None,
     backend: str = "auto",
+    n_boot: int = 0,
+    seed: int | None = None,
 ) -> Taxonomy:
     """Agglomerative clustering of models by the similarity of their RDMs.
 
@@ -357,8 +394,18 @@ def taxonomy(
     clusters by fcluster(maxclust): an int from 1 to K (tied merge heights can give fewer).
     Refused, naming the argument or the label: complex, non-finite or constant RDMs, duplicate
     labels, an unknown linkage, n_clusters that is not an int in 1..K.
+
+    n_boot > 0: bootstrap over images (fastrsa.stats.bootstrap, n_boot resamples drawn with
+    `seed`; without a seed one is drawn and recorded, so the run can be replayed). The result
+    then carries `support` (per cluster, linkage order: the fraction of resamples whose
+    dendrogram has the same cluster, fastrsa.support.cluster_support), `support_clusters`
+    (their labels), `co_clustering` (K, K) when n_clusters is given (else None), `n_boot` and
+    `seed`; to_json writes them under "bootstrap". n_boot = 0 (default): no bootstrap, the
+    result is as without these arguments. n_boot must be an int >= 0 and seed an int >= 0 or
+    None (TypeError / ValueError).
     """
     _check_linkage(linkage)
+    n_boot, seed = _check_boot(n_boot, seed)
     labels, vectors = stack_rdms(rdms, labels)
     if len(labels) < 2:
         raise ValueError(f"a taxonomy needs at least 2 models; got {len(labels)}")
@@ -366,7 +413,40 @@ def taxonomy(
     _check_rows(labels, vectors, method, "rdms")
     sim = compare(vectors, method=method, backend=backend)
     ran_on = get_backend(backend).name  # the backend "auto" picked, for the record
-    return _cluster(labels, sim, linkage, n_clusters, _metadata(ran_on, _n(vectors), method))
+    result = _cluster(labels, sim, linkage, n_clusters, _metadata(ran_on, _n(vectors), method))
+    if n_boot:
+        from .support import cluster_support, co_clustering
+
+        seed = _draw_seed() if seed is None else seed
+        samples = _bootstrap_samples(vectors, method, n_boot, seed, backend)
+        clusters, support = cluster_support(result.similarity, samples, linkage)
+        result.support = support
+        result.support_clusters = [[labels[i] for i in sorted(c)] for c in clusters]
+        if n_clusters is not None:
+            result.co_clustering = co_clustering(samples, n_clusters, linkage)
+        result.n_boot, result.seed = n_boot, seed
+    return result
+
+
+def _check_boot(n_boot: Any, seed: Any) -> tuple[int, int | None]:
+    from .support import check_n_boot, check_seed
+
+    return check_n_boot(n_boot), check_seed(seed)
+
+
+def _draw_seed() -> int:
+    """A fresh seed (from the OS's entropy) to record with a run that was given none."""
+    return int(np.random.SeedSequence().generate_state(1)[0])
+
+
+def _bootstrap_samples(
+    vectors: np.ndarray, method: str, n_boot: int, seed: int, backend: str
+) -> np.ndarray:
+    """(n_boot, K, K) similarity of the K condensed RDMs `vectors` over image resamples."""
+    from .stats import bootstrap  # lazily: stats sits above this module's imports
+
+    result = bootstrap(vectors, method=method, n_boot=n_boot, seed=seed, backend=backend)
+    return np.asarray(result.samples, dtype=np.float64)
 
 
 def taxonomies(rdms_by_layer: dict[str, Any], **kwargs) -> dict[str, Taxonomy]:
@@ -455,6 +535,10 @@ class Ranking:
 
     labels: list[str]
     scores: np.ndarray  # (K,) similarity to the target, descending
+    # With n_boot > 0: per source, in the order of `labels` (fastrsa.support.ranking_confidence)
+    confidence: Any = None  # fastrsa.support.RankingConfidence | None
+    n_boot: int = 0
+    seed: int | None = None
 
     def __iter__(self):
         return iter(zip(self.labels, self.scores.tolist(), strict=True))
@@ -466,12 +550,21 @@ def rank_sources(
     labels: list[str] | None = None,
     method: str = "spearman",
     backend: str = "auto",
+    n_boot: int = 0,
+    seed: int | None = None,
 ) -> Ranking:
     """Rank pretrained models for a new task's model: similarity of each source RDM to the
     target RDM (condensed (m,) or square (n, n)), highest first.
 
     source_rdms: as `taxonomy`'s rdms ({label: RDM}, an array with `labels`, or an
-    rsatoolbox.rdm.RDMs object); target_rdm may also be an RDMs object holding one RDM."""
+    rsatoolbox.rdm.RDMs object); target_rdm may also be an RDMs object holding one RDM.
+
+    n_boot > 0: the target and all sources are bootstrapped together (the same image resample
+    for all, fastrsa.stats.bootstrap with `seed`; drawn and recorded when None) and the result
+    carries `confidence` (fastrsa.support.RankingConfidence, sources in the ranking's order:
+    probability of being top-1 / in the top 1, 3, 5, 95% percentile interval of the score),
+    `n_boot` and `seed`. n_boot = 0 (default): as without these arguments."""
+    n_boot, seed = _check_boot(n_boot, seed)
     from_rsa = rdm_rows(target_rdm, "target_rdm")
     if from_rsa is not None:
         if len(from_rsa[0]) != 1:
@@ -490,7 +583,16 @@ def rank_sources(
         )
     scores = compare(target, sources, method=method, backend=backend)[0]
     order = np.argsort(-scores, kind="stable")
-    return Ranking([labels[i] for i in order], np.asarray(scores)[order])
+    ranking = Ranking([labels[i] for i in order], np.asarray(scores)[order])
+    if n_boot:
+        from .support import ranking_confidence
+
+        seed = _draw_seed() if seed is None else seed
+        both = np.concatenate([target, sources])
+        samples = _bootstrap_samples(both, method, n_boot, seed, backend)[:, 0, 1:]
+        ranking.confidence = ranking_confidence(samples[:, order], ranking.labels)
+        ranking.n_boot, ranking.seed = n_boot, seed
+    return ranking
 
 
 def _affinity(value: Any, key: str, where: str, error: type[Exception]) -> float:

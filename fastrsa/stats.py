@@ -1,0 +1,539 @@
+"""How sure is the answer: permutation (Mantel) tests and bootstrap over images.
+
+`permutation_test` relabels the images of RDMs and recomputes all-pairs similarities to get a
+null distribution for every pair at once; `bootstrap` resamples images with replacement
+(rsatoolbox's semantics) and returns the distribution of the similarity matrix, with percentile
+and BCa intervals and standard errors.
+
+RDMs are condensed rows (B, n*(n-1)//2), i < j row-major as scipy's `squareform` (or
+rsatoolbox RDMs objects). Both functions use the ops of `fastrsa.compare` (`rank_transform`,
+`compare`); the permutation test's Spearman and Pearson paths are a gather and one matrix
+product per batch of rounds, batched within the memory budget (`fastrsa._memory`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import _arrays as A
+from ._backend import check_backend_name, device_for, get_backend
+from ._memory import budget_for
+from ._typing import ArrayIn
+from .compare import _unwrapped, compare, rank_transform
+from .rdms import n_from_condensed, squareform
+from .reference import METHODS
+
+ALTERNATIVES = ("greater", "less", "two-sided")
+# Null values within this distance of the observed value count as ties (on both sides): the
+# observed value and the null come from different (equally exact) summation orders, and a
+# tie in exact arithmetic (an automorphism, the identity permutation) must not be decided by
+# rounding. Relative to unit-scale correlations; by the working dtype.
+_TIES = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 2e-5}
+# Bytes of gathered rows per batch of rounds on the CPU (also capped by half the budget): the
+# gather and the product that reads it back; 128 MB measured ~20% faster than 32 MB on 2 cores.
+_CPU_BATCH_BYTES = 128 << 20
+
+
+# ---------------------------------------------------------------------------------- checks
+
+
+def _check_seed(seed: Any) -> int | None:
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise TypeError(f"seed must be an int or None; got {type(seed).__name__} {seed!r}")
+    if seed < 0:
+        raise ValueError(f"seed must be non-negative; got {seed}")
+    return int(seed)
+
+
+def _check_count(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name} must be an int; got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1; got {value}")
+    return int(value)
+
+
+def _int_rows(x: Any, name: str, n: int, what: str) -> np.ndarray:
+    """x as a (K, n) int64 numpy array (tensors are copied to the host); errors name `name`."""
+    if A.is_torch(x):
+        x = x.detach().cpu().numpy()
+    arr = A.as_array(x, name)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(
+            f"{name} must be an integer array (K, {n}) of {what}; got dtype {arr.dtype}"
+        )
+    if arr.ndim != 2 or arr.shape[1] != n or arr.shape[0] == 0:
+        raise ValueError(
+            f"{name} must have shape (K, {n}) with K >= 1 (one row of {what} per round, n = {n} "
+            f"images); got shape {arr.shape}"
+        )
+    bad = (arr < 0) | (arr >= n)
+    if bad.any():
+        row, col = (int(v) for v in np.argwhere(bad)[0])
+        raise ValueError(
+            f"{name} holds values out of range [0, {n}): first at row {row}, column {col} "
+            f"(value {int(arr[row, col])})"
+        )
+    return arr.astype(np.int64, copy=False)
+
+
+def _check_permutations(perms: Any, n: int) -> np.ndarray:
+    arr = _int_rows(perms, "permutations", n, "image indices")
+    bad_rows = np.flatnonzero((np.sort(arr, axis=1) != np.arange(n)).any(axis=1))
+    if bad_rows.size:
+        row = int(bad_rows[0])
+        values, counts = np.unique(arr[row], return_counts=True)
+        raise ValueError(
+            f"permutations: row {row} is not a permutation of 0..{n - 1} (value "
+            f"{int(values[counts > 1][0])} repeats; {bad_rows.size} such rows in all)"
+        )
+    return arr
+
+
+def _condensed_index(lo: Any, hi: Any, n: int) -> Any:
+    """Index in the condensed vector of pairs (lo, hi), lo < hi (numpy or torch integers)."""
+    return lo * (2 * n - lo - 1) // 2 + (hi - lo - 1)
+
+
+def _pair_index(perms: np.ndarray, n: int) -> np.ndarray:
+    """(K, n) permutations -> (K, M) int64: entry m of the relabelled RDM is entry [k, m] of the
+    original (rows and columns reordered together: D'[i, j] = D[p[i], p[j]])."""
+    i, j = np.triu_indices(n, k=1)
+    p, q = perms[:, i], perms[:, j]
+    return _condensed_index(np.minimum(p, q), np.maximum(p, q), n)
+
+
+# ------------------------------------------------------------------- permutation test
+
+
+@dataclass(frozen=True)
+class PermutationResult:
+    """Result of `permutation_test`.
+
+    observed: (Ba, Bb) float64, the similarity of the unpermuted RDMs (`compare(a, b, method)`).
+    p: (Ba, Bb) float64 p-values for `alternative`. n_perm: K, the number of rounds (rows of the
+    permutations used). seed: the seed given (None when permutations were given or no seed).
+    null: (K, Ba, Bb) null similarities (round k: a's images relabelled by permutation k) when
+    `return_null`, else None. Arrays are the kind of array `a` was (numpy, or torch tensors).
+    """
+
+    observed: Any
+    p: Any
+    n_perm: int
+    seed: int | None
+    alternative: str
+    null: Any = None
+    permutations: np.ndarray | None = field(default=None, repr=False)
+
+
+def _unit_rows(x: Any, centre_scale: bool = True) -> Any:
+    """Rows centred and scaled to unit norm, in float64 (numpy array or torch tensor)."""
+    if A.is_torch(x):
+        x = x.double()
+        x = x - x.mean(dim=1, keepdim=True)
+        return x / x.norm(dim=1, keepdim=True)
+    x = np.asarray(x, dtype=np.float64)
+    x = x - x.mean(axis=1, keepdims=True)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _gather_py(square, perms, out):  # pragma: no cover - compiled by numba
+    """out[k, a, m] = square[a, p[i], p[j]] for pair m = (i < j) and p = perms[k]: row p[i] of
+    the square RDM is read once (contiguous) and gathered from in L1 (the condensed layout
+    would scatter the reads over the whole row); rounds x rows run in parallel."""
+    kc, n = perms.shape
+    ba = square.shape[0]
+    for t in _prange(kc * ba):
+        k = t // ba
+        p = perms[k]
+        o = out[k, t - k * ba]
+        sq = square[t - k * ba]
+        m = 0
+        for i in range(n - 1):
+            pi = p[i]
+            for j in range(i + 1, n):
+                o[m] = sq[pi, p[j]]
+                m += 1
+
+
+_prange = range
+_numba_gather: Any = None
+
+
+def _gather_numba(rows: np.ndarray, perms: np.ndarray, out: np.ndarray) -> None:
+    global _numba_gather, _prange
+    if _numba_gather is None:
+        import numba
+
+        _prange = numba.prange
+        _numba_gather = numba.njit(cache=True, parallel=True)(_gather_py)
+    _numba_gather(rows, perms, out)
+
+
+def _null_products(be: Any, ra: Any, rb: Any, perms: np.ndarray, n: int, budget: int) -> Any:
+    """(K, Ba, Bb) null similarities sum_m ra[:, g_k(m)] rb[:, m] of unit rows, batched."""
+    K = perms.shape[0]
+    ba, m = ra.shape
+    itemsize = ra.element_size() if A.is_torch(ra) else ra.itemsize
+    per_round = ba * m * itemsize + m * 8
+    cap = budget // 2 if be.kind == "torch" and ra.is_cuda else min(budget // 2, _CPU_BATCH_BYTES)
+    kc = int(max(1, min(K, cap // per_round)))
+    torch_kind = be.kind == "torch"
+    out: Any
+    if torch_kind:
+        import torch
+
+        out = torch.empty((K, ba, rb.shape[0]), dtype=ra.dtype, device=ra.device)
+    else:
+        out = np.empty((K, ba, rb.shape[0]), dtype=ra.dtype)
+    rbt = rb.T if be.kind == "torch" else np.ascontiguousarray(rb.T)  # (M, Bb): BLAS-fast
+    square: Any = squareform(ra, to="square") if be.name == "numba" else None
+    buf = None
+    for k0 in range(0, K, kc):
+        chunk = perms[k0 : k0 + kc]
+        c = chunk.shape[0]
+        if torch_kind:
+            idx = torch.from_numpy(_pair_index(chunk, n)).to(ra.device)
+            g = ra[:, idx]  # (Ba, c, M)
+            out[k0 : k0 + c] = (g.reshape(ba * c, m) @ rbt).reshape(ba, c, -1).transpose(0, 1)
+        elif be.name == "numba":
+            if buf is None:  # one buffer for every batch (fresh pages cost more than the gather)
+                buf = np.empty((kc, ba, m), dtype=ra.dtype)
+            g = buf[:c]
+            _gather_numba(square, np.ascontiguousarray(chunk), g)
+            out[k0 : k0 + c] = (g.reshape(c * ba, m) @ rbt).reshape(c, ba, -1)
+        else:
+            g = np.take(ra, _pair_index(chunk, n), axis=1)  # (Ba, c, M)
+            out[k0 : k0 + c] = (g.reshape(ba * c, m) @ rbt).reshape(ba, c, -1).transpose(1, 0, 2)
+    return out
+
+
+def _p_values(null: Any, observed: np.ndarray, alternative: str, tol: float) -> np.ndarray:
+    nul = null.cpu().numpy() if A.is_torch(null) else null
+    k = nul.shape[0]
+    greater = (1.0 + (nul >= observed - tol).sum(axis=0)) / (1.0 + k)
+    if alternative == "greater":
+        return greater
+    less = (1.0 + (nul <= observed + tol).sum(axis=0)) / (1.0 + k)
+    if alternative == "less":
+        return less
+    return np.minimum(1.0, 2.0 * np.minimum(greater, less))
+
+
+def permutation_test(
+    a: ArrayIn,
+    b: ArrayIn | None = None,
+    method: str = "spearman",
+    n_perm: int = 10_000,
+    seed: int | None = None,
+    permutations: Any = None,
+    alternative: str = "greater",
+    return_null: bool = False,
+    backend: str = "auto",
+    memory: int | str | None = None,
+) -> PermutationResult:
+    """Mantel test of every pair of RDMs at once.
+
+    a: (Ba, M) condensed RDMs, M = n(n-1)/2 (or an rsatoolbox RDMs object); b: (Bb, M) or None
+    for all pairs of a with itself. Each round k relabels the n images of every RDM of `a` by
+    one permutation p_k (the same for the whole batch: D'[i, j] = D[p_k[i], p_k[j]], square
+    rows and columns reordered together, i.e. the condensed entries gathered by the permuted
+    pair index) and computes `compare(a', b, method)`; b stays. With T the observed similarity
+    and N_k the null values:
+        p_greater = (1 + #{k: N_k >= T}) / (1 + K),  p_less = (1 + #{k: N_k <= T}) / (1 + K),
+        two-sided = min(1, 2 min(p_greater, p_less)).
+    Null values within 1e-12 (float64 work) or 2e-5 (float32 work) of T count as ties on both
+    sides (conservative): rounding never decides a tie that exact arithmetic would make.
+
+    method: "spearman" (ranks computed once: a permutation of images permutes the condensed
+    entries, so ranks are gathered, never recomputed; each batch of rounds is a gather of the
+    centred, unit-norm rank rows and one matrix product), "pearson" (the same on centred,
+    unit-norm values), or any other `fastrsa.compare` method (one `compare` call per round:
+    slow). Work is float32 when every input is float32 (null values then match scipy to ~1e-5),
+    else float64 (to ~1e-12); the null is returned in that dtype, observed and p in float64.
+    n_perm: K, the number of random rounds (int >= 1; ignored when `permutations` is given).
+    seed: int or None, for `np.random.default_rng(seed)`, which draws K permutations
+    (`rng.permuted` of K rows of arange(n)). permutations: explicit (K, n) integer rows, each a
+    permutation of 0..n-1: exactly reproducible runs, comparable across experiments.
+    alternative: "greater" (default), "less" or "two-sided". return_null: also return the
+    (K, Ba, Bb) null. With b None, observed is `compare(a)` (unit diagonal) and the diagonal's
+    p-values are still computed (each RDM against a relabelled copy of itself: near 1/(K+1)
+    for any RDM with structure; not meaningful, ignore them).
+
+    memory: working-memory budget for one batch of rounds (gathered rows of (Ba, M) per round);
+    default `fastrsa.get_memory_budget()`. Results do not depend on the backend or batching.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}; got {method!r}")
+    if alternative not in ALTERNATIVES:
+        raise ValueError(
+            f"alternative must be one of {', '.join(map(repr, ALTERNATIVES))}; got {alternative!r}"
+        )
+    check_backend_name(backend)
+    n_perm = _check_count(n_perm, "n_perm")
+    seed = _check_seed(seed)
+    a, b = _unwrapped(a, "a"), None if b is None else _unwrapped(b, "b")
+    observed = compare(a, b, method, backend=backend, memory=memory)  # validates a and b
+    origin = A.origin_of(a)
+    obs = A.back_to(observed, A.Origin("numpy")).astype(np.float64)
+    be = get_backend(backend, cuda=A.is_cuda(a))
+    device = device_for(be, a)
+    budget = budget_for(memory, device)
+    va = A.as_checked(a, "a", be.kind, device)
+    vb = va if b is None else A.as_checked(b, "b", be.kind, device)
+    n = n_from_condensed(va.shape[1], "a")
+    if permutations is not None:
+        perms = _check_permutations(permutations, n)
+        seed = None
+    else:
+        rng = np.random.default_rng(seed)
+        perms = rng.permuted(np.broadcast_to(np.arange(n), (n_perm, n)), axis=1)
+    wide = A.is_float64(va) or A.is_float64(vb)
+    if method in ("spearman", "pearson"):
+        if method == "spearman":
+            ra = rank_transform(va, backend=be.name, memory=budget)
+            rb = ra if b is None else rank_transform(vb, backend=be.name, memory=budget)
+        else:
+            ra, rb = va, vb
+        ra = A.cast_result(_unit_rows(ra), wide)
+        rb = ra if b is None else A.cast_result(_unit_rows(rb), wide)
+        null = _null_products(be, ra, rb, perms, n, budget)
+    else:  # one compare per round
+        nulls = []
+        for idx in _pair_index(perms, n):
+            sel = _to_kind(idx, va)
+            nulls.append(
+                A.back_to(
+                    compare(va[:, sel], vb, method, backend=be.name, memory=budget),
+                    A.Origin("numpy"),
+                )
+            )
+        null = A.cast_result(np.stack(nulls), wide)
+    tol = _TIES[np.dtype(np.float64 if wide else np.float32)]
+    p = _p_values(null, obs, alternative, tol)
+    return PermutationResult(
+        observed=A.back_to(obs, origin),
+        p=A.back_to(p, origin),
+        n_perm=int(perms.shape[0]),
+        seed=seed,
+        alternative=alternative,
+        null=A.back_to(null, origin) if return_null else None,
+        permutations=perms,
+    )
+
+
+# -------------------------------------------------------------------------------- bootstrap
+
+
+def _norm_ppf(q: Any) -> Any:
+    from scipy.special import ndtri
+
+    return ndtri(q)
+
+
+def _norm_cdf(z: Any) -> Any:
+    from scipy.special import ndtr
+
+    return ndtr(z)
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    """Result of `bootstrap`.
+
+    samples: (K, B, B) float64, the similarity matrix of each resample; observed: (B, B)
+    float64, that of all images; indices: (K, n) int64, the images drawn (with replacement)
+    for each resample. numpy arrays.
+    """
+
+    samples: np.ndarray
+    observed: np.ndarray
+    indices: np.ndarray
+    method: str = "spearman"
+    seed: int | None = None
+    _rows: Any = field(default=None, repr=False, compare=False)
+    _opts: dict = field(default_factory=dict, repr=False, compare=False)
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def percentile(self, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+        """(lo, hi), each (B, B): the (1-level)/2 and (1+level)/2 quantiles of the samples
+        (numpy's linear interpolation)."""
+        _check_level(level)
+        lo, hi = np.quantile(self.samples, [(1 - level) / 2, (1 + level) / 2], axis=0)
+        return lo, hi
+
+    def standard_error(self) -> np.ndarray:
+        """(B, B): the standard deviation of the samples (ddof=1; 0 for K = 1)."""
+        k = self.samples.shape[0]
+        return self.samples.std(axis=0, ddof=1) if k > 1 else np.zeros_like(self.observed)
+
+    def jackknife(self) -> np.ndarray:
+        """(n, B, B): the similarity matrix with each image left out in turn (computed once)."""
+        if "jackknife" not in self._cache:
+            rows, n = self._rows, self.indices.shape[1]
+            keep = np.ones(n, dtype=bool)
+            out = np.empty((n,) + self.observed.shape)
+            for i in range(n):
+                keep[i] = False
+                out[i] = _similarity_resample(
+                    rows, np.flatnonzero(keep), n, self.method, self._opts
+                )
+                keep[i] = True
+            self._cache["jackknife"] = out
+        return self._cache["jackknife"]
+
+    def bca(self, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+        """(lo, hi), each (B, B): bias-corrected and accelerated interval (Efron 1987).
+
+        Bias z0 = Phi^-1((#{samples < observed} + #{samples == observed}/2) / K), the fraction
+        clipped to [1/(2K), 1 - 1/(2K)]; acceleration a = sum d^3 / (6 (sum d^2)^1.5), d = mean
+        - jackknife values over images (n leave-one-image-out similarity matrices: n more
+        compare calls, done once and cached; a = 0 where the jackknife values are all equal,
+        e.g. the unit diagonal). The interval is the samples' quantiles at
+        Phi(z0 + (z0 + z) / (1 - a (z0 + z))) for z = Phi^-1((1 -+ level) / 2).
+        """
+        _check_level(level)
+        k = self.samples.shape[0]
+        below = (self.samples < self.observed).sum(axis=0)
+        ties = (self.samples == self.observed).sum(axis=0)
+        frac = np.clip((below + 0.5 * ties) / k, 0.5 / k, 1 - 0.5 / k)
+        z0 = _norm_ppf(frac)
+        jack = self.jackknife()
+        d = jack.mean(axis=0) - jack
+        num = (d**3).sum(axis=0)
+        den = 6.0 * (d**2).sum(axis=0) ** 1.5
+        acc = np.divide(num, den, out=np.zeros_like(num), where=den > 1e-300)
+        bounds = []
+        for z in (_norm_ppf((1 - level) / 2), _norm_ppf((1 + level) / 2)):
+            q = _norm_cdf(z0 + (z0 + z) / (1 - acc * (z0 + z)))
+            bounds.append(_quantile_per_entry(self.samples, q))
+        return bounds[0], bounds[1]
+
+
+def _check_level(level: Any) -> None:
+    if not isinstance(level, int | float) or not 0 < level < 1:
+        raise ValueError(f"level must be a number in (0, 1); got {level!r}")
+
+
+def _quantile_per_entry(samples: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """samples (K, B, B), q (B, B) -> the q[i, j] quantile of samples[:, i, j] (linear)."""
+    k = samples.shape[0]
+    s = np.sort(samples, axis=0)
+    pos = np.clip(q, 0.0, 1.0) * (k - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, k - 1)
+    w = pos - lo
+    take = lambda i: np.take_along_axis(s, i[None], axis=0)[0]  # noqa: E731
+    return (1 - w) * take(lo) + w * take(hi)
+
+
+def _resample_pairs(idx: np.ndarray, n: int) -> np.ndarray:
+    """Condensed entries of the resample `idx` (n image indices, with repeats), as rsatoolbox's
+    `subsample_pattern` orders them (images sorted, pairs i < j of the sorted list), without
+    the pairs of an image with a copy of itself."""
+    s = np.sort(idx)
+    i, j = np.triu_indices(s.size, k=1)
+    p, q = s[i], s[j]
+    keep = p != q
+    return _condensed_index(p[keep], q[keep], n)
+
+
+def bootstrap(
+    rdms: ArrayIn,
+    method: str = "spearman",
+    n_boot: int = 1_000,
+    seed: int | None = None,
+    indices: Any = None,
+    backend: str = "auto",
+    memory: int | str | None = None,
+) -> BootstrapResult:
+    """Bootstrap over images (patterns) of the all-pairs similarity of RDMs.
+
+    rdms: (B, M) condensed RDMs of n images, M = n(n-1)/2 (or an rsatoolbox RDMs object).
+    Each resample draws n images with replacement (`indices` row k) and keeps rsatoolbox's
+    semantics for repeated images (`rsatoolbox.inference.bootstrap_sample_pattern` then
+    `RDMs.subsample_pattern`): the drawn images are sorted, every pair of positions i < j
+    gives the entry D[s_i, s_j], pairs of an image with a copy of itself are left out (their
+    dissimilarity is not a valid entry: rsatoolbox marks them NaN and its comparisons drop
+    them), and other pairs appear as often as the resample repeats them. The resampled rows
+    are then compared with `fastrsa.compare(rows, method=method)` (Spearman ranks recomputed
+    per resample: repeated entries change them). With rsatoolbox's indices, the values equal
+    `rsatoolbox.rdm.compare(r, r, method)` on `r = rdms.subsample_pattern("index", idx)` for
+    its methods of the same meaning ("spearman", "corr" = "pearson", "cosine", "rho-a",
+    "tau-a").
+
+    n_boot: K (int >= 1; ignored when `indices` is given). seed: int or None, for
+    `np.random.default_rng(seed).integers(0, n, (K, n))`. indices: explicit (K, n) integer
+    rows in [0, n). A resample with fewer than 3 distinct images (so at most one distinct
+    dissimilarity: the correlation is undefined) raises ValueError naming the resample: no
+    NaN and no silent skip (with random draws this needs a very small n). n >= 3 required.
+
+    Returns a BootstrapResult: samples (K, B, B) float64, observed (B, B), indices (K, n),
+    with `percentile(level)`, `bca(level)` (jackknife over images for the acceleration) and
+    `standard_error()`. backend, memory: as for `fastrsa.compare` (one call per resample).
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}; got {method!r}")
+    check_backend_name(backend)
+    n_boot = _check_count(n_boot, "n_boot")
+    seed = _check_seed(seed)
+    rdms = _unwrapped(rdms, "rdms")
+    opts: dict[str, Any] = dict(backend=backend, memory=memory)
+    observed = A.back_to(compare(rdms, None, method, **opts), A.Origin("numpy"))  # validates
+    rows: Any = rdms if A.is_torch(rdms) else A.as_checked(rdms, "rdms", keep_int=True)
+    n = n_from_condensed(rows.shape[1], "rdms")
+    if n < 3:
+        raise ValueError(f"rdms: a bootstrap over images needs n >= 3 images; got n = {n}")
+    if indices is not None:
+        idx = _int_rows(indices, "indices", n, "image indices")
+        seed = None
+    else:
+        idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    distinct = np.array([np.unique(r).size for r in idx])
+    if (distinct < 3).any():
+        k = int(np.flatnonzero(distinct < 3)[0])
+        raise ValueError(
+            f"indices: resample {k} has only {distinct[k]} distinct images; at least 3 are "
+            "needed for a defined correlation"
+        )
+    samples = np.empty((idx.shape[0],) + observed.shape, dtype=np.float64)
+    for k, r in enumerate(idx):
+        samples[k] = _similarity_resample(rows, r, n, method, opts)
+    return BootstrapResult(
+        samples=samples,
+        observed=observed.astype(np.float64),
+        indices=idx,
+        method=method,
+        seed=seed,
+        _rows=rows,
+        _opts=opts,
+    )
+
+
+def _similarity_resample(rows: Any, r: np.ndarray, n: int, method: str, opts: dict) -> Any:
+    """(B, B) float64 similarity of the RDMs on resample `r` (image indices, repeats allowed)."""
+    sel = _to_kind(_resample_pairs(r, n), rows)
+    sim = compare(rows[:, sel], None, method, **opts)
+    return A.back_to(sim, A.Origin("numpy")).astype(np.float64)
+
+
+def _to_kind(idx: np.ndarray, like: Any) -> Any:
+    """An int64 index for `like`'s kind (a tensor on its device for torch)."""
+    if A.is_torch(like):
+        import torch
+
+        return torch.from_numpy(idx).to(like.device)
+    return idx
+
+
+__all__ = [
+    "BootstrapResult",
+    "PermutationResult",
+    "bootstrap",
+    "permutation_test",
+]

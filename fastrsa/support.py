@@ -1,0 +1,255 @@
+"""Support values from resampled similarity matrices: how often a bootstrap resample of the
+images reproduces a cluster of the taxonomy, puts two models in the same flat cluster, or keeps a
+source model at the top of a transfer ranking.
+
+Pure functions on arrays (no resampling here: fastrsa.stats.bootstrap makes the samples), so
+they are testable on constructed samples.
+
+- `cluster_support(observed_sim, samples, linkage)`: per cluster of the observed dendrogram, the
+  fraction of samples whose dendrogram has the same cluster (the same set of leaves).
+- `co_clustering(samples, n_clusters, linkage)`: (B, B) fraction of samples in which models i and
+  j fall in the same flat cluster.
+- `ranking_confidence(scores_samples, labels, k, level)`: per source, the probability of being
+  top-1 / in the top k and a percentile interval of its score.
+
+Dendrograms are built exactly as fastrsa.taxonomy builds its own: distance = 1 - similarity
+(clipped at 0), condensed from the upper triangle, `scipy.cluster.hierarchy.linkage(method=
+linkage)`.
+
+Ties are resolved deterministically, never at random:
+- dendrograms: merges at equal heights are made in the order scipy's linkage makes them (it
+  depends only on the leaf order, which is the same for every sample), so a sample whose tree is
+  one of several equally valid trees counts as the one scipy returns;
+- rankings: sources with equal scores in a sample are ordered as in `labels` (the earlier one
+  ranks higher), as `rank_sources` orders them (a stable sort on descending score).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.cluster import hierarchy
+from scipy.spatial import distance
+
+LINKAGES = ("average", "single", "complete", "weighted", "ward")
+
+
+# ---- argument checks (shared with fastrsa.taxonomy) ----------------------------------------
+
+
+def check_n_boot(n_boot: Any) -> int:
+    """`n_boot` as an int >= 0 (0: no bootstrap); TypeError / ValueError naming it otherwise."""
+    if isinstance(n_boot, (bool, np.bool_)) or not isinstance(n_boot, (int, np.integer)):
+        raise TypeError(
+            f"n_boot must be an int >= 0 (0: no bootstrap); got {n_boot!r} "
+            f"({type(n_boot).__name__})"
+        )
+    if n_boot < 0:
+        raise ValueError(f"n_boot must be >= 0 (0: no bootstrap); got {n_boot}")
+    return int(n_boot)
+
+
+def check_seed(seed: Any) -> int | None:
+    """`seed` as None or an int >= 0; TypeError / ValueError naming it otherwise."""
+    if seed is None:
+        return None
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an int >= 0 or None; got {seed!r} ({type(seed).__name__})")
+    if seed < 0:
+        raise ValueError(f"seed must be an int >= 0 or None; got {seed}")
+    return int(seed)
+
+
+def _check_linkage(linkage: Any) -> str:
+    if not isinstance(linkage, str) or linkage not in LINKAGES:
+        raise ValueError(f"linkage must be one of {LINKAGES}; got {linkage!r}")
+    return linkage
+
+
+def _as_samples(samples: Any, name: str = "samples") -> np.ndarray:
+    """(K, B, B) finite float64 similarity matrices, K >= 1, B >= 2."""
+    arr = np.asarray(samples)
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must hold real numbers; got dtype {arr.dtype}")
+    arr = arr.astype(np.float64, copy=False)
+    if arr.ndim != 3 or arr.shape[1] != arr.shape[2]:
+        raise ValueError(f"{name} must be (K, B, B) similarity matrices; got shape {arr.shape}")
+    if arr.shape[0] < 1:
+        raise ValueError(f"{name} holds no samples (K = 0)")
+    if arr.shape[1] < 2:
+        raise ValueError(f"{name} must compare at least 2 models; got B = {arr.shape[1]}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        k, i, j = (int(v) for v in np.argwhere(bad)[0])
+        raise ValueError(
+            f"{name} holds NaN or Inf (first at {name}[{k}, {i}, {j}]); a resample whose "
+            "similarity is undefined has no dendrogram"
+        )
+    return arr
+
+
+def _tree(sim: np.ndarray, linkage: str) -> np.ndarray:
+    """The linkage matrix (B-1, 4) of one similarity matrix, as fastrsa.taxonomy builds it."""
+    dist = distance.squareform(np.clip(1.0 - sim, 0.0, None), checks=False)
+    return hierarchy.linkage(dist, method=linkage)
+
+
+def _cluster_masks(tree: np.ndarray) -> list[int]:
+    """The leaf set of each internal node of `tree`, in linkage order, as a bit mask."""
+    b = tree.shape[0] + 1
+    masks = [1 << i for i in range(b)]
+    for a, c in tree[:, :2].astype(np.int64):
+        masks.append(masks[a] | masks[c])
+    return masks[b:]
+
+
+def _members(mask: int, b: int) -> frozenset[int]:
+    return frozenset(i for i in range(b) if mask >> i & 1)
+
+
+# ---- taxonomy support --------------------------------------------------------------------
+
+
+def cluster_support(
+    observed_sim: Any, samples: Any, linkage: str = "average"
+) -> tuple[list[frozenset[int]], np.ndarray]:
+    """Bootstrap support of each cluster of the dendrogram of `observed_sim`.
+
+    observed_sim: (B, B) similarity of B models; samples: (K, B, B) similarity matrices of K
+    resamples (models in the same order). Every matrix is clustered as fastrsa.taxonomy does
+    (distance = 1 - similarity, scipy linkage `linkage`; ties: see the module docstring).
+
+    Returns (clusters, support): clusters[i] is the set of leaf indices (into the B models) under
+    row i of the observed linkage matrix (scipy linkage order, node B + i; the last is the root,
+    all B models, support 1 by construction); support[i] (float64, in [0, 1]) is the fraction of
+    the K samples whose dendrogram has a node with exactly that set of leaves.
+    """
+    linkage = _check_linkage(linkage)
+    samples = _as_samples(samples)
+    observed = _as_samples(np.asarray(observed_sim)[None], "observed_sim")[0]
+    if observed.shape != samples.shape[1:]:
+        raise ValueError(
+            f"observed_sim is {observed.shape} but samples are {samples.shape[1:]}: they must "
+            "compare the same models"
+        )
+    b = observed.shape[0]
+    wanted = _cluster_masks(_tree(observed, linkage))
+    counts = np.zeros(len(wanted), dtype=np.int64)
+    for sample in samples:
+        found = set(_cluster_masks(_tree(sample, linkage)))
+        counts += np.fromiter((m in found for m in wanted), dtype=bool, count=len(wanted))
+    return [_members(m, b) for m in wanted], counts / len(samples)
+
+
+def co_clustering(samples: Any, n_clusters: int, linkage: str = "average") -> np.ndarray:
+    """(B, B) float64: entry (i, j) is the fraction of the K samples (K, B, B) in which models i
+    and j fall in the same flat cluster, flat clusters cut from each sample's dendrogram by
+    `scipy.cluster.hierarchy.fcluster(tree, n_clusters, criterion="maxclust")` (as
+    fastrsa.taxonomy's `n_clusters`; tied merge heights can give fewer clusters). Symmetric,
+    ones on the diagonal."""
+    linkage = _check_linkage(linkage)
+    samples = _as_samples(samples)
+    b = samples.shape[1]
+    if (
+        isinstance(n_clusters, (bool, np.bool_))
+        or not isinstance(n_clusters, (int, np.integer))
+        or not 1 <= n_clusters <= b
+    ):
+        raise ValueError(
+            f"n_clusters must be an int from 1 to {b} (the models); got {n_clusters!r}"
+        )
+    together = np.zeros((b, b), dtype=np.int64)
+    for sample in samples:
+        ids = hierarchy.fcluster(_tree(sample, linkage), t=int(n_clusters), criterion="maxclust")
+        together += ids[:, None] == ids[None, :]
+    return together / len(samples)
+
+
+# ---- transfer-ranking confidence ---------------------------------------------------------
+
+
+@dataclass
+class RankingConfidence:
+    """How sure a transfer ranking is, per source (in the order of `labels`).
+
+    top1: (S,) probability of being ranked first; top_k: {k: (S,) probability of being among the
+    first k}; interval: (S, 2) percentile interval [lo, hi] of the score at `level`; n_boot: the
+    number of resamples K.
+    """
+
+    labels: list[str]
+    top1: np.ndarray
+    top_k: dict[int, np.ndarray]
+    interval: np.ndarray
+    level: float
+    n_boot: int
+
+    def per_source(self) -> list[dict]:
+        """One dict per source: label, p_top1, p_top{k} for each k, ci_low, ci_high."""
+        rows = []
+        for s, label in enumerate(self.labels):
+            row: dict[str, Any] = {"label": label, "p_top1": float(self.top1[s])}
+            row.update({f"p_top{k}": float(v[s]) for k, v in self.top_k.items()})
+            row["ci_low"], row["ci_high"] = (float(v) for v in self.interval[s])
+            rows.append(row)
+        return rows
+
+    def to_json(self) -> dict:
+        return {"level": self.level, "n_boot": self.n_boot, "sources": self.per_source()}
+
+
+def ranking_confidence(
+    scores_samples: Any,
+    labels: list[str],
+    k: int | tuple[int, ...] = (1, 3, 5),
+    level: float = 0.95,
+) -> RankingConfidence:
+    """Confidence of a transfer ranking from K resamples.
+
+    scores_samples: (K, S) similarity of each of S sources to the target in each resample;
+    labels: the S source names. Per sample, sources are ranked by descending score, ties broken
+    by the order of `labels` (a stable sort, as rank_sources). top1[s] = fraction of samples in
+    which s ranks first; top_k[k][s] = fraction in which its rank is <= k (1 for every source
+    when k >= S); interval[s] = the (1 - level)/2 and (1 + level)/2 quantiles of its scores
+    (numpy.quantile, linear interpolation). All float64.
+    """
+    scores = np.asarray(scores_samples)
+    if scores.dtype.kind not in "fiu":
+        raise TypeError(f"scores_samples must hold real numbers; got dtype {scores.dtype}")
+    scores = scores.astype(np.float64, copy=False)
+    if scores.ndim != 2 or scores.shape[0] < 1 or scores.shape[1] < 1:
+        raise ValueError(f"scores_samples must be (K, S) with K, S >= 1; got shape {scores.shape}")
+    bad = ~np.isfinite(scores)
+    if bad.any():
+        i, j = (int(v) for v in np.argwhere(bad)[0])
+        raise ValueError(f"scores_samples holds NaN or Inf (first at scores_samples[{i}, {j}])")
+    labels = [str(lab) for lab in labels]
+    if len(labels) != scores.shape[1]:
+        raise ValueError(f"labels has {len(labels)} names for {scores.shape[1]} sources")
+    ks = (k,) if isinstance(k, (int, np.integer)) else tuple(k)
+    for value in ks:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"k must be ints >= 1; got {value!r} ({type(value).__name__})")
+        if value < 1:
+            raise ValueError(f"k must be ints >= 1; got {value}")
+    if isinstance(level, (bool, np.bool_)) or not isinstance(level, (int, float, np.floating)):
+        raise TypeError(f"level must be a number in (0, 1); got {level!r}")
+    if not 0.0 < float(level) < 1.0:
+        raise ValueError(f"level must lie in (0, 1); got {level}")
+    n, s = scores.shape
+    order = np.argsort(-scores, axis=1, kind="stable")
+    rank = np.empty_like(order)
+    rank[np.arange(n)[:, None], order] = np.arange(s)[None, :]  # 0 = first
+    top_k = {int(v): (rank < v).mean(axis=0) for v in ks}
+    lo, hi = (1.0 - float(level)) / 2.0, (1.0 + float(level)) / 2.0
+    interval = np.quantile(scores, [lo, hi], axis=0).T
+    return RankingConfidence(
+        labels=labels,
+        top1=(rank == 0).mean(axis=0),
+        top_k=top_k,
+        interval=np.ascontiguousarray(interval),
+        level=float(level),
+        n_boot=n,
+    )
