@@ -407,6 +407,8 @@ def cmd_taxonomy(args) -> None:
     _check_output(args.out, "--out", "folder", TAXONOMY_FILES)
     _one_source(args)
     if args.store:
+        if args.bootstrap:
+            raise ValueError("--bootstrap: resamples images of RDM or feature files, not --store")
         result = _store_taxonomy(args, args.linkage, args.clusters)
     else:
         labels, rows = _labelled_rdms(args)
@@ -417,6 +419,8 @@ def cmd_taxonomy(args) -> None:
             linkage=args.linkage,
             n_clusters=args.clusters,
             backend=args.backend,
+            n_boot=args.bootstrap,
+            seed=args.seed,
         )
     with _writing("--out", args.out):
         path = result.save(args.out)
@@ -425,6 +429,11 @@ def cmd_taxonomy(args) -> None:
         groups = result.groups()
         for cid in sorted(groups):
             print(f"cluster {cid}: {', '.join(groups[cid])}")
+    if result.support is not None and result.support_clusters is not None:
+        print(f"bootstrap support ({result.n_boot} resamples of the images, seed {result.seed}):")
+        for members, value in zip(result.support_clusters, result.support, strict=True):
+            if len(members) < len(result.labels):
+                print(f"  {value:.2f}  {', '.join(members)}")
     print(f"wrote {path} and taxonomy.npz, taxonomy.png, taxonomy.svg in {path.parent}")
 
 
@@ -444,6 +453,8 @@ def cmd_rank(args) -> None:
     if args.layer is not None and not args.sources_store:
         raise ValueError("--layer: names a layer of --sources-store; there is none")
     if args.sources_store:
+        if args.bootstrap:
+            raise ValueError("--bootstrap: resamples images of RDM files, not --sources-store")
         ranking = _store_ranking(args)
     else:
         target_labels, target = _rank_target(args)
@@ -453,10 +464,29 @@ def cmd_rank(args) -> None:
                 f"--target covers {n_from_condensed(target.shape[1])} images, --sources "
                 f"{n_from_condensed(sources.shape[1])}: they must share the same images"
             )
-        ranking = rank_sources(target[0], sources, labels, method=args.method, backend=args.backend)
+        ranking = rank_sources(
+            target[0],
+            sources,
+            labels,
+            method=args.method,
+            backend=args.backend,
+            n_boot=args.bootstrap,
+            seed=args.seed,
+        )
     width = max(len(label) for label in ranking.labels)
+    confidence = getattr(ranking, "confidence", None)
+    if confidence is not None:
+        print(
+            f"bootstrap: {confidence.n_boot} resamples of the images, seed {ranking.seed}; "
+            f"P(top-1) and the {confidence.level:.0%} interval of each score"
+        )
     for i, (label, score) in enumerate(ranking, 1):
-        print(f"{i:3d}  {label:<{width}}  {score:.4f}")
+        line = f"{i:3d}  {label:<{width}}  {score:.4f}"
+        if confidence is not None:
+            s = confidence.labels.index(label)
+            lo, hi = confidence.interval[s]
+            line += f"  P(top-1) {confidence.top1[s]:.2f}  [{lo:.4f}, {hi:.4f}]"
+        print(line)
 
 
 def _rank_target(args) -> tuple[list[str], np.ndarray]:
@@ -767,6 +797,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clusters", type=int, help="number of flat clusters")
     p.add_argument("--method", default="spearman", choices=METHODS)
     p.add_argument("--linkage", default="average")
+    p.add_argument(
+        "--bootstrap",
+        type=int,
+        default=0,
+        metavar="K",
+        help="bootstrap support of each cluster: K resamples of the images (RDM/feature files)",
+    )
+    p.add_argument("--seed", type=int, help="the resamples' seed (default: drawn, recorded)")
     p.add_argument("--backend", **backend)
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=cmd_taxonomy)
@@ -775,6 +813,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", help="an RDM file holding one RDM: the target's")
     p.add_argument("--sources", help="the source models' RDMs: " + RDM_FILES)
     p.add_argument("--sources-store", help=STORE_HELP + " holding the source models' RDMs")
+    p.add_argument(
+        "--bootstrap",
+        type=int,
+        default=0,
+        metavar="K",
+        help="P(top-1) and an interval of each score: K resamples of the images (RDM files)",
+    )
+    p.add_argument("--seed", type=int, help="the resamples' seed (default: drawn, reported)")
     p.add_argument("--layer", help=LAYER_HELP.format("--sources-store"))
     p.add_argument(
         "--target-label",

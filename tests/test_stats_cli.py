@@ -39,3 +39,28 @@ def test_compare_permutations_bad_input(tmp_path, rng, capsys, extra, match):
     np.save(tmp_path / "r.npy", rng.random((2, 10)))
     assert main(["compare", str(tmp_path / "r.npy"), *extra]) == 2
     assert match in capsys.readouterr().err
+
+
+def test_taxonomy_bootstrap_support_in_json(tmp_path, rng, capsys):
+    x = rng.standard_normal((5, 12, 6))
+    from fastrsa import rdms
+
+    np.savez(tmp_path / "r.npz", **{f"m{i}": np.asarray(rdms(x[i])) for i in range(5)})
+    argv = ["taxonomy", "--rdms", str(tmp_path / "r.npz"), "--clusters", "2"]
+    argv += ["--bootstrap", "20", "--seed", "3", "--out", str(tmp_path / "tax")]
+    assert main(argv) == 0
+    assert "bootstrap support (20 resamples of the images, seed 3)" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "tax" / "taxonomy.json").read_text())
+    assert saved["bootstrap"]["n_boot"] == 20 and saved["bootstrap"]["seed"] == 3
+    assert all(0.0 <= v <= 1.0 for v in saved["bootstrap"]["support"])
+
+
+def test_rank_bootstrap_prints_confidence(tmp_path, rng, capsys):
+    rows = rng.random((4, 45))
+    np.save(tmp_path / "target.npy", rows[0])
+    np.savez(tmp_path / "sources.npz", a=rows[1], b=rows[2], c=rows[3])
+    argv = ["rank", "--target", str(tmp_path / "target.npy"), "--sources"]
+    argv += [str(tmp_path / "sources.npz"), "--bootstrap", "30", "--seed", "1"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "bootstrap: 30 resamples of the images, seed 1" in out and out.count("P(top-1)") >= 3
