@@ -707,6 +707,14 @@ def _reading_options() -> argparse.ArgumentParser:
     return parent
 
 
+def _bootstrap_options(p: argparse.ArgumentParser, what: str) -> None:
+    """--bootstrap K and --seed S of `taxonomy` and `rank`."""
+    p.add_argument(
+        "--bootstrap", type=int, default=0, metavar="K", help=f"{what}: K resamples of the images"
+    )
+    p.add_argument("--seed", type=int, help="the resamples' seed (default: drawn, recorded)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fastrsa", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"fastrsa {__version__}")
@@ -797,14 +805,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clusters", type=int, help="number of flat clusters")
     p.add_argument("--method", default="spearman", choices=METHODS)
     p.add_argument("--linkage", default="average")
-    p.add_argument(
-        "--bootstrap",
-        type=int,
-        default=0,
-        metavar="K",
-        help="bootstrap support of each cluster: K resamples of the images (RDM/feature files)",
-    )
-    p.add_argument("--seed", type=int, help="the resamples' seed (default: drawn, recorded)")
+    _bootstrap_options(p, "bootstrap support of each cluster (RDM or feature files)")
     p.add_argument("--backend", **backend)
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=cmd_taxonomy)
@@ -813,14 +814,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", help="an RDM file holding one RDM: the target's")
     p.add_argument("--sources", help="the source models' RDMs: " + RDM_FILES)
     p.add_argument("--sources-store", help=STORE_HELP + " holding the source models' RDMs")
-    p.add_argument(
-        "--bootstrap",
-        type=int,
-        default=0,
-        metavar="K",
-        help="P(top-1) and an interval of each score: K resamples of the images (RDM files)",
-    )
-    p.add_argument("--seed", type=int, help="the resamples' seed (default: drawn, reported)")
+    _bootstrap_options(p, "P(top-1) and an interval of each score (RDM files)")
     p.add_argument("--layer", help=LAYER_HELP.format("--sources-store"))
     p.add_argument(
         "--target-label",
