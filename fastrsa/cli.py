@@ -452,6 +452,11 @@ def cmd_rank(args) -> None:
         raise ValueError("--target-label: names an RDM of --sources-store; there is none")
     if args.layer is not None and not args.sources_store:
         raise ValueError("--layer: names a layer of --sources-store; there is none")
+    if args.plot:
+        from .plots import figure_format
+
+        _check_output(args.plot, "--plot")
+        figure_format(args.plot, "--plot")
     if args.sources_store:
         if args.bootstrap:
             raise ValueError("--bootstrap: resamples images of RDM files, not --sources-store")
@@ -487,6 +492,12 @@ def cmd_rank(args) -> None:
             lo, hi = confidence.interval[s]
             line += f"  P(top-1) {confidence.top1[s]:.2f}  [{lo:.4f}, {hi:.4f}]"
         print(line)
+    if args.plot:
+        from .plots import plot_ranking
+
+        with _writing("--plot", args.plot):
+            path = plot_ranking(ranking, args.plot)
+        print(f"wrote {path}")
 
 
 def _rank_target(args) -> tuple[list[str], np.ndarray]:
@@ -539,22 +550,63 @@ def cmd_evaluate(args) -> None:
         aliases[label] = name
     if args.layer is not None and not args.store:
         raise ValueError("--layer: names a layer of --store; there is no --store")
+    seed = _evaluate_seed(args)
+    affinities = load_affinities(args.affinities)  # a bad table is refused before the work
+    samples = None
     if args.store:
+        if args.bootstrap:
+            raise ValueError("--bootstrap: resamples images of RDM or feature files, not --store")
         result = _store_taxonomy(args)
     else:
         labels, rows = _labelled_rdms(args)
         result = taxonomy(rows, labels, method=args.method, backend=args.backend)
-    ev = evaluate_transfer(
-        result.similarity, result.labels, load_affinities(args.affinities), aliases
-    )
+        if args.bootstrap:
+            from .stats import bootstrap
+            from .taxonomy import _draw_seed
+
+            seed = _draw_seed() if seed is None else seed
+            boot = bootstrap(
+                rows, method=args.method, n_boot=args.bootstrap, seed=seed, backend=args.backend
+            )
+            samples = boot.samples
+    ev = evaluate_transfer(result.similarity, result.labels, affinities, aliases, samples)
+    ev.seed = seed  # None without --bootstrap
     print(
         f"{ev.n_targets} targets: top-1 {ev.top1}, top-3 {ev.top3}, top-5 {ev.top5}; "
         f"mean Pearson {ev.mean_pearson:.3f}, mean Spearman {ev.mean_spearman:.3f}"
     )
+    if ev.intervals is not None:
+        iv = ev.intervals
+
+        def count(key: str) -> str:
+            return f"[{iv[key][0]:g}, {iv[key][1]:g}]"
+
+        def corr(key: str) -> str:
+            return f"[{iv[key][0]:.3f}, {iv[key][1]:.3f}]"
+
+        print(
+            f"bootstrap: {ev.n_boot} resamples of the images, seed {ev.seed}; "
+            f"{ev.level:.0%} intervals: top-1 {count('top1')}, top-3 {count('top3')}, "
+            f"top-5 {count('top5')}; mean Pearson {corr('mean_pearson')}, "
+            f"mean Spearman {corr('mean_spearman')}"
+        )
     if args.json:
         with _writing("--json", args.json):
             path = io.save_json(args.json, ev.to_json())
         print(f"wrote {path}")
+
+
+def _evaluate_seed(args) -> int | None:
+    """--seed of `evaluate`, checked: an int >= 0, and only with --bootstrap K (K >= 0)."""
+    if args.bootstrap < 0:
+        raise ValueError(f"--bootstrap must be >= 0 (0: no bootstrap); got {args.bootstrap}")
+    if args.seed is None:
+        return None
+    if not args.bootstrap:
+        raise ValueError("--seed: seeds --bootstrap; there is no --bootstrap")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be >= 0; got {args.seed}")
+    return int(args.seed)
 
 
 def cmd_sweep(args) -> None:
@@ -822,6 +874,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--method", default="spearman", choices=METHODS)
     p.add_argument("--backend", **backend)
+    p.add_argument(
+        "--plot",
+        metavar="PATH",
+        help="also save the bar chart of the ranking (.png, .svg, ...; with --bootstrap: "
+        "interval error bars and P(top-1))",
+    )
     p.set_defaults(func=cmd_rank)
 
     p = command("evaluate", "RSA similarity against measured transfer affinities", rdm_files=True)
@@ -838,8 +896,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="map an RDM label to the affinity table's name (repeatable)",
     )
     p.add_argument("--method", default="spearman", choices=METHODS)
+    _bootstrap_options(p, "percentile intervals of the figures (RDM or feature files)")
     p.add_argument("--backend", **backend)
-    p.add_argument("--json", help="write the figures and per-target rows to this JSON")
+    p.add_argument(
+        "--json",
+        help="write the figures and per-target rows to this JSON (with --bootstrap also its "
+        "intervals, level, seed and count)",
+    )
     p.set_defaults(func=cmd_evaluate)
 
     p = command(

@@ -1,4 +1,6 @@
-"""Figures: the similarity heatmap ordered by the dendrogram, with the dendrogram beside it.
+"""Figures: the similarity heatmap ordered by the dendrogram, with the dendrogram beside it
+(`plot_taxonomy`), and the bar chart of a transfer ranking with its bootstrap intervals
+(`plot_ranking`, the paper's Figure 8 with uncertainty).
 
 Figures are `matplotlib.figure.Figure` objects made directly: no pyplot, no `matplotlib.use`, so
 drawing one changes neither the caller's backend nor pyplot's list of open figures.
@@ -133,10 +135,111 @@ def plot_taxonomy(result, path: str | os.PathLike, title: str | None = None) -> 
     (.png, .svg, .pdf, ...: any format matplotlib writes, by its suffix; written atomically).
     Needs matplotlib."""
     path = Path(path)
-    fmt = path.suffix.lstrip(".").lower()
-    _figure_class()
-    if fmt not in _formats():
-        raise ValueError(f"plot: {path} must end in one of {', '.join(sorted(_formats()))}")
+    fmt = figure_format(path)
     with taxonomy_figure_writers(result, (fmt,), title) as writers:
         io.atomic_write(path, writers[fmt])
     return path
+
+
+def figure_format(path: str | os.PathLike, name: str = "plot") -> str:
+    """The format of a figure file by its suffix ("png", "svg", ...); MissingPackage without
+    matplotlib, ValueError naming `name` and the path for a suffix matplotlib does not write."""
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower()
+    _figure_class()
+    if fmt not in _formats():
+        raise ValueError(f"{name}: {path} must end in one of {', '.join(sorted(_formats()))}")
+    return fmt
+
+
+def plot_ranking(ranking, path: str | os.PathLike, title: str | None = None) -> Path:
+    """Save the bar chart of a transfer ranking (fastrsa.taxonomy.Ranking) to `path` (any format
+    matplotlib writes, by its suffix; written atomically): one horizontal bar per source, the
+    best at the top, length = its score. With `ranking.confidence` (rank_sources(...,
+    n_boot > 0)) each bar has an error bar from the percentile interval [lo, hi] of its score
+    (asymmetric: score - lo and hi - score, clipped at 0, since a percentile interval need not
+    contain the point score) and P(top-1) written beside it. Needs matplotlib."""
+    path = Path(path)
+    fmt = figure_format(path)
+    fig = _ranking_figure(_figure_class(), ranking, title)
+    try:
+        io.atomic_write(path, functools.partial(fig.savefig, format=fmt, dpi=150))
+    finally:
+        fig.clear()  # not registered with pyplot: nothing else holds it
+    return path
+
+
+def _ranking_parts(ranking) -> tuple[list[str], np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(labels, scores (S,), interval (S, 2) or None, P(top-1) (S,) or None) of a Ranking, the
+    confidence's rows matched to the ranking's labels; ValueError when they disagree."""
+    labels = [str(label) for label in ranking.labels]
+    scores = np.asarray(ranking.scores, dtype=np.float64)
+    if not labels:
+        raise ValueError("plot: the ranking holds no sources; nothing to draw")
+    if scores.shape != (len(labels),):
+        raise ValueError(f"plot: the ranking has {scores.shape} scores for {len(labels)} labels")
+    if not np.isfinite(scores).all():
+        raise ValueError("plot: the ranking's scores hold NaN or Inf; nothing to draw")
+    conf = getattr(ranking, "confidence", None)
+    if conf is None:
+        return labels, scores, None, None
+    where = {str(label): i for i, label in enumerate(conf.labels)}
+    if sorted(where) != sorted(labels):
+        raise ValueError(
+            f"plot: the ranking's confidence is for sources {sorted(where)}, its labels are "
+            f"{sorted(labels)}"
+        )
+    take = [where[label] for label in labels]
+    interval = np.asarray(conf.interval, dtype=np.float64)
+    top1 = np.asarray(conf.top1, dtype=np.float64)
+    if interval.shape != (len(labels), 2) or top1.shape != (len(labels),):
+        raise ValueError(
+            f"plot: the ranking's confidence has intervals {interval.shape} and P(top-1) "
+            f"{top1.shape} for {len(labels)} sources"
+        )
+    if not (np.isfinite(interval).all() and np.isfinite(top1).all()):
+        raise ValueError("plot: the ranking's confidence holds NaN or Inf")
+    return labels, scores, interval[take], top1[take]
+
+
+def _ranking_figure(figure_class, ranking, title: str | None):
+    labels, scores, interval, top1 = _ranking_parts(ranking)
+    s = len(labels)
+    fig = figure_class(figsize=(7.0, max(2.5, 0.35 * s + 1.5)))
+    ax = fig.subplots()
+    try:
+        y = np.arange(s)
+        xerr = None
+        if interval is not None:
+            xerr = np.clip(np.stack([scores - interval[:, 0], interval[:, 1] - scores]), 0, None)
+        ax.barh(y, scores, xerr=xerr, color="tab:blue", ecolor="0.2", capsize=3)
+        ax.set_yticks(y, labels, fontsize=8)
+        ax.set_ylim(s - 0.5, -0.5)  # the best source at the top
+        ax.axvline(0.0, color="0.5", linewidth=0.8)
+        ax.set_xlabel("similarity to the target")
+        if interval is not None and top1 is not None:
+            right = np.maximum(np.maximum(scores, interval[:, 1]), 0.0)
+            for i in range(s):
+                ax.annotate(
+                    f"P(top-1) {top1[i]:.2f}",
+                    (right[i], y[i]),
+                    xytext=(4, 0),
+                    textcoords="offset points",
+                    va="center",
+                    fontsize=7,
+                )
+            low = min(0.0, float(np.min(interval[:, 0])), float(scores.min()))
+            high = max(float(right.max()), 1e-12)
+            ax.set_xlim(low - 0.05 * (high - low), high + 0.35 * (high - low))
+            conf = ranking.confidence
+            ax.set_title(
+                f"error bars: {conf.level:.0%} percentile interval over {conf.n_boot} resamples",
+                fontsize=8,
+            )
+        if title:
+            fig.suptitle(title)
+        fig.tight_layout()
+    except BaseException:
+        fig.clear()
+        raise
+    return fig

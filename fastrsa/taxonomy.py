@@ -696,8 +696,20 @@ def load_affinities(path: str | os.PathLike) -> dict[tuple[str, str], float]:
     return out
 
 
+# The figures of an evaluation, in the order of `_transfer_figures`' summary
+TRANSFER_FIGURES = ("top1", "top3", "top5", "mean_pearson", "mean_spearman")
+
+
 @dataclass
 class TransferEvaluation:
+    """The standard evaluation of one similarity matrix (see `evaluate_transfer`).
+
+    With bootstrap samples (n_boot > 0): `intervals` {figure: (lo, hi)} for each of
+    TRANSFER_FIGURES, the percentile interval at `level` of that figure over the n_boot
+    resamples; `seed` is whatever the caller records (the CLI sets it). n_boot 0: no bootstrap,
+    `intervals` stays None.
+    """
+
     n_targets: int
     top1: int
     top3: int
@@ -705,9 +717,127 @@ class TransferEvaluation:
     mean_pearson: float
     mean_spearman: float
     per_target: list[dict]
+    n_boot: int = 0
+    level: float = 0.95
+    intervals: dict[str, tuple[float, float]] | None = None
+    seed: int | None = None
 
     def to_json(self) -> dict:
-        return self.__dict__.copy()
+        """The figures and per-target rows; with a bootstrap also {"bootstrap": {n_boot, seed,
+        level, intervals: {figure: [lo, hi]}}} (without one the keys are those of fastrsa
+        before the bootstrap existed)."""
+        out: dict[str, Any] = {
+            "n_targets": self.n_targets,
+            "top1": self.top1,
+            "top3": self.top3,
+            "top5": self.top5,
+            "mean_pearson": self.mean_pearson,
+            "mean_spearman": self.mean_spearman,
+            "per_target": self.per_target,
+        }
+        if self.intervals is not None:
+            out["bootstrap"] = {
+                "n_boot": self.n_boot,
+                "seed": self.seed,
+                "level": self.level,
+                "intervals": {k: [float(lo), float(hi)] for k, (lo, hi) in self.intervals.items()},
+            }
+        return out
+
+
+@dataclass(frozen=True)
+class _Targets:
+    """The affinity side of the evaluation, the same for every similarity matrix: per target
+    (an index into labels) its candidates (the other tasks), their affinities source -> target,
+    and each candidate's 1-based position when sorted by descending affinity (stable)."""
+
+    tasks: list[int]
+    cands: list[np.ndarray]  # per target: (C,) int64 indices into labels
+    affinity: list[np.ndarray]  # per target: (C,) float64
+    affinity_rank: list[np.ndarray]  # per target: (C,) int64, 1 = the best-transferring source
+
+
+def _transfer_figures(sims: np.ndarray, targets: _Targets, labels: list[str], where: str) -> dict:
+    """The evaluation of each of K similarity matrices `sims` (K, B, B) float64, vectorised over
+    K; the point estimate is K = 1, so it and every bootstrap sample share this code.
+
+    Per matrix k and target t (row t of the matrix): best[k, t] the candidate most similar to t
+    (the first in candidate order on a tie, as argmax), rank[k, t] its affinity rank (1 = best),
+    pearson[k, t] and spearman[k, t] (Pearson of average ranks, scipy.stats.rankdata) between
+    the candidates' similarities and affinities; then top1/top3/top5 (K,) int64 = number of
+    targets with rank <= k and mean_pearson/mean_spearman (K,) float64 = means over targets.
+
+    ValueError naming the first matrix (`where`[k] when K > 1) in which every candidate is
+    equally similar to a target: its correlations and best source are undefined.
+    """
+    k_count = sims.shape[0]
+    shape = (k_count, len(targets.tasks))
+    best = np.empty(shape, dtype=np.int64)
+    rank = np.empty(shape, dtype=np.int64)
+    pearson = np.empty(shape)
+    spearman = np.empty(shape)
+    for j, t in enumerate(targets.tasks):
+        cands, a = targets.cands[j], targets.affinity[j]
+        s = sims[:, t, cands]  # (K, C)
+        flat = s.min(axis=1) == s.max(axis=1)
+        if flat.any():
+            k = int(np.flatnonzero(flat)[0])
+            which = f"{where}[{k}]" if k_count > 1 else where
+            also = f" (and in {int(flat.sum()) - 1} more)" if flat.sum() > 1 else ""
+            raise ValueError(
+                f"{which}: every candidate is equally similar to target {labels[t]!r} (all "
+                f"{s.shape[1]} values are {s[k, 0]}){also}, so its correlations and its best "
+                "source are undefined"
+            )
+        pick = np.argmax(s, axis=1)
+        best[:, j] = cands[pick]
+        rank[:, j] = targets.affinity_rank[j][pick]
+        a_rows = np.broadcast_to(a, s.shape)
+        pearson[:, j] = stats.pearsonr(s, a_rows, axis=1).statistic
+        spearman[:, j] = stats.pearsonr(
+            stats.rankdata(s, axis=1), np.broadcast_to(stats.rankdata(a), s.shape), axis=1
+        ).statistic
+        bad = ~(np.isfinite(pearson[:, j]) & np.isfinite(spearman[:, j]))
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            which = f"{where}[{k}]: " if k_count > 1 else ""
+            raise ValueError(f"{which}the correlations of target {labels[t]!r} are undefined (NaN)")
+    return {
+        "best": best,
+        "rank": rank,
+        "pearson": pearson,
+        "spearman": spearman,
+        "top1": (rank <= 1).sum(axis=1),
+        "top3": (rank <= 3).sum(axis=1),
+        "top5": (rank <= 5).sum(axis=1),
+        "mean_pearson": pearson.mean(axis=1),
+        "mean_spearman": spearman.mean(axis=1),
+    }
+
+
+def _check_level(level: Any) -> float:
+    if isinstance(level, (bool, np.bool_)) or not isinstance(level, (int, float, np.number)):
+        raise TypeError(f"level must be a number in (0, 1); got {level!r} ({type(level).__name__})")
+    if isinstance(level, (complex, np.complexfloating)) or not 0.0 < float(level) < 1.0:
+        raise ValueError(f"level must lie in (0, 1); got {level!r}")
+    return float(level)
+
+
+def _check_samples(samples: Any, b: int) -> np.ndarray:
+    """`samples` as (K, B, B) finite float64, K >= 1; errors name `samples`."""
+    arr = _real(samples, "samples")
+    if arr.ndim != 3 or arr.shape[1:] != (b, b):
+        raise ValueError(
+            f"samples must be (K, {b}, {b}) similarity matrices (K resamples of the {b}x{b} "
+            f"similarity, same label order); got shape {arr.shape}"
+        )
+    if arr.shape[0] < 1:
+        raise ValueError("samples holds no resamples (K = 0); give K >= 1 or samples=None")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        k, i, j = (int(v) for v in np.argwhere(bad)[0])
+        raise ValueError(f"samples holds NaN or Inf (first at samples[{k}, {i}, {j}])")
+    return arr
 
 
 def evaluate_transfer(
@@ -715,25 +845,40 @@ def evaluate_transfer(
     labels: list[str],
     affinities: dict[tuple[str, str], float] | str | os.PathLike,
     aliases: dict[str, str] | None = None,
+    samples: Any = None,
+    level: float = 0.95,
 ) -> TransferEvaluation:
     """The standard evaluation (Dwivedi & Roig 2019, section 4.3; shared/data/taskonomy/README.md).
 
     Tasks: the labels found in the affinity table both as a source and as a target (after
     `aliases`, label -> affinity name). For each target t, its candidates are the other tasks; it
     is a top-k hit when the candidate most similar to t (RSA) is among the k with the highest
-    affinity source -> t. Correlations: per target, Pearson and Spearman between the candidates'
-    similarities and affinities, averaged over targets.
+    affinity source -> t. Correlations: per target, Pearson and Spearman (Pearson of average
+    ranks) between the candidates' similarities and affinities, averaged over targets.
+
+    samples: optional (K, B, B) bootstrap similarity matrices in the order of `labels` (e.g.
+    `fastrsa.stats.bootstrap(rdms, n_boot=K, seed=s).samples`); row t of each is used as the
+    point estimate uses row t of `similarity`. Each is evaluated exactly as `similarity` is, and
+    the result carries n_boot = K, `level` and `intervals` {"top1", "top3", "top5",
+    "mean_pearson", "mean_spearman": (lo, hi)}: numpy.quantile (linear) of that figure over the
+    K samples at (1 - level)/2 and (1 + level)/2 (a percentile interval: it need not contain the
+    point estimate). level: in (0, 1).
 
     Nothing comes back NaN: non-finite or non-numeric affinities are refused naming the
     source__target entry (TypeError for non-numbers, bool included), and so is a target whose
     affinities are all equal (or whose candidates are all equally similar to it), naming the
     target: its correlations and its best source are undefined, and leaving it out silently
-    would change n_targets and the top-k counts behind the caller's back.
+    would change n_targets and the top-k counts behind the caller's back. The same holds for
+    each sample: a sample in which every candidate is equally similar to some target raises
+    ValueError naming the sample (samples[k]) and the target, rather than being skipped (which
+    would bias the intervals) or counted as NaN.
     """
+    level = _check_level(level)
     if not isinstance(affinities, dict):
         affinities = load_affinities(affinities)
     sim = _real(similarity, "similarity")
     labels = _check_square_symmetric(sim, "similarity", labels)
+    boot = None if samples is None else _check_samples(samples, sim.shape[0])
     aliases = dict(aliases or {})
     unknown = sorted(set(aliases) - set(labels))
     if unknown:
@@ -777,47 +922,51 @@ def evaluate_transfer(
         for c in tasks
         if c != t
     }
-    rows = []
-    hits = {1: 0, 3: 0, 5: 0}
+    table = _Targets(tasks, [], [], [])
     for t in tasks:
-        cands = [c for c in tasks if c != t]
-        s = sim[t, cands]
-        a = np.array([value[(c, t)] for c in cands])
+        cands = np.array([c for c in tasks if c != t], dtype=np.int64)
+        a = np.array([value[(int(c), t)] for c in cands])
         if a.min() == a.max():
             raise ValueError(
                 f"affinities: every source transfers equally well to target {labels[t]!r} (all "
                 f"{len(a)} values are {a[0]}), so its correlations and its best source are "
                 "undefined; remove that target from the table"
             )
-        if s.min() == s.max():
-            raise ValueError(
-                f"similarity: every candidate is equally similar to target {labels[t]!r} (all "
-                f"{len(s)} values are {s[0]}), so its correlations and its best source are "
-                "undefined"
-            )
-        best = cands[int(np.argmax(s))]
-        by_affinity = [cands[i] for i in np.argsort(-a, kind="stable")]
-        rank = by_affinity.index(best) + 1  # 1 = the best-transferring source
-        for k in hits:
-            hits[k] += rank <= k
+        position = np.empty(len(a), dtype=np.int64)
+        position[np.argsort(-a, kind="stable")] = np.arange(1, len(a) + 1)
+        table.cands.append(cands)
+        table.affinity.append(a)
+        table.affinity_rank.append(position)
+    point = _transfer_figures(sim[None], table, labels, "similarity")
+    rows = []
+    for j, t in enumerate(tasks):
+        a, cands = table.affinity[j], table.cands[j]
         rows.append(
             {
                 "target": labels[t],
-                "rsa_best": labels[best],
-                "affinity_best": labels[by_affinity[0]],
-                "affinity_rank_of_rsa_best": rank,
-                "pearson": float(stats.pearsonr(s, a).statistic),
-                "spearman": float(stats.spearmanr(s, a).statistic),
+                "rsa_best": labels[int(point["best"][0, j])],
+                "affinity_best": labels[int(cands[np.argmax(a)])],
+                "affinity_rank_of_rsa_best": int(point["rank"][0, j]),
+                "pearson": float(point["pearson"][0, j]),
+                "spearman": float(point["spearman"][0, j]),
             }
         )
-        if not (math.isfinite(rows[-1]["pearson"]) and math.isfinite(rows[-1]["spearman"])):
-            raise ValueError(f"the correlations of target {labels[t]!r} are undefined (NaN)")
-    return TransferEvaluation(
+    result = TransferEvaluation(
         n_targets=len(tasks),
-        top1=hits[1],
-        top3=hits[3],
-        top5=hits[5],
-        mean_pearson=float(np.mean([r["pearson"] for r in rows])),
-        mean_spearman=float(np.mean([r["spearman"] for r in rows])),
+        top1=int(point["top1"][0]),
+        top3=int(point["top3"][0]),
+        top5=int(point["top5"][0]),
+        mean_pearson=float(point["mean_pearson"][0]),
+        mean_spearman=float(point["mean_spearman"][0]),
         per_target=rows,
+        level=level,
     )
+    if boot is not None:
+        figures = _transfer_figures(boot, table, labels, "samples")
+        q = ((1.0 - level) / 2.0, (1.0 + level) / 2.0)
+        result.intervals = {}
+        for figure in TRANSFER_FIGURES:
+            lo, hi = np.quantile(figures[figure].astype(np.float64), q)
+            result.intervals[figure] = (float(lo), float(hi))
+        result.n_boot = int(boot.shape[0])
+    return result
