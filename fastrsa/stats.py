@@ -13,6 +13,7 @@ product per batch of rounds, batched within the memory budget (`fastrsa._memory`
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +35,7 @@ ALTERNATIVES = ("greater", "less", "two-sided")
 _TIES = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 2e-5}
 # Bytes of gathered rows per batch of rounds on the CPU (also capped by half the budget): the
 # gather and the product that reads it back; 128 MB measured ~20% faster than 32 MB on 2 cores.
-_CPU_BATCH_BYTES = 128 << 20
+_CPU_BATCH_BYTES = 256 << 20
 
 
 # ---------------------------------------------------------------------------------- checks
@@ -142,39 +143,6 @@ def _unit_rows(x: Any, centre_scale: bool = True) -> Any:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def _gather_py(square, perms, out):  # pragma: no cover - compiled by numba
-    """out[k, a, m] = square[a, p[i], p[j]] for pair m = (i < j) and p = perms[k]: row p[i] of
-    the square RDM is read once (contiguous) and gathered from in L1 (the condensed layout
-    would scatter the reads over the whole row); rounds x rows run in parallel."""
-    kc, n = perms.shape
-    ba = square.shape[0]
-    for t in _prange(kc * ba):
-        k = t // ba
-        p = perms[k]
-        o = out[k, t - k * ba]
-        sq = square[t - k * ba]
-        m = 0
-        for i in range(n - 1):
-            pi = p[i]
-            for j in range(i + 1, n):
-                o[m] = sq[pi, p[j]]
-                m += 1
-
-
-_prange = range
-_numba_gather: Any = None
-
-
-def _gather_numba(rows: np.ndarray, perms: np.ndarray, out: np.ndarray) -> None:
-    global _numba_gather, _prange
-    if _numba_gather is None:
-        import numba
-
-        _prange = numba.prange
-        _numba_gather = numba.njit(cache=True, parallel=True)(_gather_py)
-    _numba_gather(rows, perms, out)
-
-
 def _null_products(be: Any, ra: Any, rb: Any, perms: np.ndarray, n: int, budget: int) -> Any:
     """(K, Ba, Bb) null similarities sum_m ra[:, g_k(m)] rb[:, m] of unit rows, batched."""
     K = perms.shape[0]
@@ -193,6 +161,12 @@ def _null_products(be: Any, ra: Any, rb: Any, perms: np.ndarray, n: int, budget:
         out = np.empty((K, ba, rb.shape[0]), dtype=ra.dtype)
     rbt = rb.T if be.kind == "torch" else np.ascontiguousarray(rb.T)  # (M, Bb): BLAS-fast
     square: Any = squareform(ra, to="square") if be.name == "numba" else None
+    if be.name == "numba":
+        import numba
+
+        from .kernels import numba as k
+
+        threads = numba.get_num_threads()
     buf = None
     for k0 in range(0, K, kc):
         chunk = perms[k0 : k0 + kc]
@@ -204,9 +178,13 @@ def _null_products(be: Any, ra: Any, rb: Any, perms: np.ndarray, n: int, budget:
         elif be.name == "numba":
             if buf is None:  # one buffer for every batch (fresh pages cost more than the gather)
                 buf = np.empty((kc, ba, m), dtype=ra.dtype)
+                prod = np.empty((kc * ba, rbt.shape[1]), dtype=ra.dtype)
             g = buf[:c]
-            _gather_numba(square, np.ascontiguousarray(chunk), g)
-            out[k0 : k0 + c] = (g.reshape(c * ba, m) @ rbt).reshape(c, ba, -1)
+            chunk = np.ascontiguousarray(chunk)
+            with k.one_blas_thread():
+                k.relabelled_rows_numba(square, chunk, np.argsort(chunk, axis=1), g)
+                k.products_numba(g.reshape(c * ba, m), rbt, threads, prod[: c * ba])
+            out[k0 : k0 + c] = prod[: c * ba].reshape(c, ba, -1)
         else:
             g = np.take(ra, _pair_index(chunk, n), axis=1)  # (Ba, c, M)
             out[k0 : k0 + c] = (g.reshape(ba * c, m) @ rbt).reshape(ba, c, -1).transpose(1, 0, 2)
@@ -376,14 +354,22 @@ class BootstrapResult:
         """(n, B, B): the similarity matrix with each image left out in turn (computed once)."""
         if "jackknife" not in self._cache:
             rows, n = self._rows, self.indices.shape[1]
-            keep = np.ones(n, dtype=bool)
+            keep = np.ones(n, dtype=np.int64)
             out = np.empty((n,) + self.observed.shape)
-            for i in range(n):
-                keep[i] = False
-                out[i] = _similarity_resample(
-                    rows, np.flatnonzero(keep), n, self.method, self._opts
-                )
-                keep[i] = True
+            weighted = self.method in _WEIGHTED_METHODS
+            if weighted:
+                be = get_backend(self._opts["backend"], cuda=A.is_cuda(rows))
+                resampler = _Resampler(rows, self.method, n, be)
+            with resampler.threads() if weighted else contextlib.nullcontext():
+                for i in range(n):
+                    keep[i] = 0
+                    if weighted:
+                        out[i] = resampler(keep, f"image {i} left out")
+                    else:
+                        out[i] = _similarity_resample(
+                            rows, np.flatnonzero(keep), n, self.method, self._opts
+                        )
+                    keep[i] = 1
             self._cache["jackknife"] = out
         return self._cache["jackknife"]
 
@@ -461,8 +447,12 @@ def bootstrap(
     gives the entry D[s_i, s_j], pairs of an image with a copy of itself are left out (their
     dissimilarity is not a valid entry: rsatoolbox marks them NaN and its comparisons drop
     them), and other pairs appear as often as the resample repeats them. The resampled rows
-    are then compared with `fastrsa.compare(rows, method=method)` (Spearman ranks recomputed
-    per resample: repeated entries change them). With rsatoolbox's indices, the values equal
+    are then compared as `fastrsa.compare(rows, method=method)` would. For "spearman",
+    "pearson" and "cosine" nothing is gathered: a resample holds pair (i, j) c_i c_j times (c:
+    how often each image is drawn), so its similarity is a weighted Gram of the original
+    entries, with weighted average-tie ranks for Spearman from each row's sort order, computed
+    once (float64; equal to `compare` on the gathered rows to ~1e-14). Other methods gather
+    the resampled rows and call `compare` per resample. With rsatoolbox's indices, the values equal
     `rsatoolbox.rdm.compare(r, r, method)` on `r = rdms.subsample_pattern("index", idx)` for
     its methods of the same meaning ("spearman", "corr" = "pearson", "cosine", "rho-a",
     "tau-a").
@@ -475,7 +465,13 @@ def bootstrap(
 
     Returns a BootstrapResult: samples (K, B, B) float64, observed (B, B), indices (K, n),
     with `percentile(level)`, `bca(level)` (jackknife over images for the acceleration) and
-    `standard_error()`. backend, memory: as for `fastrsa.compare` (one call per resample).
+    `standard_error()`. backend: as for `fastrsa.compare` (torch rows stay on their device).
+
+    memory: the budget (default `fastrsa.get_memory_budget()`). The weighted path holds about
+    25 (numba), 70 (numpy, torch; Spearman) or 24 (Pearson, cosine) bytes per RDM entry (B x M)
+    for the whole run, refused with a ValueError naming the need when over the budget; other
+    methods hold one gathered copy of the rows per resample plus what `compare` holds. The
+    result holds K x B x B float64 samples (not counted: it is the output).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}; got {method!r}")
@@ -502,8 +498,16 @@ def bootstrap(
             "needed for a defined correlation"
         )
     samples = np.empty((idx.shape[0],) + observed.shape, dtype=np.float64)
-    for k, r in enumerate(idx):
-        samples[k] = _similarity_resample(rows, r, n, method, opts)
+    if method in _WEIGHTED_METHODS:
+        be = get_backend(backend, cuda=A.is_cuda(rows))
+        _check_weighted_memory(rows.shape, method, be, budget_for(memory, device_for(be, rows)))
+        resampler = _Resampler(rows, method, n, be)
+        with resampler.threads():
+            for k, r in enumerate(idx):
+                samples[k] = resampler(np.bincount(r, minlength=n), f"resample {k}")
+    else:
+        for k, r in enumerate(idx):
+            samples[k] = _similarity_resample(rows, r, n, method, opts)
     return BootstrapResult(
         samples=samples,
         observed=observed.astype(np.float64),
@@ -513,6 +517,124 @@ def bootstrap(
         _rows=rows,
         _opts=opts,
     )
+
+
+# Methods whose resampled similarity is computed from pair weights (no gather, no re-sort).
+_WEIGHTED_METHODS = ("spearman", "pearson", "cosine")
+
+
+def _check_weighted_memory(shape: tuple, method: str, be: Any, budget: int) -> None:
+    """ValueError when the weighted path's holdings (bytes per entry of (B, M)) exceed budget."""
+    per_entry = 24 if method != "spearman" else 25 if be.name == "numba" else 70
+    need = per_entry * shape[0] * shape[1]
+    if need > budget:
+        raise ValueError(
+            f"bootstrap: {shape[0]} RDMs of {shape[1]} pairs need about {need / 1e9:.2f} GB "
+            f"for the resampling ({per_entry} bytes per entry); the memory budget is "
+            f"{budget / 1e9:.2f} GB: pass a larger memory= or bootstrap fewer RDMs at once"
+        )
+
+
+class _Resampler:
+    """(B, B) float64 similarity of condensed rows on a resample given by image counts.
+
+    A resample that draws image i c_i times holds pair m = (i, j) w_m = c_i c_j times (pairs
+    of an image with its own copy left out: rsatoolbox's semantics), so each method is a
+    weighted statistic of the original entries: Pearson and cosine a weighted Gram of the rows
+    (centred by the weighted mean for Pearson); Spearman the same of weighted average-tie ranks
+    (kernels/*/resample.py: one pass over each row's fixed sort order, no re-sort). Equal to
+    `compare` on the gathered entries up to rounding (float64 throughout).
+
+    Holds, for the whole run: the rows as float64 (B, M) (Pearson, cosine), or for Spearman the
+    sort order (or its inverse), tie flags and the images of each sorted pair, plus the
+    weighted rows (B, M) float64 reused per resample (`_check_weighted_memory` counts it all).
+    Torch rows stay on their device.
+    """
+
+    def __init__(self, rows: Any, method: str, n: int, be: Any) -> None:
+        self.method = method
+        self.torch = A.is_torch(rows)
+        self.numba = False
+        i, j = np.triu_indices(n, k=1)
+        self.pairs = (i, j)
+        if self.torch:
+            import torch
+
+            x = rows.detach().to(torch.float64)
+            self.device = x.device
+        else:
+            x = np.asarray(rows, dtype=np.float64)
+        if method == "spearman":
+            if self.torch:
+                from .kernels.torch import sort_rows_torch, weighted_ranks_torch
+
+                self.sorted = sort_rows_torch(x, n)
+                self.ranks = weighted_ranks_torch
+            else:
+                from .kernels.numpy import sort_rows, weighted_ranks_numpy
+
+                self.sorted = sort_rows(x, n)
+                self.ranks = weighted_ranks_numpy
+                if be.name == "numba":
+                    self._numba_ranks(n)
+            self.out = x.new_empty(x.shape) if self.torch else np.empty(x.shape)
+            self.x = None
+        else:  # rows scaled by a power of two per row (exact) so the Gram cannot overflow
+            top = x.abs().amax(dim=1) if self.torch else np.abs(x).max(axis=1)
+            top = top.cpu().numpy() if self.torch else top
+            scale = np.ldexp(1.0, -np.frexp(np.where(top > 0, top, 1.0))[1])
+            self.x = x * (_to_kind(scale, x) if self.torch else scale)[:, None]
+
+    def threads(self) -> Any:
+        """Context for a run of calls: with the numba kernel, BLAS on one thread (its worker
+        threads would otherwise spin beside numba's between the kernel and the product)."""
+        if self.numba:
+            from .kernels.numba import one_blas_thread
+
+            return one_blas_thread()
+        return contextlib.nullcontext()
+
+    def _numba_ranks(self, n: int) -> None:
+        """Switch to the numba kernel: its inputs replace the sort order by its inverse."""
+        from .kernels.numba import weighted_ranks_numba
+
+        order, new_group, first, second = self.sorted
+        inverse = np.empty(order.shape, dtype=np.int32)
+        np.put_along_axis(inverse, order, np.arange(order.shape[1], dtype=np.int32)[None], 1)
+        i, j = (v.astype(np.int32) for v in self.pairs)
+        exact32 = n * n < 1 << 23  # 2 W <= n^2 < 2^24: half-integer ranks exact in float32
+        work = np.empty(order.shape, dtype=np.float32 if exact32 else np.float64)
+        self.sorted = (new_group, first, second, inverse, i, j)
+        self.numba = True
+        self.ranks = lambda *args: weighted_ranks_numba(*args[:-1], work, args[-1])
+
+    def __call__(self, counts: np.ndarray, what: str) -> np.ndarray:
+        """counts (n,) int: how often each image is drawn; `what` names the resample in errors."""
+        c = counts.astype(np.float64)
+        like = self.out if self.x is None else self.x
+        y: Any
+        if self.method == "spearman":
+            y = self.ranks(*self.sorted, _to_kind(c, like) if self.torch else c, self.out)
+        else:
+            i, j = self.pairs
+            w_host = c[i] * c[j]
+            w: Any = _to_kind(w_host, like) if self.torch else w_host
+            y = self.x
+            if self.method == "pearson":
+                y = y - (y @ w / w.sum())[:, None]
+            y = y * (w.sqrt() if self.torch else np.sqrt(w))
+        gram = y @ y.T
+        gram = gram.cpu().numpy() if self.torch else gram
+        norm = np.sqrt(np.diag(gram))
+        if not (norm > 0).all():
+            b = int(np.flatnonzero(~(norm > 0))[0])
+            raise ValueError(
+                f"rdms: row {b} is {'zero' if self.method == 'cosine' else 'constant'} on the "
+                f"image pairs of {what}, so its {self.method} correlation is undefined"
+            )
+        sim = np.clip(gram / norm[:, None] / norm[None, :], -1.0, 1.0)
+        np.fill_diagonal(sim, 1.0)
+        return sim
 
 
 def _similarity_resample(rows: Any, r: np.ndarray, n: int, method: str, opts: dict) -> Any:

@@ -7,7 +7,18 @@ first use.
 
 from .corr import corr_numba
 from .kendall import kendall_numba
+from .permute import products_numba, relabelled_rows_numba
 from .rank import rank_numba
-from .rdm import rdm_numba
+from .rdm import one_blas_thread, rdm_numba
+from .resample import weighted_ranks_numba
 
-__all__ = ["corr_numba", "kendall_numba", "rank_numba", "rdm_numba"]
+__all__ = [
+    "corr_numba",
+    "kendall_numba",
+    "one_blas_thread",
+    "products_numba",
+    "rank_numba",
+    "rdm_numba",
+    "relabelled_rows_numba",
+    "weighted_ranks_numba",
+]

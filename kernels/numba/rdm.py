@@ -10,6 +10,7 @@ thread pool (BLAS releases the GIL); larger Grams keep BLAS's own threads, which
 there (20 x 500 x 2048: rdms 116 ms against 145 ms, the pipeline the same).
 """
 
+import contextlib
 import functools
 from concurrent.futures import ThreadPoolExecutor
 
@@ -145,6 +146,14 @@ def _gram(prepared: np.ndarray) -> np.ndarray:
         for b in range(nb):
             one(b)
     return gram
+
+
+def one_blas_thread():
+    """A context manager that limits the loaded BLAS libraries to one thread (threadpoolctl;
+    a no-op without it): for numba kernels that call BLAS from their own threads, or that
+    alternate with BLAS calls, so BLAS worker threads do not spin beside numba's."""
+    limit = _blas_limiter()
+    return contextlib.nullcontext() if limit is None else limit(limits=1, user_api="blas")
 
 
 @functools.cache

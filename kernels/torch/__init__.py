@@ -8,5 +8,14 @@ from .corr import centred_rows_torch, corr_torch
 from .kendall import kendall_torch
 from .rank import rank_torch
 from .rdm import rdm_torch
+from .resample import sort_rows_torch, weighted_ranks_torch
 
-__all__ = ["centred_rows_torch", "corr_torch", "kendall_torch", "rank_torch", "rdm_torch"]
+__all__ = [
+    "centred_rows_torch",
+    "corr_torch",
+    "kendall_torch",
+    "rank_torch",
+    "rdm_torch",
+    "sort_rows_torch",
+    "weighted_ranks_torch",
+]

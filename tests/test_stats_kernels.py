@@ -1,0 +1,205 @@
+"""The statistics kernels against plain references: relabelled rows and their products for the
+permutation test (kernels/numba/permute.py), weighted ranks for the bootstrap
+(kernels/*/resample.py), and the bootstrap's weighted path against scipy on the gathered
+entries (the resample written out as rsatoolbox does). float64 references, stated tolerances."""
+
+import numpy as np
+import pytest
+import scipy.stats as ss
+from helpers import CPU_BACKENDS, HAS_CUDA
+
+from fastrsa import stats
+from fastrsa.rdms import squareform
+
+numba_kernels = pytest.importorskip("fastrsa.kernels.numba")
+
+
+def _square(rows, n):
+    return np.stack([squareform(r, to="square") for r in rows])
+
+
+def _relabelled_ref(rows, n, p):
+    """Condensed rows with images relabelled by p: D'[i, j] = D[p_i, p_j] (plain indexing)."""
+    i, j = np.triu_indices(n, 1)
+    return np.stack([squareform(r, to="square")[p[i], p[j]] for r in rows])
+
+
+# ------------------------------------------------------------------------------ permutations
+
+
+@pytest.mark.parametrize("count", [1, 3, 4, 5, 9])  # groups of 4 RDMs and every tail length
+@pytest.mark.parametrize("n", [3, 4, 17])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("index", [np.int32, np.int64])
+def test_relabelled_rows_equal_indexing(rng, count, n, dtype, index):
+    rows = rng.standard_normal((count, n * (n - 1) // 2)).astype(dtype)
+    perms = np.stack([rng.permutation(n) for _ in range(6)]).astype(index)
+    perms[0] = np.arange(n)  # the identity: the rows themselves
+    out = np.empty((6,) + rows.shape, dtype=dtype)
+    numba_kernels.relabelled_rows_numba(_square(rows, n), perms, np.argsort(perms, 1), out)
+    for k, p in enumerate(perms):
+        np.testing.assert_array_equal(out[k], _relabelled_ref(rows, n, p))  # a pure copy
+    np.testing.assert_array_equal(out[0], rows)
+
+
+@pytest.mark.parametrize("r,parts", [(1, 2), (7, 2), (40, 3), (5, 8)])
+@pytest.mark.parametrize("dtype,tol", [(np.float32, 1e-4), (np.float64, 1e-12)])
+def test_products_equal_matmul(rng, r, parts, dtype, tol):
+    rows = rng.standard_normal((r, 300)).astype(dtype)
+    fixed = rng.standard_normal((300, 6)).astype(dtype)
+    out = np.empty((r, 6), dtype=dtype)
+    with numba_kernels.one_blas_thread():
+        numba_kernels.products_numba(rows, fixed, parts, out)
+    ref = rows.astype(np.float64) @ fixed.astype(np.float64)
+    np.testing.assert_allclose(out, ref, atol=tol * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("count", [4, 6])
+def test_permutation_grouped_path_equals_scipy(rng, count):
+    """Enough RDMs for the numba kernel's groups of four plus a tail, with ties, against a
+    plain loop of scipy.stats.spearmanr on the relabelled rows."""
+    n, K = 11, 12
+    a = rng.random((count, n * (n - 1) // 2))
+    a[1] = np.round(a[1] * 4)
+    perms = np.stack([rng.permutation(n) for _ in range(K)])
+    r = stats.permutation_test(a, permutations=perms, return_null=True, backend="numba")
+    for k, p in enumerate(perms):
+        g = _relabelled_ref(a, n, p)
+        ref = [[ss.spearmanr(x, y).statistic for y in a] for x in g]
+        np.testing.assert_allclose(r.null[k], ref, atol=1e-12)
+
+
+# --------------------------------------------------------------------------------- bootstrap
+
+
+def _gathered(row, idx, n):
+    """The resampled vector as rsatoolbox builds it: images sorted, all pairs of positions,
+    pairs of an image with its own copy left out."""
+    s = np.sort(idx)
+    sq = squareform(row, to="square")
+    i, j = np.triu_indices(len(s), 1)
+    keep = s[i] != s[j]
+    return sq[s[i][keep], s[j][keep]]
+
+
+def _cosine(x, y):
+    return x @ y / np.sqrt((x @ x) * (y @ y))
+
+
+REFS = {
+    "spearman": lambda x, y: ss.spearmanr(x, y).statistic,
+    "pearson": lambda x, y: ss.pearsonr(x, y).statistic,
+    "cosine": _cosine,
+}
+
+
+@pytest.mark.parametrize("method", sorted(REFS))
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("count,n,ties", [(1, 3, False), (2, 5, True), (5, 23, True)])
+def test_weighted_bootstrap_equals_scipy_on_gathered(rng, method, backend, count, n, ties):
+    rows = rng.random((count, n * (n - 1) // 2)) + 0.1
+    if ties:
+        rows = np.round(rows * 3) / 3 + 0.1
+    idx = rng.integers(0, n, (8, n))
+    for r in idx:  # at least 3 distinct images (n = 3: every image once)
+        if np.unique(r).size < 3:
+            r[:] = rng.permutation(n)
+    idx[0] = np.arange(n)  # no repeats: the plain similarity
+    idx[1, 3:] = 0  # heavy repeats of one image
+    idx[1, :3] = [0, 1, 2]
+    res = stats.bootstrap(rows, method=method, indices=idx, backend=backend)
+    for k, r in enumerate(idx):
+        g = np.stack([_gathered(x, r, n) for x in rows])
+        ref = np.array([[REFS[method](x, y) for y in g] for x in g])
+        np.fill_diagonal(ref, 1.0)
+        np.testing.assert_allclose(res.samples[k], ref, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_jackknife_equals_leave_one_out(rng, backend):
+    n = 9
+    rows = np.round(rng.random((3, n * (n - 1) // 2)) * 5)
+    res = stats.bootstrap(rows, n_boot=2, seed=0, backend=backend)
+    jack = res.jackknife()
+    for i in range(n):
+        keep = np.delete(np.arange(n), i)
+        g = np.stack([_gathered(x, keep, n) for x in rows])
+        np.testing.assert_allclose(jack[i], ss.spearmanr(g.T).statistic, atol=1e-12)
+
+
+def test_bootstrap_row_constant_on_a_resample(rng):
+    """A row whose entries differ only on pairs the resample leaves out: a clear error."""
+    n = 5
+    sq = np.ones((n, n))
+    sq[0, 1] = sq[1, 0] = 2.0  # only the pair (0, 1) differs
+    row = squareform(sq - np.diag(np.diag(sq)), to="condensed")
+    rows = np.stack([row, rng.random(row.size)])
+    idx = np.array([[0, 2, 3, 4, 4]])  # image 1 not drawn
+    with pytest.raises(ValueError, match="row 0 is constant on the image pairs of resample 0"):
+        stats.bootstrap(rows, indices=idx)
+
+
+@pytest.mark.parametrize("name", ["numpy", "numba", "torch"])
+def test_weighted_rank_kernels_agree(rng, name):
+    """The three weighted-rank kernels against each other's definition on random weights
+    (zero weights included), ties, one row per case of group boundaries."""
+    from fastrsa.kernels.numpy import sort_rows, weighted_ranks_numpy
+
+    n = 13
+    m = n * (n - 1) // 2
+    rows = np.round(rng.random((4, m)) * 6)
+    counts = rng.integers(0, 3, n).astype(np.float64)
+    order, new_group, first, second = sort_rows(rows, n)
+    ref = np.empty(rows.shape)
+    # the definition, by brute force: average-tie ranks of the expanded multiset
+    i, j = np.triu_indices(n, 1)
+    w = counts[i] * counts[j]
+    total = w.sum()
+    for b, x in enumerate(rows):
+        below = np.array([w[x < v].sum() for v in x])
+        same = np.array([w[x == v].sum() for v in x])
+        ref[b] = (below + (same + 1) / 2 - (total + 1) / 2) * np.sqrt(w)
+    out = np.empty(rows.shape)
+    if name == "numpy":
+        weighted_ranks_numpy(order, new_group, first, second, counts, out)
+    elif name == "numba":
+        inverse = np.argsort(order, axis=1).astype(np.int32)
+        work = np.empty(rows.shape, dtype=np.float32)
+        numba_kernels.weighted_ranks_numba(
+            new_group,
+            first,
+            second,
+            inverse,
+            i.astype(np.int32),
+            j.astype(np.int32),
+            counts,
+            work,
+            out,
+        )
+    else:
+        torch = pytest.importorskip("torch")
+        from fastrsa.kernels.torch import sort_rows_torch, weighted_ranks_torch
+
+        t = sort_rows_torch(torch.from_numpy(rows), n)
+        out = weighted_ranks_torch(
+            *t, torch.from_numpy(counts), torch.empty(rows.shape, dtype=torch.float64)
+        ).numpy()
+    np.testing.assert_allclose(out, ref, atol=1e-12)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
+def test_stats_on_cuda_equal_cpu(rng):
+    import torch
+
+    n = 40
+    rows = rng.random((6, n * (n - 1) // 2)).astype(np.float32)
+    cuda = torch.from_numpy(rows).cuda()
+    perms = np.stack([rng.permutation(n) for _ in range(64)])
+    r_gpu = stats.permutation_test(cuda, permutations=perms, return_null=True)
+    r_cpu = stats.permutation_test(rows, permutations=perms, return_null=True, backend="numpy")
+    np.testing.assert_allclose(r_gpu.null.cpu().numpy(), r_cpu.null, atol=2e-5)
+    idx = rng.integers(0, n, (16, n))
+    b_gpu = stats.bootstrap(cuda, indices=idx)
+    b_cpu = stats.bootstrap(rows, indices=idx, backend="numpy")
+    np.testing.assert_allclose(b_gpu.samples, b_cpu.samples, atol=1e-12)
