@@ -90,3 +90,19 @@ def test_regression_gate_fails_on_a_slowdown(tmp_path):
     compare = [storage, "--benchmark-compare=0001", "--benchmark-compare-fail=median:50%"]
     proc = _pytest(*case, *compare)
     assert proc.returncode != 0 and "Performance has regressed" in proc.stdout + proc.stderr
+
+
+def test_stats_benchmark_quick(tmp_path):
+    """benchmarks/bench_stats.py on its quick sizes: every case runs, fastrsa's values equal
+    the baselines' (scipy loop, rsatoolbox's bootstrap) and the table is written."""
+    pytest.importorskip("rsatoolbox")
+    out = tmp_path / "stats.json"
+    proc = _run("benchmarks/bench_stats.py", "--quick", "--out", str(out))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    cases = {c["case"]: c for c in result["cases"]}
+    assert set(cases) == {"permutation", "bootstrap", "taxonomy_support"}
+    assert cases["permutation"]["max_abs_diff"] < 1e-5  # float32 RDMs
+    assert cases["bootstrap"]["max_abs_diff"] < 1e-12
+    assert all(c["fastrsa_s"] > 0 and c["baseline_s"] > 0 for c in cases.values())
+    assert "taxonomy support" in out.with_suffix(".md").read_text()
