@@ -68,7 +68,10 @@ def case_permutation(size: dict, rdms: np.ndarray, backend: str) -> dict:
 
     def loop():
         return np.array(
-            [[[ss.spearmanr(_relabelled(x, p, n), y).statistic for y in a] for x in a] for p in perms]
+            [
+                [[ss.spearmanr(_relabelled(x, p, n), y).statistic for y in a] for x in a]
+                for p in perms
+            ]
         )
 
     loop_s, ref = _timed(loop)
