@@ -144,65 +144,76 @@ def _unit_rows(x: Any, centre_scale: bool = True) -> Any:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def _null_products(be: Any, ra: Any, rb: Any, perms: np.ndarray, n: int, budget: int) -> Any:
-    """(K, Ba, Bb) null similarities sum_m ra[:, g_k(m)] rb[:, m] of unit rows, batched."""
+def _null_batches(be: Any, ra: Any, rb: Any, perms: np.ndarray, n: int, budget: int) -> Any:
+    """Yields (k0, null) per batch of rounds: null (c, Ba, Bb) = sum_m ra[:, g_k(m)] rb[:, m]
+    of unit rows for rounds k0 .. k0 + c - 1, in ra's kind and dtype (a buffer reused by the
+    next batch: consume it first). A batch's relabelled rows fit min(half the budget, 256 MB)
+    on the CPU, half the budget on a GPU."""
     K = perms.shape[0]
     ba, m = ra.shape
     itemsize = ra.element_size() if A.is_torch(ra) else ra.itemsize
     per_round = ba * m * itemsize + m * 8
     cap = budget // 2 if be.kind == "torch" and ra.is_cuda else min(budget // 2, _CPU_BATCH_BYTES)
     kc = int(max(1, min(K, cap // per_round)))
-    torch_kind = be.kind == "torch"
-    out: Any
-    if torch_kind:
-        import torch
-
-        out = torch.empty((K, ba, rb.shape[0]), dtype=ra.dtype, device=ra.device)
-    else:
-        out = np.empty((K, ba, rb.shape[0]), dtype=ra.dtype)
     rbt = rb.T if be.kind == "torch" else np.ascontiguousarray(rb.T)  # (M, Bb): BLAS-fast
-    square: Any = squareform(ra, to="square") if be.name == "numba" else None
     if be.name == "numba":
         import numba
 
         from .kernels import numba as k
 
+        square = squareform(ra, to="square")
         threads = numba.get_num_threads()
-    buf = None
+        buf = np.empty((kc, ba, m), dtype=ra.dtype)  # reused: fresh pages cost more than a gather
+        prod = np.empty((kc * ba, rbt.shape[1]), dtype=ra.dtype)
     for k0 in range(0, K, kc):
         chunk = perms[k0 : k0 + kc]
         c = chunk.shape[0]
-        if torch_kind:
+        if be.kind == "torch":
+            import torch
+
             idx = torch.from_numpy(_pair_index(chunk, n)).to(ra.device)
             g = ra[:, idx]  # (Ba, c, M)
-            out[k0 : k0 + c] = (g.reshape(ba * c, m) @ rbt).reshape(ba, c, -1).transpose(0, 1)
+            yield k0, (g.reshape(ba * c, m) @ rbt).reshape(ba, c, -1).transpose(0, 1)
         elif be.name == "numba":
-            if buf is None:  # one buffer for every batch (fresh pages cost more than the gather)
-                buf = np.empty((kc, ba, m), dtype=ra.dtype)
-                prod = np.empty((kc * ba, rbt.shape[1]), dtype=ra.dtype)
-            g = buf[:c]
-            chunk = np.ascontiguousarray(chunk)
             with k.one_blas_thread():
                 inverse = np.argsort(chunk, axis=1).astype(np.int32)
-                k.relabelled_rows_numba(square, chunk.astype(np.int32), inverse, g)
-                k.products_numba(g.reshape(c * ba, m), rbt, threads, prod[: c * ba])
-            out[k0 : k0 + c] = prod[: c * ba].reshape(c, ba, -1)
+                k.relabelled_rows_numba(square, chunk.astype(np.int32), inverse, buf[:c])
+                k.products_numba(buf[:c].reshape(c * ba, m), rbt, threads, prod[: c * ba])
+            yield k0, prod[: c * ba].reshape(c, ba, -1)
         else:
             g = np.take(ra, _pair_index(chunk, n), axis=1)  # (Ba, c, M)
-            out[k0 : k0 + c] = (g.reshape(ba * c, m) @ rbt).reshape(ba, c, -1).transpose(1, 0, 2)
-    return out
+            yield k0, (g.reshape(ba * c, m) @ rbt).reshape(ba, c, -1).transpose(1, 0, 2)
 
 
-def _p_values(null: Any, observed: np.ndarray, alternative: str, tol: float) -> np.ndarray:
-    nul = null.cpu().numpy() if A.is_torch(null) else null
-    k = nul.shape[0]
-    greater = (1.0 + (nul >= observed - tol).sum(axis=0)) / (1.0 + k)
-    if alternative == "greater":
-        return greater
-    less = (1.0 + (nul <= observed + tol).sum(axis=0)) / (1.0 + k)
-    if alternative == "less":
-        return less
-    return np.minimum(1.0, 2.0 * np.minimum(greater, less))
+class _Tally:
+    """Counts of null values at or above / at or below the observed values (ties within `tol`
+    on both sides), batch by batch; keeps the whole (K, Ba, Bb) null only when asked."""
+
+    def __init__(self, observed: np.ndarray, tol: float, k: int, keep: bool, like: Any) -> None:
+        self.low, self.high = observed - tol, observed + tol
+        self.greater = np.zeros(observed.shape, dtype=np.int64)
+        self.less = np.zeros(observed.shape, dtype=np.int64)
+        self.k = k
+        self.null: Any = None
+        if keep:
+            shape = (k,) + observed.shape
+            self.null = like.new_empty(shape) if A.is_torch(like) else np.empty(shape, like.dtype)
+
+    def add(self, k0: int, batch: Any) -> None:
+        if self.null is not None:
+            self.null[k0 : k0 + batch.shape[0]] = batch
+        host = batch.cpu().numpy() if A.is_torch(batch) else batch
+        self.greater += (host >= self.low).sum(axis=0)
+        self.less += (host <= self.high).sum(axis=0)
+
+    def p_values(self, alternative: str) -> np.ndarray:
+        greater = (1.0 + self.greater) / (1.0 + self.k)
+        less = (1.0 + self.less) / (1.0 + self.k)
+        if alternative == "greater":
+            return greater
+        if alternative == "less":
+            return less
+        return np.minimum(1.0, 2.0 * np.minimum(greater, less))
 
 
 def permutation_test(
@@ -247,8 +258,12 @@ def permutation_test(
     p-values are still computed (each RDM against a relabelled copy of itself: near 1/(K+1)
     for any RDM with structure; not meaningful, ignore them).
 
-    memory: working-memory budget for one batch of rounds (gathered rows of (Ba, M) per round);
-    default `fastrsa.get_memory_budget()`. Results do not depend on the backend or batching.
+    memory: working-memory budget (default `fastrsa.get_memory_budget()`). Holds the ranked
+    unit rows of a and b (float32 or float64, (Ba + Bb, M)), one batch of relabelled rows
+    (within half the budget; at most 256 MB on the CPU), and counts (Ba, Bb) int64; the numba
+    backend also holds a's square RDMs (Ba, n, n). p-values are counted batch by batch: the
+    (K, Ba, Bb) null is held only with `return_null` (it is then part of the output). Results
+    do not depend on the backend or batching.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}; got {method!r}")
@@ -276,6 +291,9 @@ def permutation_test(
         rng = np.random.default_rng(seed)
         perms = rng.permuted(np.broadcast_to(np.arange(n), (n_perm, n)), axis=1)
     wide = A.is_float64(va) or A.is_float64(vb)
+    tol = _TIES[np.dtype(np.float64 if wide else np.float32)]
+    like = A.cast_result(va[:1, :1] if A.is_torch(va) else np.zeros(1), wide)
+    tally = _Tally(obs, tol, perms.shape[0], return_null, like)
     if method in ("spearman", "pearson"):
         if method == "spearman":
             ra = rank_transform(va, backend=be.name, memory=budget)
@@ -285,23 +303,19 @@ def permutation_test(
         ra = A.cast_result(_unit_rows(ra), wide)
         rb = ra if b is None else A.cast_result(_unit_rows(rb), wide)
         if rb.shape[0] < ra.shape[0]:  # relabel the smaller side: <P a, b> = <a, P^-1 b>
-            null = _null_products(be, rb, ra, np.argsort(perms, axis=1), n, budget)
-            null = null.transpose(1, 2) if A.is_torch(null) else null.transpose(0, 2, 1)
-        else:
-            null = _null_products(be, ra, rb, perms, n, budget)
-    else:  # one compare per round
-        nulls = []
-        for idx in _pair_index(perms, n):
-            sel = _to_kind(idx, va)
-            nulls.append(
-                A.back_to(
-                    compare(va[:, sel], vb, method, backend=be.name, memory=budget),
-                    A.Origin("numpy"),
+            for k0, batch in _null_batches(be, rb, ra, np.argsort(perms, axis=1), n, budget):
+                tally.add(
+                    k0, batch.transpose(1, 2) if A.is_torch(batch) else batch.transpose(0, 2, 1)
                 )
-            )
-        null = A.cast_result(np.stack(nulls), wide)
-    tol = _TIES[np.dtype(np.float64 if wide else np.float32)]
-    p = _p_values(null, obs, alternative, tol)
+        else:
+            for k0, batch in _null_batches(be, ra, rb, perms, n, budget):
+                tally.add(k0, batch)
+    else:  # one compare per round
+        for k0, idx in enumerate(_pair_index(perms, n)):
+            sim = compare(va[:, _to_kind(idx, va)], vb, method, backend=be.name, memory=budget)
+            tally.add(k0, A.cast_result(sim, wide)[None])
+    p = tally.p_values(alternative)
+    null = tally.null
     return PermutationResult(
         observed=A.back_to(obs, origin),
         p=A.back_to(p, origin),
