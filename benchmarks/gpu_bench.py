@@ -303,12 +303,54 @@ def cpu_section(batches, with_reference_b100: bool) -> list:
     return rows
 
 
+def _wall_s(fn, repeats: int = 3) -> float:
+    """Median wall time (s) of fn() between CUDA synchronisations (for calls of ~1 s that
+    launch many kernels and copy results to the host, where one event pair would hide waits)."""
+    times = []
+    for _ in range(repeats):
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def stats_section() -> dict:
+    """Issue 15 on the GPU: permutation tests of all pairs (10,000 rounds; target < 1 s for 100
+    RDMs of n = 500), 1,000 bootstrap resamples of 20 RDMs, and taxonomy support from them."""
+    from fastrsa import stats
+
+    rng = np.random.default_rng(0)
+    out = {}
+    for b in (20, 100):
+        x = torch.from_numpy(rng.standard_normal((b, 500, 64)).astype(np.float32)).cuda()
+        rdms = fastrsa.rdms(x)
+        stats.permutation_test(rdms, n_perm=10, seed=0)  # warm-up
+        out[f"permutation_10000_B{b}_n500_s"] = _wall_s(
+            lambda r=rdms: stats.permutation_test(r, n_perm=10_000, seed=1)
+        )
+        print(out, flush=True)
+    rdms20 = fastrsa.rdms(
+        torch.from_numpy(rng.standard_normal((20, 500, 64)).astype(np.float32)).cuda()
+    )
+    stats.bootstrap(rdms20, n_boot=2, seed=0)
+    out["bootstrap_1000_B20_n500_s"] = _wall_s(lambda: stats.bootstrap(rdms20, n_boot=1000, seed=1))
+    host = rdms20.cpu().numpy()
+    labels = [f"m{i}" for i in range(20)]
+    out["taxonomy_support_1000_B20_n500_s"] = _wall_s(
+        lambda: fastrsa.taxonomy(host, labels, n_boot=1000, seed=1, backend="torch")
+    )
+    print(out, flush=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True)
     parser.add_argument("--reference-b100", action="store_true")
     parser.add_argument(
-        "--sections", default="ceilings,configs,rdm,rank,corr,breakdown,pipeline,cpu"
+        "--sections", default="ceilings,configs,rdm,rank,corr,breakdown,pipeline,cpu,stats"
     )
     args = parser.parse_args()
     props = torch.cuda.get_device_properties(0)
@@ -372,6 +414,9 @@ def main() -> None:
             for name in () if gpu is None else ("reference", "rsatoolbox", "numba", "numpy"):
                 if f"{name}_s" in row:
                     row[f"triton_speedup_vs_{name}"] = row[f"{name}_s"] * 1e3 / gpu["triton_ms"]
+        save()
+    if "stats" in sections:
+        result["stats"] = stats_section()
         save()
     print(json.dumps({k: v for k, v in result.items() if k != "versions"}, indent=1))
 

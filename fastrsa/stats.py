@@ -380,8 +380,7 @@ class BootstrapResult:
             out = np.empty((n,) + self.observed.shape)
             weighted = self.method in _WEIGHTED_METHODS
             if weighted:
-                be = get_backend(self._opts["backend"], cuda=A.is_cuda(rows))
-                resampler = _Resampler(rows, self.method, n, be)
+                resampler = _resampler(rows, self.method, n, **self._opts)
             with resampler.threads() if weighted else contextlib.nullcontext():
                 for i in range(n):
                     keep[i] = 0
@@ -521,9 +520,7 @@ def bootstrap(
         )
     samples = np.empty((idx.shape[0],) + observed.shape, dtype=np.float64)
     if method in _WEIGHTED_METHODS:
-        be = get_backend(backend, cuda=A.is_cuda(rows))
-        _check_weighted_memory(rows.shape, method, be, budget_for(memory, device_for(be, rows)))
-        resampler = _Resampler(rows, method, n, be)
+        resampler = _resampler(rows, method, n, backend, memory)
         with resampler.threads():
             for k, r in enumerate(idx):
                 samples[k] = resampler(np.bincount(r, minlength=n), f"resample {k}")
@@ -543,6 +540,19 @@ def bootstrap(
 
 # Methods whose resampled similarity is computed from pair weights (no gather, no re-sort).
 _WEIGHTED_METHODS = ("spearman", "pearson", "cosine")
+
+
+def _resampler(rows: Any, method: str, n: int, backend: str, memory: Any) -> _Resampler:
+    """The weighted path for `rows` on `backend`'s device (host rows move to the GPU once for a
+    GPU backend, as `compare` does), after checking its holdings against the budget."""
+    be = get_backend(backend, cuda=A.is_cuda(rows))
+    device = device_for(be, rows)
+    _check_weighted_memory(rows.shape, method, be, budget_for(memory, device))
+    if be.kind == "torch" and not A.is_torch(rows):
+        import torch
+
+        rows = torch.from_numpy(np.ascontiguousarray(rows)).to(device)
+    return _Resampler(rows, method, n, be)
 
 
 def _check_weighted_memory(shape: tuple, method: str, be: Any, budget: int) -> None:
