@@ -55,3 +55,45 @@ def test_one_blas_thread_per_gram_matches_blas_threads(rng, monkeypatch, dtype, 
     np.testing.assert_allclose(pooled, blas_threads, rtol=0, atol=atol)
     monkeypatch.setattr(rdm_module, "_blas_limiter", lambda: None)  # threadpoolctl missing
     np.testing.assert_allclose(rdm_numba(x, "correlation"), blas_threads, rtol=0, atol=atol)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 or more numba threads")
+def test_statistics_kernels_do_not_depend_on_threads(rng):
+    """The permutation test's relabelled rows and the bootstrap's weighted ranks are
+    bit-identical for 1 and many threads; the permutation null (one BLAS call per thread's share
+    of rows) agrees to rounding, and so do its p-values exactly."""
+    from fastrsa.kernels.numba import relabelled_rows_numba
+
+    from fastrsa import stats
+
+    n = 15
+    rows = np.round(rng.random((6, n * (n - 1) // 2)) * 5)
+    square = np.stack([_square(r, n) for r in rows])
+    perms = np.stack([rng.permutation(n) for _ in range(5)]).astype(np.int32)
+    inverse = np.argsort(perms, 1).astype(np.int32)
+
+    def relabel():
+        out = np.empty((5,) + rows.shape)
+        relabelled_rows_numba(square, perms, inverse, out)
+        return out
+
+    np.testing.assert_array_equal(
+        _with_threads(1, relabel), _with_threads(numba.config.NUMBA_NUM_THREADS, relabel)
+    )
+    boot = [
+        _with_threads(k, lambda: stats.bootstrap(rows, n_boot=6, seed=3, backend="numba").samples)
+        for k in (1, numba.config.NUMBA_NUM_THREADS)
+    ]
+    np.testing.assert_array_equal(boot[0], boot[1])
+    res = [
+        _with_threads(k, lambda: stats.permutation_test(rows, permutations=perms, return_null=True))
+        for k in (1, numba.config.NUMBA_NUM_THREADS)
+    ]
+    np.testing.assert_allclose(res[0].null, res[1].null, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(res[0].p, res[1].p)
+
+
+def _square(row, n):
+    sq = np.zeros((n, n))
+    sq[np.triu_indices(n, 1)] = row
+    return sq + sq.T
