@@ -507,17 +507,10 @@ def bootstrap(
     if n < 3:
         raise ValueError(f"rdms: a bootstrap over images needs n >= 3 images; got n = {n}")
     if indices is not None:
-        idx = _int_rows(indices, "indices", n, "image indices")
+        idx = _check_distinct(_int_rows(indices, "indices", n, "image indices"))
         seed = None
     else:
-        idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
-    distinct = np.array([np.unique(r).size for r in idx])
-    if (distinct < 3).any():
-        k = int(np.flatnonzero(distinct < 3)[0])
-        raise ValueError(
-            f"indices: resample {k} has only {distinct[k]} distinct images; at least 3 are "
-            "needed for a defined correlation"
-        )
+        idx = _draw_indices(n_boot, seed, n)
     samples = np.empty((idx.shape[0],) + observed.shape, dtype=np.float64)
     if method in _WEIGHTED_METHODS:
         resampler = _resampler(rows, method, n, backend, memory)
@@ -540,6 +533,42 @@ def bootstrap(
 
 # Methods whose resampled similarity is computed from pair weights (no gather, no re-sort).
 _WEIGHTED_METHODS = ("spearman", "pearson", "cosine")
+
+
+def _draw_indices(n_boot: int, seed: int | None, n: int) -> np.ndarray:
+    """(K, n) int64 image indices, `np.random.default_rng(seed).integers(0, n, (K, n))`."""
+    return _check_distinct(np.random.default_rng(seed).integers(0, n, size=(n_boot, n)))
+
+
+def _check_distinct(idx: np.ndarray) -> np.ndarray:
+    distinct = np.array([np.unique(r).size for r in idx])
+    if (distinct < 3).any():
+        k = int(np.flatnonzero(distinct < 3)[0])
+        raise ValueError(
+            f"indices: resample {k} has only {distinct[k]} distinct images; at least 3 are "
+            "needed for a defined correlation"
+        )
+    return idx
+
+
+def bootstrap_first_row(
+    rdms: Any, method: str, n_boot: int, seed: int | None, backend: str = "auto"
+) -> np.ndarray:
+    """(K, B - 1) float64: the similarity of rdms[0] to each of rdms[1:] over K image
+    resamples, the values of `bootstrap(rdms, method, n_boot, seed).samples[:, 0, 1:]` (the
+    same draws) computing only that row (B products per resample, not B^2): for ranking
+    sources against one target. rdms: (B, M) condensed, already checked."""
+    rows = np.asarray(rdms)
+    n = n_from_condensed(rows.shape[1], "rdms")
+    idx = _draw_indices(_check_count(n_boot, "n_boot"), _check_seed(seed), n)
+    if method not in _WEIGHTED_METHODS:
+        return bootstrap(rows, method, indices=idx, backend=backend).samples[:, 0, 1:]
+    resampler = _resampler(rows, method, n, backend, None)
+    out = np.empty((len(idx), rows.shape[0] - 1))
+    with resampler.threads():
+        for k, r in enumerate(idx):
+            out[k] = resampler(np.bincount(r, minlength=n), f"resample {k}", first=True)[1:]
+    return out
 
 
 def _resampler(rows: Any, method: str, n: int, backend: str, memory: Any) -> _Resampler:
@@ -640,8 +669,9 @@ class _Resampler:
         self.numba = True
         self.ranks = lambda *args: weighted_ranks_numba(*args[:-1], work, args[-1])
 
-    def __call__(self, counts: np.ndarray, what: str) -> np.ndarray:
-        """counts (n,) int: how often each image is drawn; `what` names the resample in errors."""
+    def __call__(self, counts: np.ndarray, what: str, first: bool = False) -> np.ndarray:
+        """counts (n,) int: how often each image is drawn; `what` names the resample in errors.
+        (B, B) float64, or with `first` only row 0, (B,)."""
         c = counts.astype(np.float64)
         like = self.out if self.x is None else self.x
         y: Any
@@ -655,15 +685,25 @@ class _Resampler:
             if self.method == "pearson":
                 y = y - (y @ w / w.sum())[:, None]
             y = y * (w.sqrt() if self.torch else np.sqrt(w))
-        gram = y @ y.T
-        gram = gram.cpu().numpy() if self.torch else gram
-        norm = np.sqrt(np.diag(gram))
+        if first:
+            row = y[:1] @ y.T
+            norms = (y * y).sum(1)
+            gram, sq = (row.cpu().numpy(), norms.cpu().numpy()) if self.torch else (row, norms)
+            norm = np.sqrt(sq)
+        else:
+            gram = y @ y.T
+            gram = gram.cpu().numpy() if self.torch else gram
+            norm = np.sqrt(np.diag(gram))
         if not (norm > 0).all():
             b = int(np.flatnonzero(~(norm > 0))[0])
             raise ValueError(
                 f"rdms: row {b} is {'zero' if self.method == 'cosine' else 'constant'} on the "
                 f"image pairs of {what}, so its {self.method} correlation is undefined"
             )
+        if first:
+            sim = np.clip(gram[0] / norm[0] / norm, -1.0, 1.0)
+            sim[0] = 1.0
+            return sim
         sim = np.clip(gram / norm[:, None] / norm[None, :], -1.0, 1.0)
         np.fill_diagonal(sim, 1.0)
         return sim
@@ -689,5 +729,6 @@ __all__ = [
     "BootstrapResult",
     "PermutationResult",
     "bootstrap",
+    "bootstrap_first_row",
     "permutation_test",
 ]

@@ -588,8 +588,10 @@ def rank_sources(
         from .support import ranking_confidence
 
         seed = _draw_seed() if seed is None else seed
+        from .stats import bootstrap_first_row
+
         both = np.concatenate([target, sources])
-        samples = _bootstrap_samples(both, method, n_boot, seed, backend)[:, 0, 1:]
+        samples = bootstrap_first_row(both, method, n_boot, seed, backend)
         ranking.confidence = ranking_confidence(samples[:, order], ranking.labels)
         ranking.n_boot, ranking.seed = n_boot, seed
     return ranking

@@ -216,3 +216,14 @@ def test_permutation_smaller_side_relabelled(rng, backend):
     for k, p in enumerate(perms):
         ref = [[ss.spearmanr(x, y).statistic for y in b] for x in _relabelled_ref(a, n, p)]
         np.testing.assert_allclose(r.null[k], ref, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["spearman", "pearson", "kendall"])
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_bootstrap_first_row_equals_full(rng, method, backend):
+    """rank_sources' bootstrap computes only the target's row: the same values (same draws)
+    as the full bootstrap's samples[:, 0, 1:]."""
+    rows = np.round(rng.random((5, 12 * 11 // 2)) * 4)
+    full = stats.bootstrap(rows, method, n_boot=6, seed=9, backend=backend).samples
+    first = stats.bootstrap_first_row(rows, method, 6, 9, backend)
+    np.testing.assert_allclose(first, full[:, 0, 1:], atol=1e-12)

@@ -256,6 +256,11 @@ def fake_stats(monkeypatch):
     calls: list[dict] = []
     module = types.ModuleType("fastrsa.stats")
     module.bootstrap = fake_bootstrap(calls)  # type: ignore[attr-defined]
+    module.bootstrap_first_row = (  # type: ignore[attr-defined]
+        lambda rdms, method, n_boot, seed, backend="auto": module.bootstrap(
+            rdms, method, n_boot, seed, backend
+        ).samples[:, 0, 1:]
+    )
     monkeypatch.setitem(sys.modules, "fastrsa.stats", module)
     monkeypatch.setattr(fastrsa, "stats", module, raising=False)
     return calls
