@@ -21,7 +21,7 @@ from ._memory import parse_memory
 from .compare import compare
 from .errors import is_user_error
 from .rdms import n_from_condensed, rdms
-from .reference import METHODS, METRICS
+from .reference import METHODS, METRICS, UNCORRECTED
 from .taxonomy import TAXONOMY_FILES
 
 
@@ -163,40 +163,74 @@ def cmd_rdms(args) -> None:
     print(f"wrote {len(out)} RDM array(s) to {path}: {shapes}")
 
 
-def _permutation_p(args) -> tuple[np.ndarray, int] | None:
-    """(p-values (A, B), seed) of --permutations K (the Mantel test of fastrsa.stats), or None.
-    Without --seed a seed is drawn and reported, so the run can be repeated exactly."""
-    if args.permutations is None:
-        if args.seed is not None:
-            raise ValueError("--seed: seeds --permutations; there is no --permutations")
+def _checked_seed(args, flag: str) -> int | None:
+    """--seed of a command whose `flag` (--bootstrap or --permutations) takes it, checked with
+    the count: --bootstrap K an int >= 0 (0, the default: no bootstrap), --permutations K an int
+    >= 1, and --seed S an int >= 0 given only with K (every command refuses a seed that would
+    seed nothing). The seed, or None when none was given (the caller draws one with
+    fastrsa.taxonomy._draw_seed, or the API does, and records it)."""
+    count = getattr(args, flag[2:])
+    if flag == "--bootstrap":
+        if count < 0:
+            raise ValueError(f"--bootstrap must be >= 0 (0: no bootstrap); got {count}")
+        given = count > 0
+    else:
+        if count is not None and count < 1:
+            raise ValueError(f"--permutations must be >= 1; got {count}")
+        given = count is not None
+    if args.seed is None:
         return None
+    if not given:
+        raise ValueError(f"--seed: seeds {flag}; there is no {flag} (give {flag} K with --seed)")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be >= 0; got {args.seed}")
+    return int(args.seed)
+
+
+def _tested(args, seed: int | None):
+    """(labels_a, labels_b, similarity (A, B), p-values (A, B), seed) of `compare
+    --permutations K`: the Mantel test of fastrsa.stats.permutation_test, whose observed
+    similarity is the matrix (compare is not run a second time). Without --seed a seed is drawn
+    (fastrsa.taxonomy._draw_seed) and reported, so the run can be repeated exactly."""
     if args.store or args.with_store:
         raise ValueError("--permutations: reads RDM files (an RDM file and --with), not stores")
     from .stats import permutation_test
+    from .taxonomy import _draw_seed
 
-    seed = args.seed if args.seed is not None else int(np.random.default_rng().integers(2**31))
-    _, a = _load_rdms(args.rdms, "rdms", args)
-    b = None if not args.other else _load_rdms(args.other, "--with", args)[1]
-    result = permutation_test(
-        a, b, method=args.method, n_perm=args.permutations, seed=seed, backend=args.backend
-    )
-    return np.asarray(result.p), seed
+    labels_a, a = _load_rdms(args.rdms, "rdms", args)
+    labels_b, b = labels_a, None
+    if args.other:
+        labels_b, b = _load_rdms(args.other, "--with", args)
+    seed = _draw_seed() if seed is None else seed
+    try:
+        result = permutation_test(
+            a, b, method=args.method, n_perm=args.permutations, seed=seed, backend=args.backend
+        )
+    except (ValueError, TypeError) as err:
+        raise _user_labels(err, labels_a, labels_b) from None
+    # observed is compare(a, b)'s matrix in float64; printed and saved in compare's own dtype:
+    # float32 when the RDMs are (float16/float32), float64 otherwise and for rho-a and tau-a
+    given = [a.dtype] if b is None else [a.dtype, b.dtype]
+    dtype = np.float64 if args.method in UNCORRECTED else np.result_type(np.float32, *given)
+    sim = np.asarray(result.observed).astype(dtype)
+    return labels_a, labels_b, sim, np.asarray(result.p), seed
 
 
 def cmd_compare(args) -> None:
     if args.out:
         _check_output(args.out, "--out")
-    labels_a, labels_b, sim = _compared(args)
-    tested = _permutation_p(args)
-    _print_matrix(labels_a, labels_b, sim)
-    if tested is not None:
-        print(f"p-values ({args.permutations} permutations of the images, seed {tested[1]}):")
-        _print_matrix(labels_a, labels_b, tested[0])
-    if args.out:
+    seed = _checked_seed(args, "--permutations")
+    _check_compare_options(args)
+    p_values = None
+    if args.permutations is None:
+        labels_a, labels_b, sim = _compared(args)
+    else:
+        labels_a, labels_b, sim, p_values, seed = _tested(args, seed)
+    if args.out:  # written before anything is printed: a closed stdout cannot lose it
         out = Path(args.out)
         extra: dict[str, Any] = {}
-        if tested is not None:
-            extra = {"p_values": tested[0], "permutations": args.permutations, "seed": tested[1]}
+        if p_values is not None:
+            extra = {"p_values": p_values, "permutations": args.permutations, "seed": seed}
         with _writing("--out", out):
             if out.suffix == ".json":
                 io.save_json(
@@ -217,12 +251,16 @@ def cmd_compare(args) -> None:
                     labels_b=np.array(labels_b),
                     **{k: np.asarray(v) for k, v in extra.items()},
                 )
-        print(f"wrote {out}")
+    _print_matrix(labels_a, labels_b, sim)
+    if p_values is not None:
+        print(f"p-values ({args.permutations} permutations of the images, seed {seed}):")
+        _print_matrix(labels_a, labels_b, p_values)
+    if args.out:
+        print(f"wrote {Path(args.out)}")
 
 
-def _compared(args) -> tuple[list[str], list[str], np.ndarray]:
-    """(labels_a, labels_b, similarity (A, B)) of `fastrsa compare`: an RDM file or --store
-    against itself, --with an RDM file or --with-store another store."""
+def _check_compare_options(args) -> None:
+    """Refuse the combinations of `fastrsa compare`'s sources that mean nothing."""
     if args.rdms and args.store:
         raise ValueError("give an RDM file or --store, not both")
     if not args.rdms and not args.store:
@@ -233,6 +271,12 @@ def _compared(args) -> tuple[list[str], list[str], np.ndarray]:
         raise ValueError("--layer: names a layer of --store; there is no --store")
     if args.with_layer is not None and not args.with_store:
         raise ValueError("--with-layer: names a layer of --with-store; there is no --with-store")
+
+
+def _compared(args) -> tuple[list[str], list[str], np.ndarray]:
+    """(labels_a, labels_b, similarity (A, B)) of `fastrsa compare`: an RDM file or --store
+    against itself, --with an RDM file or --with-store another store (options checked by
+    _check_compare_options)."""
     if args.store:
         store, layer = _store_layer(args.store, args.layer, "--store", "--layer")
         labels_a = store.rdms(layer).labels
@@ -405,6 +449,7 @@ def cmd_taxonomy(args) -> None:
     from .taxonomy import taxonomy
 
     _check_output(args.out, "--out", "folder", TAXONOMY_FILES)
+    seed = _checked_seed(args, "--bootstrap")
     _one_source(args)
     if args.store:
         if args.bootstrap:
@@ -420,7 +465,7 @@ def cmd_taxonomy(args) -> None:
             n_clusters=args.clusters,
             backend=args.backend,
             n_boot=args.bootstrap,
-            seed=args.seed,
+            seed=seed,
         )
     with _writing("--out", args.out):
         path = result.save(args.out)
@@ -457,6 +502,9 @@ def cmd_rank(args) -> None:
 
         _check_output(args.plot, "--plot")
         figure_format(args.plot, "--plot")
+    if args.json:
+        _check_output(args.json, "--json")
+    seed = _checked_seed(args, "--bootstrap")
     if args.sources_store:
         if args.bootstrap:
             raise ValueError("--bootstrap: resamples images of RDM files, not --sources-store")
@@ -476,8 +524,18 @@ def cmd_rank(args) -> None:
             method=args.method,
             backend=args.backend,
             n_boot=args.bootstrap,
-            seed=args.seed,
+            seed=seed,
         )
+    # Files first, then stdout: `fastrsa rank ... | head` closing the pipe loses no file.
+    written = []
+    if args.json:
+        with _writing("--json", args.json):
+            written.append(io.save_json(args.json, _ranking_json(ranking, args.method)))
+    if args.plot:
+        from .plots import plot_ranking
+
+        with _writing("--plot", args.plot):
+            written.append(plot_ranking(ranking, args.plot))
     width = max(len(label) for label in ranking.labels)
     confidence = getattr(ranking, "confidence", None)
     if confidence is not None:
@@ -492,12 +550,28 @@ def cmd_rank(args) -> None:
             lo, hi = confidence.interval[s]
             line += f"  P(top-1) {confidence.top1[s]:.2f}  [{lo:.4f}, {hi:.4f}]"
         print(line)
-    if args.plot:
-        from .plots import plot_ranking
-
-        with _writing("--plot", args.plot):
-            path = plot_ranking(ranking, args.plot)
+    for path in written:
         print(f"wrote {path}")
+
+
+def _ranking_json(ranking, method: str) -> dict:
+    """`rank --json`: {"method", "labels" (best first), "scores" (in that order)}, and with
+    --bootstrap {"bootstrap": {"n_boot", "seed", "level", "sources"}}, "sources" being
+    RankingConfidence.per_source() (one dict per source, in the ranking's order)."""
+    out: dict[str, Any] = {
+        "method": method,
+        "labels": list(ranking.labels),
+        "scores": np.asarray(ranking.scores, dtype=np.float64).tolist(),
+    }
+    confidence = getattr(ranking, "confidence", None)
+    if confidence is not None:
+        out["bootstrap"] = {
+            "n_boot": int(ranking.n_boot),
+            "seed": ranking.seed,
+            "level": confidence.level,
+            "sources": confidence.per_source(),
+        }
+    return out
 
 
 def _rank_target(args) -> tuple[list[str], np.ndarray]:
@@ -550,7 +624,7 @@ def cmd_evaluate(args) -> None:
         aliases[label] = name
     if args.layer is not None and not args.store:
         raise ValueError("--layer: names a layer of --store; there is no --store")
-    seed = _evaluate_seed(args)
+    seed = _checked_seed(args, "--bootstrap")
     affinities = load_affinities(args.affinities)  # a bad table is refused before the work
     samples = None
     if args.store:
@@ -571,6 +645,9 @@ def cmd_evaluate(args) -> None:
             samples = boot.samples
     ev = evaluate_transfer(result.similarity, result.labels, affinities, aliases, samples)
     ev.seed = seed  # None without --bootstrap
+    if args.json:  # written before anything is printed: a closed stdout cannot lose it
+        with _writing("--json", args.json):
+            path = io.save_json(args.json, ev.to_json())
     print(
         f"{ev.n_targets} targets: top-1 {ev.top1}, top-3 {ev.top3}, top-5 {ev.top5}; "
         f"mean Pearson {ev.mean_pearson:.3f}, mean Spearman {ev.mean_spearman:.3f}"
@@ -591,22 +668,7 @@ def cmd_evaluate(args) -> None:
             f"mean Spearman {corr('mean_spearman')}"
         )
     if args.json:
-        with _writing("--json", args.json):
-            path = io.save_json(args.json, ev.to_json())
         print(f"wrote {path}")
-
-
-def _evaluate_seed(args) -> int | None:
-    """--seed of `evaluate`, checked: an int >= 0, and only with --bootstrap K (K >= 0)."""
-    if args.bootstrap < 0:
-        raise ValueError(f"--bootstrap must be >= 0 (0: no bootstrap); got {args.bootstrap}")
-    if args.seed is None:
-        return None
-    if not args.bootstrap:
-        raise ValueError("--seed: seeds --bootstrap; there is no --bootstrap")
-    if args.seed < 0:
-        raise ValueError(f"--seed must be >= 0; got {args.seed}")
-    return int(args.seed)
 
 
 def cmd_sweep(args) -> None:
@@ -764,7 +826,11 @@ def _bootstrap_options(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument(
         "--bootstrap", type=int, default=0, metavar="K", help=f"{what}: K resamples of the images"
     )
-    p.add_argument("--seed", type=int, help="the resamples' seed (default: drawn, recorded)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        help="the resamples' seed, with --bootstrap only (default: drawn, recorded)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -821,7 +887,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="also p-values of every pair: the Mantel test with K permutations of the images",
     )
-    p.add_argument("--seed", type=int, help="the permutations' seed (default: drawn, reported)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        help="the permutations' seed, with --permutations only (default: drawn, reported)",
+    )
     p.set_defaults(func=cmd_compare)
 
     p = command("export-taskonomy", "Taskonomy .pth encoders -> ONNX, one per task")
@@ -879,6 +949,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="also save the bar chart of the ranking (.png, .svg, ...; with --bootstrap: "
         "interval error bars and P(top-1))",
+    )
+    p.add_argument(
+        "--json",
+        metavar="PATH",
+        help="write the ranking to this JSON: method, labels, scores (with --bootstrap also "
+        "n_boot, seed, level and each source's P(top-k) and interval)",
     )
     p.set_defaults(func=cmd_rank)
 
@@ -957,14 +1033,33 @@ def _one_line(err: BaseException) -> str:
     return " ".join(text.split()) or type(err).__name__
 
 
+def _stdout_closed() -> int:
+    """The reader of stdout went away (`fastrsa rank ... | head`): exit 141 (128 + SIGPIPE, as a
+    command killed by the signal) without a traceback, and point stdout at devnull so that
+    Python's own flush at exit fails no more (Python's docs, "Note on SIGPIPE")."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (captured): nothing to redirect
+        return 141
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+    return 141
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code: 0, 1 (`diff`: the results differ), or 2 with one line
+    """Entry point; returns the exit code: 0, 1 (`diff`: the results differ), 2 with one line
     on stderr for an error the user caused (fastrsa.errors.is_user_error: bad input, a bad
-    argument, an unusable path, a missing optional package or GPU). Any other exception is a bug:
-    it propagates with its traceback (exit 1). With --debug every error does."""
+    argument, an unusable path, a missing optional package or GPU), or 141, quietly, when
+    stdout was closed by its reader (a pipe into `head`; every file was written first). Any
+    other exception is a bug: it propagates with its traceback (exit 1). With --debug every
+    error does."""
     args = build_parser().parse_args(argv)
     try:
         code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in Python's flush at exit
+    except BrokenPipeError:
+        return _stdout_closed()
     except Exception as err:
         if getattr(args, "debug", False) or not is_user_error(err):
             raise

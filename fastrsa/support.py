@@ -174,9 +174,9 @@ def co_clustering(samples: Any, n_clusters: int, linkage: str = "average") -> np
 class RankingConfidence:
     """How sure a transfer ranking is, per source (in the order of `labels`).
 
-    top1: (S,) probability of being ranked first; top_k: {k: (S,) probability of being among the
-    first k}; interval: (S, 2) percentile interval [lo, hi] of the score at `level`; n_boot: the
-    number of resamples K.
+    top1: (S,) probability of being ranked first; top_k: `{k: (S,)}` probability of being among
+    the first k; interval: (S, 2) percentile interval `[lo, hi]` of the score at `level`; n_boot:
+    the number of resamples K.
     """
 
     labels: list[str]
@@ -187,11 +187,12 @@ class RankingConfidence:
     n_boot: int
 
     def per_source(self) -> list[dict]:
-        """One dict per source: label, p_top1, p_top{k} for each k, ci_low, ci_high."""
+        """One dict per source: label, p_top1 (from `top1`), p_top{k} for each other k of
+        `top_k`, ci_low, ci_high."""
         rows = []
         for s, label in enumerate(self.labels):
             row: dict[str, Any] = {"label": label, "p_top1": float(self.top1[s])}
-            row.update({f"p_top{k}": float(v[s]) for k, v in self.top_k.items()})
+            row.update({f"p_top{k}": float(v[s]) for k, v in self.top_k.items() if k != 1})
             row["ci_low"], row["ci_high"] = (float(v) for v in self.interval[s])
             rows.append(row)
         return rows
@@ -208,12 +209,16 @@ def ranking_confidence(
 ) -> RankingConfidence:
     """Confidence of a transfer ranking from K resamples.
 
-    scores_samples: (K, S) similarity of each of S sources to the target in each resample;
-    labels: the S source names. Per sample, sources are ranked by descending score, ties broken
-    by the order of `labels` (a stable sort, as rank_sources). top1[s] = fraction of samples in
-    which s ranks first; top_k[k][s] = fraction in which its rank is <= k (1 for every source
-    when k >= S); interval[s] = the (1 - level)/2 and (1 + level)/2 quantiles of its scores
-    (numpy.quantile, linear interpolation). All float64.
+    `scores_samples`: `(K, S)` similarity of each of S sources to the target in each resample;
+    `labels`: the S source names. Per sample, sources are ranked by descending score, ties
+    broken by the order of `labels` (a stable sort, as `rank_sources`). `top1[s]` = the fraction
+    of samples in which source s ranks first; `top_k[k][s]` = the fraction in which its rank is
+    <= k (1 for every source when k >= S); `interval[s]` = the `(1 - level)/2` and
+    `(1 + level)/2` quantiles of its scores (`numpy.quantile`, linear interpolation). All
+    float64. `k`: an int or ints >= 1 (the keys of `top_k`); `level`: in (0, 1).
+
+    Refused with a TypeError / ValueError naming the argument: non-numeric or non-finite
+    scores, a shape other than `(K, S)`, labels of another length, k < 1, level outside (0, 1).
     """
     scores = np.asarray(scores_samples)
     if scores.dtype.kind not in "fiu":

@@ -15,7 +15,7 @@ _GROUP = 4  # RDMs gathered together (they share the permutation's index loads)
 @njit(cache=True, parallel=True)
 def relabelled_rows_numba(square, perms, inverse, out):  # pragma: no cover - compiled
     """out[k, a, m] = square[a, p[i], p[j]] for pair m = (i < j) (condensed, row-major) and
-    p = perms[k]. square (B, n, n); perms, inverse (K, n) int (inverse[k][perms[k][i]] = i);
+    p = perms[k]. square (B, n, n); perms, inverse (K, n) int (`inverse[k][perms[k][i]] = i`);
     out (K, B, n(n-1)/2) in square's dtype."""
     kc, n = perms.shape
     ba = square.shape[0]
