@@ -625,11 +625,13 @@ def cmd_evaluate(args) -> None:
     if args.layer is not None and not args.store:
         raise ValueError("--layer: names a layer of --store; there is no --store")
     seed = _checked_seed(args, "--bootstrap")
-    affinities = load_affinities(args.affinities)  # a bad table is refused before the work
-    samples = None
     if args.store:
         if args.bootstrap:
             raise ValueError("--bootstrap: resamples images of RDM or feature files, not --store")
+        _store_layer(args.store, args.layer, "--store", "--layer")  # refused before the table
+    affinities = load_affinities(args.affinities)  # a bad table is refused before the work
+    samples = None
+    if args.store:
         result = _store_taxonomy(args)
     else:
         labels, rows = _labelled_rdms(args)
