@@ -227,3 +227,50 @@ def test_bootstrap_first_row_equals_full(rng, method, backend):
     full = stats.bootstrap(rows, method, n_boot=6, seed=9, backend=backend).samples
     first = stats.bootstrap_first_row(rows, method, 6, 9, backend)
     np.testing.assert_allclose(first, full[:, 0, 1:], atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_pearson_bootstrap_row_constant_on_a_resample(backend):
+    """Pearson centring by a weighted mean rounds; a row constant on the resample's pairs is
+    still refused, not scored ~0."""
+    a = np.array([0.3, 0.3, 0.3, 0.9, 0.3, 0.3, 0.5, 0.3, 0.7, 0.2])  # constant on images 0-3
+    rows = np.stack([a, np.arange(1.0, 11.0)])
+    with pytest.raises(ValueError, match="row 0 is constant on the image pairs of resample 0"):
+        stats.bootstrap(rows, "pearson", indices=np.array([[0, 1, 2, 3, 3]]), backend=backend)
+
+
+@pytest.mark.parametrize("method", ["spearman", "pearson"])
+def test_bootstrap_large_integers_exact(rng, method):
+    """int64 rows beyond 2**53 (not exact in float64) take the gather path, which compares
+    integers exactly: distinct values stay distinct."""
+    n = 6
+    rows = 2**60 + np.stack([rng.permutation(15), rng.permutation(15)]).astype(np.int64)
+    idx = np.array([np.arange(n), [0, 0, 1, 2, 4, 5]])
+    res = stats.bootstrap(rows, method, indices=idx)
+    small = stats.bootstrap(rows - 2**60, method, indices=idx)  # the same ranks and shape
+    np.testing.assert_allclose(res.samples, small.samples, atol=1e-12)
+
+
+def test_bca_needs_four_images(rng):
+    res = stats.bootstrap(rng.random((2, 3)), n_boot=3, seed=0, indices=np.array([[0, 1, 2]]))
+    with pytest.raises(ValueError, match="BCa needs n >= 4"):
+        res.bca()
+    assert res.percentile()[0].shape == (2, 2)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_permutation_batches_within_the_budget(rng, backend):
+    """Many RDMs of few images: the per-round product and the tally count in the batch size,
+    so the working memory stays near the budget (float64 rows of a and b are held beside it)."""
+    import tracemalloc
+
+    if backend not in CPU_BACKENDS:
+        pytest.skip(f"{backend} not installed")
+    a = rng.random((400, 45))
+    budget = 10_000_000
+    stats.permutation_test(a[:4], n_perm=2, seed=0, backend=backend)  # compile outside
+    tracemalloc.start()
+    stats.permutation_test(a, method="pearson", n_perm=200, seed=0, memory=budget, backend=backend)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 1.5 * budget, peak

@@ -32,16 +32,20 @@ def weighted_ranks_numpy(
     out: np.ndarray,
 ) -> np.ndarray:
     """out[b, m] = (rank of entry m of row b among the resampled entries - (W + 1) / 2)
-    * sqrt(w_m), float64 (B, M); counts (n,) float64, w_m = counts[i] counts[j], W = sum w."""
-    b = order.shape[0]
+    * sqrt(w_m), float64 (B, M); counts (n,) float64, w_m = counts[i] counts[j], W = sum w.
+    Group sums come from a cumulative sum at each group's first and last sorted position
+    (exact: integer-valued float64 below 2**53)."""
+    m = order.shape[1]
     sw = counts[first] * counts[second]  # (B, M) weights in sorted order
     total = float(sw[0].sum())
-    gid = np.cumsum(new_group, axis=1) - 1  # group of each sorted position, per row
-    n_groups = gid[:, -1] + 1
-    gid += (np.cumsum(n_groups) - n_groups)[:, None]
-    gw = np.bincount(gid.ravel(), weights=sw.ravel(), minlength=int(n_groups.sum()))
-    row_of_group = np.repeat(np.arange(b), n_groups)
-    before = np.cumsum(gw) - gw - row_of_group * total
-    value = before + (gw + 1.0) / 2.0 - (total + 1.0) / 2.0
-    np.put_along_axis(out, order, value[gid] * np.sqrt(sw), axis=1)
+    cs = np.cumsum(sw, axis=1)
+    pos = np.arange(m)
+    start = np.maximum.accumulate(np.where(new_group, pos, 0), axis=1)
+    last = np.ones(new_group.shape, dtype=bool)
+    last[:, :-1] = new_group[:, 1:]
+    end = np.minimum.accumulate(np.where(last, pos, m)[:, ::-1], axis=1)[:, ::-1]
+    before = np.take_along_axis(cs, start, 1) - np.take_along_axis(sw, start, 1)
+    weight = np.take_along_axis(cs, end, 1) - before
+    value = before + (weight + 1.0) / 2.0 - (total + 1.0) / 2.0
+    np.put_along_axis(out, order, value * np.sqrt(sw), axis=1)
     return out

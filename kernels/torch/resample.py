@@ -22,16 +22,19 @@ def weighted_ranks_torch(
     out: torch.Tensor,
 ) -> torch.Tensor:
     """out[b, m] = (weighted average-tie rank - (W + 1) / 2) * sqrt(w_m), float64 (B, M);
-    counts (n,) float64 on order's device."""
-    b = order.shape[0]
+    counts (n,) float64 on order's device. Group sums from cumulative sums at each group's first
+    and last sorted position: deterministic, and no host synchronisation."""
+    m = order.shape[1]
     sw = counts[first] * counts[second]
     total = sw[0].sum()
-    gid = torch.cumsum(new_group, dim=1) - 1
-    n_groups = gid[:, -1] + 1
-    gid += (torch.cumsum(n_groups, 0) - n_groups)[:, None]
-    gw = torch.bincount(gid.reshape(-1), weights=sw.reshape(-1), minlength=int(n_groups.sum()))
-    row_of_group = torch.repeat_interleave(torch.arange(b, device=order.device), n_groups)
-    before = torch.cumsum(gw, 0) - gw - row_of_group * total
-    value = before + (gw + 1.0) / 2.0 - (total + 1.0) / 2.0
-    out.scatter_(1, order, value[gid] * torch.sqrt(sw))
+    cs = torch.cumsum(sw, dim=1)
+    pos = torch.arange(m, device=order.device).expand_as(order)
+    start = torch.cummax(torch.where(new_group, pos, 0), dim=1).values
+    last = torch.ones_like(new_group)
+    last[:, :-1] = new_group[:, 1:]
+    end = torch.cummin(torch.where(last, pos, m).flip(1), dim=1).values.flip(1)
+    before = cs.gather(1, start) - sw.gather(1, start)
+    weight = cs.gather(1, end) - before
+    value = before + (weight + 1.0) / 2.0 - (total + 1.0) / 2.0
+    out.scatter_(1, order, value * torch.sqrt(sw))
     return out
