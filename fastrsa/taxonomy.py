@@ -759,6 +759,16 @@ class _Targets:
     affinity_rank: list[np.ndarray]  # per target: (C,) int64, 1 = the best-transferring source
 
 
+def _row_pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(K,) Pearson r of each row pair of x, y (K, C) float64 (scipy.stats.pearsonr's value,
+    without its axis= argument, which needs SciPy >= 1.13); NaN for a constant row."""
+    xc = x - x.mean(axis=1, keepdims=True)
+    yc = y - y.mean(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (xc * yc).sum(axis=1) / np.sqrt((xc * xc).sum(axis=1) * (yc * yc).sum(axis=1))
+    return np.clip(r, -1.0, 1.0)
+
+
 def _transfer_figures(sims: np.ndarray, targets: _Targets, labels: list[str], where: str) -> dict:
     """The evaluation of each of K similarity matrices `sims` (K, B, B) float64, vectorised over
     K; the point estimate is K = 1, so it and every bootstrap sample share this code.
@@ -795,10 +805,10 @@ def _transfer_figures(sims: np.ndarray, targets: _Targets, labels: list[str], wh
         best[:, j] = cands[pick]
         rank[:, j] = targets.affinity_rank[j][pick]
         a_rows = np.broadcast_to(a, s.shape)
-        pearson[:, j] = stats.pearsonr(s, a_rows, axis=1).statistic
-        spearman[:, j] = stats.pearsonr(
-            stats.rankdata(s, axis=1), np.broadcast_to(stats.rankdata(a), s.shape), axis=1
-        ).statistic
+        pearson[:, j] = _row_pearson(s, a_rows)
+        spearman[:, j] = _row_pearson(
+            stats.rankdata(s, axis=1), np.broadcast_to(stats.rankdata(a), s.shape)
+        )
         bad = ~(np.isfinite(pearson[:, j]) & np.isfinite(spearman[:, j]))
         if bad.any():
             k = int(np.flatnonzero(bad)[0])
