@@ -13,9 +13,10 @@
    resample, the support of each cluster) against rsatoolbox's bootstrap extrapolated as in 2
    plus the same support computation on its samples (measured).
 Targets (issue 15, this 2-core machine): permutation <= 30 s; taxonomy support <= 60 s. Data
-generation stays out of the timed regions; every case runs once after a small warm-up (numba
-kernels load). Writes JSON (machine, versions, timings) and a markdown table beside it (.md).
-Default output: benchmarks/results/cpu-stats-<date>.json.
+generation stays out of the timed regions; fastrsa's figure is the median of 3 runs (all
+three in the JSON) after a small warm-up (numba kernels load); each baseline runs once.
+Writes JSON (machine, versions, timings) and a markdown table beside it (.md). Default
+output: benchmarks/results/cpu-stats-<date>.json.
 """
 
 from __future__ import annotations
@@ -35,8 +36,24 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fastrsa  # noqa: E402
 from fastrsa import stats  # noqa: E402
 
-FULL = {"b": 20, "n": 500, "n_perm": 10_000, "n_boot": 1_000, "loop_perms": 5, "rsa_boots": 5}
-QUICK = {"b": 5, "n": 40, "n_perm": 200, "n_boot": 20, "loop_perms": 2, "rsa_boots": 2}
+FULL = {
+    "b": 20,
+    "n": 500,
+    "n_perm": 10_000,
+    "n_boot": 1_000,
+    "loop_perms": 5,
+    "rsa_boots": 5,
+    "repeats": 3,
+}
+QUICK = {
+    "b": 5,
+    "n": 40,
+    "n_perm": 200,
+    "n_boot": 20,
+    "loop_perms": 2,
+    "rsa_boots": 2,
+    "repeats": 1,
+}
 TARGETS = {"permutation": 30.0, "taxonomy_support": 60.0}
 
 
@@ -51,6 +68,15 @@ def _timed(fn) -> tuple[float, object]:
     return time.perf_counter() - t0, out
 
 
+def _median_timed(fn, repeats: int) -> tuple[float, list[float], object]:
+    """(median seconds, every run's seconds, the last result) of `repeats` runs of fn()."""
+    times, out = [], None
+    for _ in range(repeats):
+        t, out = _timed(fn)
+        times.append(t)
+    return float(np.median(times)), times, out
+
+
 def _relabelled(row: np.ndarray, p: np.ndarray, n: int) -> np.ndarray:
     i, j = np.triu_indices(n, 1)
     lo, hi = np.minimum(p[i], p[j]), np.maximum(p[i], p[j])
@@ -60,8 +86,9 @@ def _relabelled(row: np.ndarray, p: np.ndarray, n: int) -> np.ndarray:
 def case_permutation(size: dict, rdms: np.ndarray, backend: str) -> dict:
     n, k = size["n"], size["n_perm"]
     stats.permutation_test(rdms, n_perm=2, seed=0, backend=backend)  # warm-up
-    ours, res = _timed(
-        lambda: stats.permutation_test(rdms, n_perm=k, seed=1, backend=backend, return_null=True)
+    ours, runs, res = _median_timed(
+        lambda: stats.permutation_test(rdms, n_perm=k, seed=1, backend=backend, return_null=True),
+        size["repeats"],
     )
     perms = res.permutations[: size["loop_perms"]]
     a = rdms.astype(np.float64)
@@ -83,6 +110,7 @@ def case_permutation(size: dict, rdms: np.ndarray, backend: str) -> dict:
         "n": n,
         "n_perm": k,
         "fastrsa_s": ours,
+        "fastrsa_runs_s": runs,
         "baseline": f"scipy.stats.spearmanr loop, timed on {len(perms)} permutations, "
         f"extrapolated x{k // len(perms)}",
         "baseline_s": theirs,
@@ -111,7 +139,9 @@ def _rsatoolbox_bootstrap(rdms: np.ndarray, count: int) -> tuple[float, np.ndarr
 def case_bootstrap(size: dict, rdms: np.ndarray, backend: str) -> dict:
     k = size["n_boot"]
     stats.bootstrap(rdms, n_boot=2, seed=0, backend=backend)  # warm-up
-    ours, _ = _timed(lambda: stats.bootstrap(rdms, n_boot=k, seed=1, backend=backend))
+    ours, runs, _ = _median_timed(
+        lambda: stats.bootstrap(rdms, n_boot=k, seed=1, backend=backend), size["repeats"]
+    )
     rsa_s, rsa_samples, idx = _rsatoolbox_bootstrap(rdms, size["rsa_boots"])
     same = stats.bootstrap(rdms, indices=idx, backend=backend).samples
     theirs = rsa_s * k / len(idx)
@@ -121,6 +151,7 @@ def case_bootstrap(size: dict, rdms: np.ndarray, backend: str) -> dict:
         "n": size["n"],
         "n_boot": k,
         "fastrsa_s": ours,
+        "fastrsa_runs_s": runs,
         "baseline": f"rsatoolbox bootstrap_sample_pattern + compare, timed on {len(idx)} "
         f"resamples, extrapolated x{k // len(idx)}",
         "baseline_s": theirs,
@@ -135,7 +166,9 @@ def case_taxonomy_support(size: dict, rdms: np.ndarray, backend: str) -> dict:
     k = size["n_boot"]
     labels = [f"model{i}" for i in range(len(rdms))]
     fastrsa.taxonomy(rdms, labels, n_boot=2, seed=0, backend=backend)  # warm-up
-    ours, tax = _timed(lambda: fastrsa.taxonomy(rdms, labels, n_boot=k, seed=1, backend=backend))
+    ours, runs, tax = _median_timed(
+        lambda: fastrsa.taxonomy(rdms, labels, n_boot=k, seed=1, backend=backend), size["repeats"]
+    )
     rsa_s, rsa_samples, _ = _rsatoolbox_bootstrap(rdms, size["rsa_boots"])
     reps = -(-k // len(rsa_samples))  # the same support work on k samples (rsatoolbox's, tiled)
     tiled = np.tile(rsa_samples, (reps, 1, 1))[:k]
@@ -147,6 +180,7 @@ def case_taxonomy_support(size: dict, rdms: np.ndarray, backend: str) -> dict:
         "n": size["n"],
         "n_boot": k,
         "fastrsa_s": ours,
+        "fastrsa_runs_s": runs,
         "baseline": f"rsatoolbox bootstrap (timed on {len(rsa_samples)} resamples, "
         f"extrapolated x{k // len(rsa_samples)}) + the same cluster support ({support_s:.2f} s)",
         "baseline_s": theirs,
@@ -172,7 +206,8 @@ def markdown(result: dict) -> str:
     m = result["machine"]
     lines = [
         f"Statistics benchmark ({'quick' if result['quick'] else 'full size'}, backend "
-        f"{result['backend']}), {result['created']}; {m['cpu']} ({m['cores']} cores).",
+        f"{result['backend']}), {result['created']}; {m['cpu']} ({m['cores']} cores); fastrsa: "
+        "median of the runs in the JSON.",
         "",
         "| case | fastrsa (s) | baseline | baseline (s) | ratio | target |",
         "| --- | ---: | --- | ---: | ---: | --- |",
