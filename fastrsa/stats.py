@@ -177,8 +177,9 @@ def _null_batches(be: Any, ra: Any, rb: Any, perms: np.ndarray, n: int, budget: 
             yield k0, (g.reshape(ba * c, m) @ rbt).reshape(ba, c, -1).transpose(0, 1)
         elif be.name == "numba":
             with k.one_blas_thread():
-                inverse = np.argsort(chunk, axis=1).astype(np.int32)
-                k.relabelled_rows_numba(square, chunk.astype(np.int32), inverse, buf[:c])
+                # unsigned indices spare numba's negative-index checks (~7% of the gather)
+                inverse = np.argsort(chunk, axis=1).astype(np.uint32)
+                k.relabelled_rows_numba(square, chunk.astype(np.uint32), inverse, buf[:c])
                 k.products_numba(buf[:c].reshape(c * ba, m), rbt, threads, prod[: c * ba])
             yield k0, prod[: c * ba].reshape(c, ba, -1)
         else:

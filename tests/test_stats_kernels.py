@@ -30,7 +30,7 @@ def _relabelled_ref(rows, n, p):
 @pytest.mark.parametrize("count", [1, 3, 4, 5, 9])  # groups of 4 RDMs and every tail length
 @pytest.mark.parametrize("n", [3, 4, 17])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("index", [np.int32, np.int64])
+@pytest.mark.parametrize("index", [np.int32, np.uint32, np.int64])
 def test_relabelled_rows_equal_indexing(rng, count, n, dtype, index):
     rows = rng.standard_normal((count, n * (n - 1) // 2)).astype(dtype)
     perms = np.stack([rng.permutation(n) for _ in range(6)]).astype(index)
