@@ -2,54 +2,63 @@
 relabelled, and the products of many gathered rows with fixed rows.
 
 Relabelling by p (D'[i, j] = D[p_i, p_j]) reads D's rows in memory order u = p_i (so the rows
-stream through the cache) and writes each row's segment i of the condensed output; four RDMs
-share each index load. Parallel over (round, group of RDMs).
+stream through the cache) and writes each row's segment i of the condensed output. A task
+takes four RDMs (they share each index load) and a block of rounds (each row read is used by
+all of them while it sits in L1). Parallel over (group of RDMs, block of rounds).
 """
 
 import numpy as np
 from numba import njit, prange
 
 _GROUP = 4  # RDMs gathered together (they share the permutation's index loads)
+_ROUNDS = 4  # rounds per task (they share each row of the square RDMs)
 
 
 @njit(cache=True, parallel=True)
 def relabelled_rows_numba(square, perms, inverse, out):  # pragma: no cover - compiled
     """out[k, a, m] = square[a, p[i], p[j]] for pair m = (i < j) (condensed, row-major) and
-    p = perms[k]. square (B, n, n); perms, inverse (K, n) int (`inverse[k][perms[k][i]] = i`);
-    out (K, B, n(n-1)/2) in square's dtype."""
+    p = perms[k]. square (B, n, n); perms, inverse (K, n) int (`inverse[k][perms[k][i]] = i`;
+    unsigned types spare numba's negative-index checks); out (K, B, n(n-1)/2) in square's
+    dtype."""
     kc, n = perms.shape
     ba = square.shape[0]
     groups = (ba + _GROUP - 1) // _GROUP
-    for t in prange(kc * groups):
-        k = t // groups
-        a0 = (t - k * groups) * _GROUP
-        p, inv = perms[k], inverse[k]
+    blocks = (kc + _ROUNDS - 1) // _ROUNDS
+    for t in prange(groups * blocks):
+        g = t // blocks
+        a0 = g * _GROUP
+        k0 = (t - g * blocks) * _ROUNDS
+        k1 = min(kc, k0 + _ROUNDS)
         if a0 + _GROUP <= ba:
             s0, s1, s2, s3 = square[a0], square[a0 + 1], square[a0 + 2], square[a0 + 3]
-            o0, o1, o2, o3 = out[k, a0], out[k, a0 + 1], out[k, a0 + 2], out[k, a0 + 3]
             for u in range(n):
-                i = inv[u]
-                if i == n - 1:
-                    continue
                 r0, r1, r2, r3 = s0[u], s1[u], s2[u], s3[u]
-                base = i * (2 * n - i - 1) // 2 - i - 1
-                for j in range(i + 1, n):
-                    q = p[j]
-                    o0[base + j] = r0[q]
-                    o1[base + j] = r1[q]
-                    o2[base + j] = r2[q]
-                    o3[base + j] = r3[q]
-        else:
-            for a in range(a0, ba):
-                s, o = square[a], out[k, a]
-                for u in range(n):
-                    i = inv[u]
+                for k in range(k0, k1):
+                    i = inverse[k, u]
                     if i == n - 1:
                         continue
-                    r = s[u]
+                    p = perms[k]
+                    o0, o1, o2, o3 = out[k, a0], out[k, a0 + 1], out[k, a0 + 2], out[k, a0 + 3]
                     base = i * (2 * n - i - 1) // 2 - i - 1
                     for j in range(i + 1, n):
-                        o[base + j] = r[p[j]]
+                        q = p[j]
+                        o0[base + j] = r0[q]
+                        o1[base + j] = r1[q]
+                        o2[base + j] = r2[q]
+                        o3[base + j] = r3[q]
+        else:
+            for a in range(a0, ba):
+                s = square[a]
+                for u in range(n):
+                    r = s[u]
+                    for k in range(k0, k1):
+                        i = inverse[k, u]
+                        if i == n - 1:
+                            continue
+                        p, o = perms[k], out[k, a]
+                        base = i * (2 * n - i - 1) // 2 - i - 1
+                        for j in range(i + 1, n):
+                            o[base + j] = r[p[j]]
 
 
 @njit(cache=True, parallel=True)
