@@ -640,6 +640,8 @@ class _Resampler:
         self.method = method
         self.torch = A.is_torch(rows)
         self.numba = False
+        self.sorted: tuple[Any, ...] = ()  # the rank kernel's fixed inputs (Spearman)
+        self.ranks: Any = None  # the rank kernel
         i, j = np.triu_indices(n, k=1)
         self.pairs = (i, j)
         if self.torch:
@@ -695,15 +697,17 @@ class _Resampler:
         """Switch to the numba kernel: its inputs replace the sort order by its inverse."""
         from .kernels.numba import weighted_ranks_numba
 
-        order, new_group, first, second = self.sorted
+        order, new_group, first, second = (np.asarray(v) for v in self.sorted)
         inverse = np.empty(order.shape, dtype=np.int32)
         np.put_along_axis(inverse, order, np.arange(order.shape[1], dtype=np.int32)[None], 1)
         i, j = (v.astype(np.int32) for v in self.pairs)
-        exact32 = n * n < 1 << 23  # 2 W <= n^2 < 2^24: half-integer ranks exact in float32
+        # ranks are half-integers of size <= W <= n(n-1)/2: exact in float32 while 2 W < 2^24
+        exact32 = n * n < 1 << 23
         work = np.empty(order.shape, dtype=np.float32 if exact32 else np.float64)
         self.sorted = (new_group, first, second, inverse, i, j)
         self.numba = True
-        self.ranks = lambda *args: weighted_ranks_numba(*args[:-1], work, args[-1])
+        kernel: Any = weighted_ranks_numba
+        self.ranks = lambda *args: kernel(*args[:-1], work, args[-1])
 
     def __call__(self, counts: np.ndarray, what: str, first: bool = False) -> np.ndarray:
         """counts (n,) int: how often each image is drawn; `what` names the resample in errors.
