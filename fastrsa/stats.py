@@ -102,9 +102,16 @@ def _condensed_index(lo: Any, hi: Any, n: int) -> Any:
     return lo * (2 * n - lo - 1) // 2 + (hi - lo - 1)
 
 
-def _pair_index(perms: np.ndarray, n: int) -> np.ndarray:
+def _pair_index(perms: Any, n: int) -> Any:
     """(K, n) permutations -> (K, M) int64: entry m of the relabelled RDM is entry [k, m] of the
-    original (rows and columns reordered together: D'[i, j] = D[p[i], p[j]])."""
+    original (rows and columns reordered together: D'[i, j] = D[p[i], p[j]]). numpy arrays, or
+    int64 tensors computed on their device."""
+    if A.is_torch(perms):
+        import torch
+
+        i, j = torch.triu_indices(n, n, offset=1, device=perms.device)
+        p, q = perms[:, i], perms[:, j]
+        return _condensed_index(torch.minimum(p, q), torch.maximum(p, q), n)
     i, j = np.triu_indices(n, k=1)
     p, q = perms[:, i], perms[:, j]
     return _condensed_index(np.minimum(p, q), np.maximum(p, q), n)
@@ -172,7 +179,8 @@ def _null_batches(be: Any, ra: Any, rb: Any, perms: np.ndarray, n: int, budget: 
         if be.kind == "torch":
             import torch
 
-            idx = torch.from_numpy(_pair_index(chunk, n)).to(ra.device)
+            # the pair index is built on the device (host work per batch would dominate a GPU)
+            idx = _pair_index(torch.from_numpy(np.ascontiguousarray(chunk)).to(ra.device), n)
             g = ra[:, idx]  # (Ba, c, M)
             yield k0, (g.reshape(ba * c, m) @ rbt).reshape(ba, c, -1).transpose(0, 1)
         elif be.name == "numba":
