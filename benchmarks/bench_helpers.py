@@ -225,6 +225,34 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_machine(extra_packages: tuple[str, ...] = ()) -> dict:
+    """Where a CPU script benchmark ran: CPU name, cores, Python, package versions."""
+    import sys
+
+    from fastrsa._versions import PACKAGES, package_versions
+
+    return {
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "versions": package_versions((*PACKAGES, *extra_packages)),
+    }
+
+
+def write_results(result: dict, table: str, out: str | None, name: str, quick: bool) -> None:
+    """A script benchmark's JSON at `out` (default benchmarks/results/cpu-<name>-<date>.json, or
+    /tmp/bench-<name>-quick.json for --quick) and its markdown `table` beside it (.md)."""
+    import json
+    from pathlib import Path
+
+    default = f"benchmarks/results/cpu-{name}-{time.strftime('%Y-%m-%d')}.json"
+    path = Path(out or (f"/tmp/bench-{name}-quick.json" if quick else default))
+    path.write_text(json.dumps(result, indent=1))
+    path.with_suffix(".md").write_text(table)
+    print(table)
+    print(f"wrote {path} and {path.with_suffix('.md')}")
+
+
 def versions() -> dict:
     """fastrsa's and its dependencies' versions: the package's one helper."""
     from fastrsa._versions import package_versions

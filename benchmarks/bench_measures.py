@@ -18,11 +18,9 @@ benchmarks/results/cpu-measures-<date>.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -104,16 +102,9 @@ def case_rank_methods(size: dict, method: str) -> dict:
 
 
 def machine() -> dict:
-    from bench_helpers import cpu_name
+    from bench_helpers import cpu_machine
 
-    from fastrsa._versions import PACKAGES, package_versions
-
-    return {
-        "cpu": cpu_name(),
-        "cores": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "versions": package_versions((*PACKAGES, "rsatoolbox", "thingsvision")),
-    }
+    return cpu_machine(("rsatoolbox", "thingsvision"))
 
 
 def markdown(result: dict) -> str:
@@ -155,13 +146,9 @@ def main() -> None:
         "cka": [case_cka(size, dtype) for dtype in ("float32", "float64")],
         "rank_methods": [case_rank_methods(size, method) for method in ("tau-a", "rho-a")],
     }
-    default = f"benchmarks/results/cpu-measures-{time.strftime('%Y-%m-%d')}.json"
-    out = Path(args.out or ("/tmp/bench-measures-quick.json" if args.quick else default))
-    out.write_text(json.dumps(result, indent=1))
-    table = markdown(result)
-    out.with_suffix(".md").write_text(table)
-    print(table)
-    print(f"wrote {out} and {out.with_suffix('.md')}")
+    from bench_helpers import write_results
+
+    write_results(result, markdown(result), args.out, "measures", args.quick)
 
 
 if __name__ == "__main__":

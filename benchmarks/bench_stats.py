@@ -22,11 +22,9 @@ output: benchmarks/results/cpu-stats-<date>.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import scipy.stats as ss
@@ -190,16 +188,9 @@ def case_taxonomy_support(size: dict, rdms: np.ndarray, backend: str) -> dict:
 
 
 def machine() -> dict:
-    from bench_helpers import cpu_name
+    from bench_helpers import cpu_machine
 
-    from fastrsa._versions import PACKAGES, package_versions
-
-    return {
-        "cpu": cpu_name(),
-        "cores": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "versions": package_versions((*PACKAGES, "rsatoolbox")),
-    }
+    return cpu_machine(("rsatoolbox",))
 
 
 def markdown(result: dict) -> str:
@@ -247,13 +238,9 @@ def main() -> None:
             case_taxonomy_support(size, rdms, args.backend),
         ],
     }
-    default = f"benchmarks/results/cpu-stats-{time.strftime('%Y-%m-%d')}.json"
-    out = Path(args.out or ("/tmp/bench-stats-quick.json" if args.quick else default))
-    out.write_text(json.dumps(result, indent=1))
-    table = markdown(result)
-    out.with_suffix(".md").write_text(table)
-    print(table)
-    print(f"wrote {out} and {out.with_suffix('.md')}")
+    from bench_helpers import write_results
+
+    write_results(result, markdown(result), args.out, "stats", args.quick)
 
 
 if __name__ == "__main__":

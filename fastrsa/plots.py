@@ -55,6 +55,20 @@ def taxonomy_figure_writers(
         fig.clear()  # not registered with pyplot: nothing else holds it
 
 
+@contextlib.contextmanager
+def _drawing(fig, title: str | None) -> Iterator[None]:
+    """Draw into `fig` inside the block; then the title and a tight layout. On any error the
+    figure is cleared (it is not registered with pyplot: nothing else would release it)."""
+    try:
+        yield
+        if title:
+            fig.suptitle(title)
+        fig.tight_layout()
+    except BaseException:
+        fig.clear()
+        raise
+
+
 def _figure(figure_class, result, title: str | None):
     from scipy.cluster import hierarchy
 
@@ -72,7 +86,7 @@ def _figure(figure_class, result, title: str | None):
     size = max(6.0, 0.35 * k + 3)
     fig = figure_class(figsize=(size * 1.45, size))
     ax_tree, ax_map = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 3.2]})
-    try:
+    with _drawing(fig, title):
         # The tree's segments from scipy (no_plot: scipy's own drawing would import pyplot),
         # drawn as "left" dendrograms are: distance on x, growing leftwards; leaf i at y = 10i + 5,
         # top to bottom in the same order as the heatmap rows.
@@ -92,12 +106,6 @@ def _figure(figure_class, result, title: str | None):
         ax_map.set_xticks(range(k), [labels[i] for i in order], rotation=90, fontsize=8)
         ax_map.set_yticks(range(k), [labels[i] for i in order], fontsize=8)
         fig.colorbar(image, ax=ax_map, fraction=0.046, pad=0.04, label="similarity")
-        if title:
-            fig.suptitle(title)
-        fig.tight_layout()
-    except BaseException:
-        fig.clear()
-        raise
     return fig
 
 
@@ -207,7 +215,7 @@ def _ranking_figure(figure_class, ranking, title: str | None):
     s = len(labels)
     fig = figure_class(figsize=(7.0, max(2.5, 0.35 * s + 1.5)))
     ax = fig.subplots()
-    try:
+    with _drawing(fig, title):
         y = np.arange(s)
         xerr = None
         if interval is not None:
@@ -236,10 +244,4 @@ def _ranking_figure(figure_class, ranking, title: str | None):
                 f"error bars: {conf.level:.0%} percentile interval over {conf.n_boot} resamples",
                 fontsize=8,
             )
-        if title:
-            fig.suptitle(title)
-        fig.tight_layout()
-    except BaseException:
-        fig.clear()
-        raise
     return fig

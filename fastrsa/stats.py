@@ -26,6 +26,7 @@ from ._typing import ArrayIn
 from .compare import _unwrapped, compare, rank_transform
 from .rdms import n_from_condensed, squareform
 from .reference import METHODS
+from .support import check_seed
 
 ALTERNATIVES = ("greater", "less", "two-sided")
 # Null values within this distance of the observed value count as ties (on both sides): the
@@ -40,16 +41,6 @@ _CPU_BATCH_BYTES = 256 << 20
 
 
 # ---------------------------------------------------------------------------------- checks
-
-
-def _check_seed(seed: Any) -> int | None:
-    if seed is None:
-        return None
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-        raise TypeError(f"seed must be an int or None; got {type(seed).__name__} {seed!r}")
-    if seed < 0:
-        raise ValueError(f"seed must be non-negative; got {seed}")
-    return int(seed)
 
 
 def _check_count(value: Any, name: str) -> int:
@@ -283,7 +274,7 @@ def permutation_test(
         )
     check_backend_name(backend)
     n_perm = _check_count(n_perm, "n_perm")
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     a, b = _unwrapped(a, "a"), None if b is None else _unwrapped(b, "b")
     observed = compare(a, b, method, backend=backend, memory=memory)  # validates a and b
     origin = A.origin_of(a)
@@ -514,7 +505,7 @@ def bootstrap(
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}; got {method!r}")
     check_backend_name(backend)
     n_boot = _check_count(n_boot, "n_boot")
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     rdms = _unwrapped(rdms, "rdms")
     opts: dict[str, Any] = dict(backend=backend, memory=memory)
     observed = A.back_to(compare(rdms, None, method, **opts), A.Origin("numpy"))  # validates
@@ -588,7 +579,7 @@ def bootstrap_first_row(
     B^2): for ranking sources against one target. rdms: (B, M) condensed, already checked."""
     rows = np.asarray(rdms)
     n = n_from_condensed(rows.shape[1], "rdms")
-    idx = _draw_indices(_check_count(n_boot, "n_boot"), _check_seed(seed), n)
+    idx = _draw_indices(_check_count(n_boot, "n_boot"), check_seed(seed), n)
     if not _weighted(method, rows):
         return bootstrap(rows, method, indices=idx, backend=backend).samples[:, 0, 1:]
     resampler = _resampler(rows, method, n, backend, None)

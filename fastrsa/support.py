@@ -62,6 +62,16 @@ def check_seed(seed: Any) -> int | None:
     return int(seed)
 
 
+def check_level(level: Any) -> float:
+    """`level` as a float in (0, 1); TypeError for a non-number (bool included), ValueError
+    outside (0, 1) (NaN and complex included), both naming it."""
+    if isinstance(level, (bool, np.bool_)) or not isinstance(level, (int, float, np.number)):
+        raise TypeError(f"level must be a number in (0, 1); got {level!r} ({type(level).__name__})")
+    if isinstance(level, (complex, np.complexfloating)) or not 0.0 < float(level) < 1.0:
+        raise ValueError(f"level must lie in (0, 1); got {level!r}")
+    return float(level)
+
+
 def _check_linkage(linkage: Any) -> str:
     if not isinstance(linkage, str) or linkage not in LINKAGES:
         raise ValueError(f"linkage must be one of {LINKAGES}; got {linkage!r}")
@@ -239,10 +249,7 @@ def ranking_confidence(
             raise TypeError(f"k must be ints >= 1; got {value!r} ({type(value).__name__})")
         if value < 1:
             raise ValueError(f"k must be ints >= 1; got {value}")
-    if isinstance(level, (bool, np.bool_)) or not isinstance(level, (int, float, np.floating)):
-        raise TypeError(f"level must be a number in (0, 1); got {level!r}")
-    if not 0.0 < float(level) < 1.0:
-        raise ValueError(f"level must lie in (0, 1); got {level}")
+    level = check_level(level)
     n, s = scores.shape
     order = np.argsort(-scores, axis=1, kind="stable")
     rank = np.empty_like(order)

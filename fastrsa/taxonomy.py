@@ -827,14 +827,6 @@ def _transfer_figures(sims: np.ndarray, targets: _Targets, labels: list[str], wh
     }
 
 
-def _check_level(level: Any) -> float:
-    if isinstance(level, (bool, np.bool_)) or not isinstance(level, (int, float, np.number)):
-        raise TypeError(f"level must be a number in (0, 1); got {level!r} ({type(level).__name__})")
-    if isinstance(level, (complex, np.complexfloating)) or not 0.0 < float(level) < 1.0:
-        raise ValueError(f"level must lie in (0, 1); got {level!r}")
-    return float(level)
-
-
 def _check_samples(samples: Any, b: int) -> np.ndarray:
     """`samples` as (K, B, B) finite float64, K >= 1; errors name `samples`."""
     arr = _real(samples, "samples")
@@ -885,7 +877,9 @@ def evaluate_transfer(
     ValueError naming the sample (samples[k]) and the target, rather than being skipped (which
     would bias the intervals) or counted as NaN.
     """
-    level = _check_level(level)
+    from .support import check_level
+
+    level = check_level(level)
     if not isinstance(affinities, dict):
         affinities = load_affinities(affinities)
     sim = _real(similarity, "similarity")
