@@ -72,12 +72,15 @@ test: test-env
 	$(lint-commands)
 
 # ruff (check and format) over the whole repository, mypy over fastrsa/ and kernels/ (the config
-# is pyproject.toml's), the docs built with warnings as errors, with the tools of the test
+# is pyproject.toml's), the import contracts (layers that only point down, no cycles, kernels
+# importing nothing of fastrsa) checked on the installed package from build/ (where no fastrsa/
+# folder shadows it), the docs built with warnings as errors, with the tools of the test
 # environment (the wheel's dev and docs extras).
 define lint-commands
 $(TEST_VENV)/bin/ruff check .
 $(TEST_VENV)/bin/ruff format --check .
 $(TEST_VENV)/bin/mypy
+cd build && $(CURDIR)/$(TEST_VENV)/bin/lint-imports --config $(CURDIR)/pyproject.toml --no-cache
 NO_MKDOCS_2_WARNING=1 $(TEST_VENV)/bin/mkdocs build --strict --quiet --site-dir build/site
 endef
 

@@ -15,7 +15,8 @@ from .measures.attribution import attribution_similarity, attributions
 from .rdms import rdms, squareform
 from .similarity import similarity
 from .sweeps import Store, open_store, sweep
-from .taxonomy import evaluate_transfer, rank_sources, taxonomies, taxonomy
+from .taxonomy import taxonomies, taxonomy
+from .transfer import evaluate_transfer, rank_sources
 
 try:  # the one version lives in pyproject.toml; the installed metadata carries it
     __version__ = version("fastrsa")

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ._memory import physical_memory
+
 
 def is_torch(x: Any) -> bool:
     """True for a torch.Tensor (without importing torch when the caller never did)."""
@@ -242,7 +244,6 @@ def device_memory(x: Any) -> int:
     """Bytes of memory of the device holding `x` (the host's physical memory for CPU arrays)."""
     if is_cuda(x):
         return sys.modules["torch"].cuda.get_device_properties(x.device).total_memory
-    from ._memory import physical_memory
 
     return physical_memory()
 

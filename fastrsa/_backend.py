@@ -5,9 +5,16 @@ each taking the call's working-memory `budget` in bytes (keyword, required; fast
 `rdm(x, metric, precision=, budget=)` (B, n, d) -> (B, m) condensed RDMs,
 `rank(x, budget=)` (R, M) -> (R, M) float64 average-tie ranks, and
 `compare(a, b, method, budget=)` (Ba, M), (Bb, M) | None -> (Ba, Bb).
+Statistics kernels are ops a backend may declare (`Capabilities.stats_ops`, STATS_OPS):
+"permute", `permuted_products(ra, rb, perms, n, rounds)` yielding (k0, (c, Ba, Bb) null
+similarities) per batch of relabelled rounds (fastrsa.stats.permutation_test), and
+"weighted_ranks", `weighted_ranks(rows, n)` -> ranks(counts, out), the bootstrap's weighted
+average-tie ranks with the rows sorted once (fastrsa.stats.bootstrap); `loop_context()` is the
+context for a loop that alternates the backend's kernels with BLAS products.
 The API layer asks a backend's `Capabilities`, never its name. An explicit request for a backend
-that cannot run fails loudly (RuntimeError saying what to install, or what is missing); "auto"
-takes the fastest one that can for the input's device.
+that cannot run fails loudly (RuntimeError saying what to install, or what is missing), and one
+that lacks a statistics op asked for fails with a ValueError naming those that have it; "auto"
+takes the fastest one that can for the input's device (and has the op).
 
 Adding a backend: write its kernels under kernels/<name>/ (plus, where ops need routing rules,
 a kernels/<name>/backend.py with `rdm`, `rank`, `compare`), add a loader below that imports them
@@ -17,17 +24,24 @@ capabilities, and register both in REGISTRY (and in _AUTO_* where "auto" may pic
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from . import reference
+from ._checks import check_choice
+from .kernels import numpy as numpy_kernels  # numpy and scipy only: always there
+from .kernels._compose import compare_from_ops
 from .reference import METHODS
 
 _ALL_METHODS = tuple(METHODS)
 # kendall (tau-b) and tau-a share Knight's merge-sort count, which has no GPU kernel
 _CPU_METHODS = tuple(m for m in METHODS if m not in ("kendall", "tau-a"))
+# statistics kernels a backend may declare (Backend fields: permuted_products, weighted_ranks)
+STATS_OPS = ("permute", "weighted_ranks")
 
 
 @dataclass(frozen=True)
@@ -40,6 +54,10 @@ class Capabilities:
     dtypes: tuple[str, ...] = ("float32", "float64")  # computed natively (others: converted)
     native_methods: tuple[str, ...] = _ALL_METHODS  # compare methods run on its own devices
     # (the others run on the CPU and their results come back)
+    stats_ops: tuple[str, ...] = ()  # the statistics kernels it has (of STATS_OPS)
+    # bytes per entry (B x M) the "weighted_ranks" op holds for a run with the weighted rows
+    # (sort order, tie flags, pair images, scratch, temporaries), checked against the budget
+    weighted_ranks_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -49,6 +67,10 @@ class Backend:
     rank: Callable[..., Any]
     compare: Callable[..., Any]
     capabilities: Capabilities = Capabilities()
+    # statistics ops, present where `capabilities.stats_ops` declares them (see the docstring)
+    permuted_products: Callable[..., Any] | None = None
+    weighted_ranks: Callable[..., Any] | None = None
+    loop_context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
 
     @property
     def kind(self) -> str:
@@ -68,22 +90,22 @@ def _needs(name: str, what: str, extra: str, err: ImportError) -> RuntimeError:
 
 
 def _reference() -> Backend:
-    from . import reference
-
+    k = numpy_kernels  # statistics: the plain numpy gathers and sorts
     return Backend(
         "reference",
         lambda x, metric, *, precision="ieee", budget: reference.rdm_ref(x, metric),
         lambda x, *, budget: reference.rank_ref(x),
         lambda a, b, method, *, budget: reference.compare_ref(a, b, method),
         REGISTRY["reference"][0],
+        permuted_products=k.permuted_products_numpy,
+        weighted_ranks=k.weighted_ranker_numpy,
     )
 
 
-def _cpu_backend(name: str, rdm, rank, corr, kendall) -> Backend:
+def _cpu_backend(name: str, rdm, rank, corr, kendall, **stats: Any) -> Backend:
     """numpy-kind ops from kernels: rdm chunks its batch within the budget; rank, corr and
-    kendall hold their whole input (and a normalised copy) at once."""
-    from .kernels._compose import compare_from_ops
-
+    kendall hold their whole input (and a normalised copy) at once. `stats`: the statistics
+    ops (Backend fields)."""
     compare = compare_from_ops(rank, corr, kendall)
     return Backend(
         name,
@@ -91,13 +113,21 @@ def _cpu_backend(name: str, rdm, rank, corr, kendall) -> Backend:
         lambda x, *, budget: rank(x),
         lambda a, b, method, *, budget: compare(a, b, method),
         REGISTRY[name][0],
+        **stats,
     )
 
 
 def _numpy() -> Backend:
-    from .kernels import numpy as k
-
-    return _cpu_backend("numpy", k.rdm_numpy, k.rank_numpy, k.corr_numpy, k.kendall_numpy)
+    k = numpy_kernels
+    return _cpu_backend(
+        "numpy",
+        k.rdm_numpy,
+        k.rank_numpy,
+        k.corr_numpy,
+        k.kendall_numpy,
+        permuted_products=k.permuted_products_numpy,
+        weighted_ranks=k.weighted_ranker_numpy,
+    )
 
 
 def _numba() -> Backend:
@@ -110,13 +140,22 @@ def _numba() -> Backend:
             f"backend 'numba' needs the numba package ({err}); install it with "
             "`pip install fastrsa[numba]` or choose backend='numpy'"
         ) from None
-    return _cpu_backend("numba", k.rdm_numba, k.rank_numba, k.corr_numba, k.kendall_numba)
+    return _cpu_backend(
+        "numba",
+        k.rdm_numba,
+        k.rank_numba,
+        k.corr_numba,
+        k.kendall_numba,
+        permuted_products=k.permuted_products_numba,
+        weighted_ranks=k.weighted_ranker_numba,
+        # BLAS on one thread: its workers would spin beside numba's between kernel and product
+        loop_context=k.one_blas_thread,
+    )
 
 
 def _torch() -> Backend:
     try:
         from .kernels import torch as k
-        from .kernels._compose import compare_from_ops
     except ImportError as err:
         if not _missing(err, "torch"):
             raise
@@ -132,6 +171,8 @@ def _torch() -> Backend:
         lambda x, *, budget: k.rank_torch(x, chunk_bytes=budget),
         compare,
         REGISTRY["torch"][0],
+        permuted_products=k.permuted_products_torch,
+        weighted_ranks=k.weighted_ranker_torch,
     )
 
 
@@ -139,6 +180,7 @@ def _triton() -> Backend:
     try:
         import torch
 
+        from .kernels import torch as kt
         from .kernels.triton import backend as k
     except ImportError as err:
         if not _missing(err, "torch", "triton"):
@@ -158,15 +200,24 @@ def _triton() -> Backend:
         lambda x, *, budget: k.rank(x, chunk_bytes=budget),
         lambda a, b, method, *, budget: k.compare(a, b, method, chunk_bytes=budget),
         REGISTRY["triton"][0],
+        # statistics: gathers, sorts and cuBLAS products are torch's (no Triton kernel of its own)
+        permuted_products=kt.permuted_products_torch,
+        weighted_ranks=kt.weighted_ranker_torch,
     )
 
 
-_GPU: dict[str, Any] = dict(kind="torch", native_methods=_CPU_METHODS)
+# the statistics ops on numpy arrays (numba, numpy, reference) and on torch tensors (torch, triton);
+# weighted_ranks_bytes measured with tracemalloc (B = 40, n = 200: numba 26, numpy 91), torch's
+# temporaries (int64 pair images, cumulative sums, flips) counted from the code
+_CPU_STATS: dict[str, Any] = dict(stats_ops=STATS_OPS, weighted_ranks_bytes=120)
+_GPU: dict[str, Any] = dict(
+    kind="torch", native_methods=_CPU_METHODS, stats_ops=STATS_OPS, weighted_ranks_bytes=140
+)
 # name -> (declared capabilities, loader); the loader raises RuntimeError when it cannot run.
 REGISTRY: dict[str, tuple[Capabilities, Callable[[], Backend]]] = {
-    "reference": (Capabilities(dtypes=("float64",)), _reference),
-    "numpy": (Capabilities(), _numpy),
-    "numba": (Capabilities(), _numba),
+    "reference": (Capabilities(dtypes=("float64",), **_CPU_STATS), _reference),
+    "numpy": (Capabilities(**_CPU_STATS), _numpy),
+    "numba": (Capabilities(stats_ops=STATS_OPS, weighted_ranks_bytes=30), _numba),
     "torch": (Capabilities(devices=("cpu", "cuda"), **_GPU), _torch),
     "triton": (
         Capabilities(
@@ -223,17 +274,31 @@ def available_backends() -> list[str]:
     return names
 
 
-def get_backend(backend: str = "auto", cuda: bool = False) -> Backend:
+def get_backend(backend: str = "auto", cuda: bool = False, op: str | None = None) -> Backend:
     """The Backend for a name; "auto" = the fastest that can run here, for CUDA input (`cuda`)
-    triton then torch, else numba then numpy."""
+    triton then torch, else numba then numpy. `op`: a statistics op (of STATS_OPS) the backend
+    must declare: "auto" skips those without it; a named backend without it is refused
+    (ValueError naming the backends that have it)."""
     check_backend_name(backend)
+    if op is not None:
+        check_choice(op, STATS_OPS, "op")
     if backend != "auto":
+        if op is not None and op not in REGISTRY[backend][0].stats_ops:
+            having = ", ".join(map(repr, supporting(stats_ops=op))) or "none"
+            raise ValueError(
+                f"backend {backend!r} has no {op!r} kernel (a statistics op); backends with "
+                f"one: {having}"
+            )
         return _load(backend)
     for name in (*_AUTO_CUDA, *_AUTO_CPU) if cuda else _AUTO_CPU:
+        if op is not None and op not in REGISTRY[name][0].stats_ops:
+            continue
         try:
             return _load(name)
         except RuntimeError:
             continue
+    if op is not None:
+        raise RuntimeError(f"no backend that can run here has the {op!r} kernel")
     raise AssertionError("the numpy backend always loads")
 
 

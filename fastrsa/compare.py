@@ -5,11 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from . import _arrays as A
-from . import _stream
+from . import _gpu_stream
 from ._backend import check_backend_name, device_for, get_backend
+from ._checks import check_choice
 from ._memory import budget_for
 from ._typing import ArrayIn, ArrayOut
+from .rdm_inputs import unwrap_rsatoolbox
 from .reference import METHODS, RANK_METHODS, UNCORRECTED
+
+__all__ = ["compare", "rank_transform"]
 
 
 def rank_transform(x: ArrayIn, backend: str = "auto", memory: int | str | None = None) -> ArrayOut:
@@ -37,7 +41,7 @@ def rank_transform(x: ArrayIn, backend: str = "auto", memory: int | str | None =
     A.check_values(arr, "x")
     rows = arr.reshape(-1, arr.shape[-1])
     if be.kind == "torch" and not resident:
-        out = _stream.ranked(be, rows, device, budget)
+        out = _gpu_stream.ranked(be, rows, device, budget)
     else:
         out = be.rank(rows, budget=budget)
     return A.back_to(out.reshape(arr.shape), origin)
@@ -66,20 +70,12 @@ def _prepared(v: Any, name: str, method: str, be, device, budget: int) -> Any:
     if A.is_integer(v):
         if method in RANK_METHODS:
             if be.kind == "torch" and v.device != device:  # host rows: ranked on the device
-                return _stream.ranked(be, v, device, budget)
+                return _gpu_stream.ranked(be, v, device, budget)
             return be.rank(v, budget=budget)
         return A.exact_float64(v, lo, -1) if method == "pearson" else A.exact_float64(v, None, None)
     if method in ("pearson", "cosine"):
         v, _ = A.rescaled(v, lo, hi)
     return v
-
-
-def _unwrapped(x: Any, name: str) -> Any:
-    """x, or the condensed rows (float64 numpy) of an rsatoolbox RDMs object."""
-    from .interop import rdm_rows
-
-    rows = rdm_rows(x, name)
-    return x if rows is None else rows[0]
 
 
 def compare(
@@ -120,10 +116,9 @@ def compare(
     and the kernels' temporaries within the other half, so the GPU holds about `memory` bytes
     and the result stays on the host. Kendall and tau-a run on the CPU for every backend.
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}; got {method!r}")
+    check_choice(method, METHODS, "method")
     check_backend_name(backend)
-    a, b = _unwrapped(a, "a"), None if b is None else _unwrapped(b, "b")
+    a, b = unwrap_rsatoolbox(a, "a"), None if b is None else unwrap_rsatoolbox(b, "b")
     origin = A.origin_of(a)
     be = get_backend(backend, cuda=A.is_cuda(a))
     device = device_for(be, a)
@@ -145,8 +140,8 @@ def compare(
     if be.kind == "torch" and not resident:
         if method not in be.capabilities.native_methods:  # computed on the CPU: stays there
             out = be.compare(va, vb, method, budget=budget)
-        elif not _stream.fits(budget, va, vb):
-            out = _stream.compare_blocked(be, va, vb, method, device, budget)
+        elif not _gpu_stream.fits(budget, va, vb):
+            out = _gpu_stream.compare_blocked(be, va, vb, method, device, budget)
         else:
             va, vb = va.to(device), None if vb is None else vb.to(device)
             out = be.compare(va, vb, method, budget=budget // 2)

@@ -20,18 +20,46 @@ import numpy as np
 from . import io, reference
 from ._backend import get_backend
 from .compare import compare
+from .features import extract
+from .io import load_affinities
 from .rdms import rdms
-from .taxonomy import (
-    TASKONOMY_ALIASES,
-    Taxonomy,
-    adjusted_rand_index,
-    evaluate_transfer,
-    load_affinities,
-    taxonomy,
-)
+from .scenes import make_scenes
+from .taxonomy import Taxonomy, taxonomy
+from .transfer import TASKONOMY_ALIASES, evaluate_transfer
+
+__all__ = [
+    "DEMO_SEED",
+    "MODELS",
+    "DemoResult",
+    "adjusted_rand_index",
+    "format_demo",
+    "run_demo",
+    "run_real_data",
+    "shipped_models",
+    "task_kinds",
+]
 
 MODELS = Path(__file__).parent / "data" / "mini_taskonomy"
 DEMO_SEED = 20190616  # scenes for the demo; training used other seeds
+
+
+def adjusted_rand_index(a, b) -> float:
+    """Adjusted Rand index of two labellings of the same items (1: identical partitions,
+    about 0: chance; as sklearn.metrics.adjusted_rand_score)."""
+    if len(a) != len(b):
+        raise ValueError(f"the labellings have {len(a)} and {len(b)} items")
+    _, ia = np.unique(np.asarray(a, dtype=object).astype(str), return_inverse=True)
+    _, ib = np.unique(np.asarray(b, dtype=object).astype(str), return_inverse=True)
+    table = np.zeros((ia.max() + 1, ib.max() + 1))
+    np.add.at(table, (ia, ib), 1)
+
+    def pairs(x):
+        return (x * (x - 1) / 2).sum()
+
+    both, rows, cols = pairs(table), pairs(table.sum(1)), pairs(table.sum(0))
+    expected = rows * cols / pairs(np.array([len(a)]))
+    top = 0.5 * (rows + cols)
+    return 1.0 if top == expected else float((both - expected) / (top - expected))
 
 
 def shipped_models() -> dict[str, Path]:
@@ -73,9 +101,6 @@ def run_demo(
     some encoders is all zero after its ReLU for a few scenes, where 1 - Pearson r is undefined
     (fastrsa refuses such rows), so the demo compares block4.
     """
-    from .features import extract
-    from .scenes import make_scenes
-
     models = shipped_models()
     size = json.loads((MODELS / "training.json").read_text())["image_size"]
     images = make_scenes(n_images, size, seed=DEMO_SEED).images

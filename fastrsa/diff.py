@@ -22,6 +22,8 @@ import numpy as np
 from . import io
 from ._versions import version_changes
 
+__all__ = ["DEFAULT_IGNORE", "DiffReport", "diff_results"]
+
 DEFAULT_IGNORE = ("metadata", "seconds", "reference_seconds", "backend")
 
 

@@ -16,6 +16,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+__all__ = [
+    "is_user_error",
+    "MissingPackage",
+    "NeedsDevice",
+    "USER_ERRORS",
+    "UserError",
+]
+
 
 class UserError(ValueError):
     """Bad input the user can fix (a file, an argument, a path). A ValueError, so callers that

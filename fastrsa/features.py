@@ -5,6 +5,10 @@
 
 onnxruntime and onnxruntime-gpu install the same module `onnxruntime`; install one of them
 (`pip install fastrsa[onnx]` or `fastrsa[onnx-gpu]`), never both.
+
+Images are read by `fastrsa.images` and sessions made by `fastrsa.onnx`; `image_paths`,
+`load_images`, `IMAGE_SUFFIXES`, `onnxruntime` and `providers` are re-exported here (their
+old home).
 """
 
 from __future__ import annotations
@@ -12,10 +16,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import re
-import stat
-import struct
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,9 +23,29 @@ from typing import Any
 import numpy as np
 
 from . import io
-from .errors import MissingPackage, NeedsDevice
+from ._checks import check_choice, check_count
+from .images import IMAGE_SUFFIXES, image_paths, load_images, load_images_and_names
+from .onnx import (
+    cuda_device_id,
+    cuda_index,
+    input_size,
+    on_cuda,
+    onnxruntime,
+    providers,
+    session,
+    torch_device,
+)
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "Features",
+    "extract",
+    "image_paths",
+    "load_images",
+    "onnxruntime",
+    "providers",
+    "unique_label",
+]
 
 
 @dataclass
@@ -51,212 +71,6 @@ class Features:
             for i, model in enumerate(self.models)
         }
         return io.save_npz(path, **arrays)
-
-
-def onnxruntime():
-    """The onnxruntime module, or an ImportError that says how to install it."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise MissingPackage(
-            "fastrsa.features needs onnxruntime: `pip install fastrsa[onnx]` (CPU) or "
-            "`pip install fastrsa[onnx-gpu]` (CUDA) — one of the two, never both"
-        ) from None
-    return ort
-
-
-_CUDA_N = re.compile(r"cuda:(\d+)")
-
-
-def _cuda_index(device: str) -> int | None:
-    """N for device "cuda:N"; None for "auto", "cuda" (onnxruntime's default, device 0) and
-    "cpu"; ValueError for anything else."""
-    if not isinstance(device, str):
-        raise TypeError(f"device must be a string; got {type(device).__name__}")
-    m = _CUDA_N.fullmatch(device)
-    if m:
-        return int(m.group(1))
-    if device not in ("auto", "cuda", "cpu"):
-        raise ValueError(f"device must be 'auto', 'cuda', 'cuda:N' or 'cpu'; got {device!r}")
-    return None
-
-
-def providers(device: str = "auto") -> list[str]:
-    """onnxruntime execution providers for "auto" (CUDA when onnxruntime has it), "cuda" or
-    "cuda:N" (GPU N), "cpu"."""
-    _cuda_index(device)  # refuses anything but auto, cuda, cuda:N, cpu
-    available = onnxruntime().get_available_providers()
-    has_cuda = "CUDAExecutionProvider" in available
-    if device.startswith("cuda") and not has_cuda:
-        raise NeedsDevice(
-            f"device={device!r} needs onnxruntime-gpu with CUDAExecutionProvider; this "
-            f"onnxruntime has {available}"
-        )
-    if device != "cpu" and has_cuda:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
-
-
-def image_paths(folder: str | os.PathLike) -> list[Path]:
-    """The image files of a folder, sorted by name.
-
-    Hidden files (".name") and sub-folders are skipped; any other file that is not an image, and
-    a symbolic link that dangles or loops, is an error naming it (never skipped silently).
-    """
-    folder = Path(folder)
-    if not folder.exists():
-        raise FileNotFoundError(f"images: no such folder: {folder}")
-    if not folder.is_dir():
-        raise ValueError(f"images: {folder} is a file; expected a folder of images")
-    try:
-        entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
-    except OSError as err:
-        raise ValueError(f"images: cannot list {folder} ({err.strerror})") from None
-    files = []
-    for p in entries:
-        try:
-            st = p.stat()  # follows symbolic links: a dangling or looping one raises here
-        except OSError as err:
-            what = "a symbolic link that dangles or loops" if p.is_symlink() else "unreadable"
-            raise ValueError(f"images: {p} is {what} ({err.strerror})") from None
-        if stat.S_ISDIR(st.st_mode):
-            continue
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError(f"images: {p} is not a regular file")
-        files.append(p)
-    others = [p.name for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
-    if others:
-        raise ValueError(f"images: {folder} holds files that are not images: {others[:5]}")
-    if not files:
-        raise ValueError(f"images: {folder} holds no images")
-    return files
-
-
-def load_images(images: Any, size: int = 256) -> np.ndarray:
-    """Images as (N, 3, size, size) float32 in [-1, 1] (pixel / 127.5 - 1 for 8-bit images).
-
-    images: a folder, a list of paths (read with PIL, converted to RGB, resized to size x size;
-    16-bit images are scaled from 0..65535, so they land in [-1, 1] too), or an array: uint8
-    (N, size, size, 3) in [0, 255], or float (N, 3, size, size) already in [-1, 1] (values
-    outside it are refused). An image whose declared size exceeds PIL's Image.MAX_IMAGE_PIXELS
-    (a decompression bomb) is refused without decoding it.
-    """
-    return _load_images(images, size)[0]
-
-
-def _load_images(images: Any, size: int) -> tuple[np.ndarray, list[str] | None]:
-    """(pixels, the images' names for messages: paths, or None for an array)."""
-    if isinstance(images, np.ndarray):
-        return _from_array(images, size), None
-    if isinstance(images, (str, os.PathLike)):
-        paths = image_paths(images)
-    elif isinstance(images, (list, tuple)) and all(
-        isinstance(p, (str, os.PathLike)) for p in images
-    ):
-        paths = [Path(p) for p in images]
-        if not paths:
-            raise ValueError("images is an empty list")
-    else:
-        raise TypeError(
-            "images must be a folder, a list of image paths or a numpy array; got "
-            f"{type(images).__name__}"
-        )
-    out = np.empty((len(paths), 3, size, size), dtype=np.float32)
-    for i, path in enumerate(paths):
-        out[i] = _read_image(Path(path), size)
-    return out, [str(p) for p in paths]
-
-
-_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
-
-
-def _read_image(path: Path, size: int) -> np.ndarray:
-    """One image file as (3, size, size) float32 in [-1, 1]."""
-    import warnings
-
-    from PIL import Image
-
-    if not path.exists():
-        raise FileNotFoundError(f"images: no such file: {path}")
-    try:
-        with warnings.catch_warnings():
-            # PIL only warns between MAX_IMAGE_PIXELS and twice that; refuse before decoding
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                if img.mode in _SIXTEEN_BIT or (img.mode == "I" and img.format == "PNG"):
-                    gray = np.asarray(img, dtype=np.float32)  # 0..65535
-                    small = Image.fromarray(gray, mode="F").resize((size, size), Image.BILINEAR)  # type: ignore[attr-defined]
-                    plane = np.asarray(small, dtype=np.float32) / 32767.5 - 1.0
-                    return np.repeat(plane[None], 3, axis=0)
-                if img.mode in ("I", "F"):
-                    raise ValueError(
-                        f"images: {path} holds {'32-bit integer' if img.mode == 'I' else 'float'}"
-                        " pixels of unknown range; save it as an 8- or 16-bit image"
-                    )
-                rgb = img.convert("RGB").resize((size, size), Image.BILINEAR)  # type: ignore[attr-defined]
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ValueError(
-            f"images: {path} declares more pixels than PIL's limit Image.MAX_IMAGE_PIXELS = "
-            f"{Image.MAX_IMAGE_PIXELS} (a decompression bomb?); raise the limit if it is genuine"
-        ) from None
-    except FileNotFoundError:
-        raise FileNotFoundError(f"images: no such file: {path}") from None
-    except ValueError as err:
-        if str(err).startswith("images: "):
-            raise
-        raise ValueError(f"images: {path} is not a readable image ({_one_line(err)})") from None
-    except (OSError, SyntaxError, EOFError, struct.error, zlib.error) as err:
-        # PIL's decoders raise all of these for broken files (UnidentifiedImageError is OSError)
-        raise ValueError(f"images: {path} is not a readable image ({_one_line(err)})") from None
-    return np.asarray(rgb, dtype=np.float32).transpose(2, 0, 1) / 127.5 - 1.0
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
-
-
-def _from_array(images: np.ndarray, size: int) -> np.ndarray:
-    if images.dtype == np.uint8 and images.ndim == 4 and images.shape[-1] == 3:
-        if images.shape[1:3] != (size, size):
-            raise ValueError(f"images: expected (N, {size}, {size}, 3); got {images.shape}")
-        return images.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0
-    if images.dtype.kind == "f" and images.ndim == 4 and images.shape[1:] == (3, size, size):
-        if len(images) == 0:
-            raise ValueError(f"images is empty (shape {images.shape})")
-        bad = ~np.isfinite(images)
-        if bad.any():
-            first = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise ValueError(f"images holds NaN or Inf (first at index {first})")
-        bad = (images < -1.0) | (images > 1.0)
-        if bad.any():
-            first = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise ValueError(
-                f"images: float pixels must lie in [-1, 1]; got values in "
-                f"[{float(images.min()):.4g}, {float(images.max()):.4g}] (first outside at index "
-                f"{first}); scale 0..255 pixels by x / 127.5 - 1, or pass uint8 (N, H, W, 3)"
-            )
-        return images.astype(np.float32, copy=False)
-    raise ValueError(
-        f"images: expected uint8 (N, {size}, {size}, 3) or float (N, 3, {size}, {size}) in "
-        f"[-1, 1]; got {images.dtype} {images.shape}"
-    )
-
-
-def _session(model: Path, device: str):
-    ort = onnxruntime()
-    if not model.is_file():
-        raise FileNotFoundError(f"models: no such file: {model}")
-    names = providers(device)
-    index = _cuda_index(device)
-    options = None
-    if index is not None:  # the GPU the caller chose; onnxruntime's default is device 0
-        options = [{"device_id": str(index)} if p == "CUDAExecutionProvider" else {} for p in names]
-    try:
-        return ort.InferenceSession(str(model), providers=names, provider_options=options)
-    except Exception as err:  # onnxruntime raises its own error types for bad files
-        raise ValueError(
-            f"models: could not load {model} as an ONNX model ({_one_line(err)})"
-        ) from None
 
 
 def extract(
@@ -291,13 +105,9 @@ def extract(
     """
     from tqdm.auto import tqdm
 
-    if output not in ("numpy", "torch"):
-        raise ValueError(f"output must be 'numpy' or 'torch'; got {output!r}")
-    _cuda_index(device)  # a bad device is refused before any model is loaded
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        raise TypeError(f"batch_size must be an integer; got {batch_size!r}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1; got {batch_size}")
+    check_choice(output, ("numpy", "torch"), "output")
+    cuda_index(device)  # a bad device is refused before any model is loaded
+    batch_size = check_count(batch_size, "batch_size")
     if isinstance(layers, str):
         layers = [layers]
     layers = list(layers)
@@ -308,30 +118,30 @@ def extract(
         raise ValueError(f"layers: {twice} given more than once")
     named = _labelled_models(models)
     cache = _cache_folder(cache_dir)
-    sessions = {label: _session(path, device) for label, path in named.items()}
-    for label, session in sessions.items():  # every model checked before any inference
-        outputs = [o.name for o in session.get_outputs()]
+    sessions = {label: session(path, device) for label, path in named.items()}
+    for label, sess in sessions.items():  # every model checked before any inference
+        outputs = [o.name for o in sess.get_outputs()]
         missing = [layer for layer in layers if layer not in outputs]
         if missing:
             raise ValueError(f"models: {named[label]} has no output {missing}; it has {outputs}")
-    size = _input_size(sessions)
-    pixels, names = _load_images(images, size)
+    size = input_size(sessions)
+    pixels, names = load_images_and_names(images, size)
     image_key = hashlib.sha256(pixels.tobytes()).hexdigest()[:16]
     data: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
     n_batches = -(-len(pixels) // batch_size)
     bar = tqdm(total=len(named) * n_batches, desc="features", unit="batch", disable=not progress)
     try:  # closed on errors too, so a message starts on its own line
-        for label, session in sessions.items():
+        for label, sess in sessions.items():
             model_key = io.file_sha256(named[label])[:16]
             keys = {layer: f"{model_key}-{image_key}-{layer}" for layer in layers}
-            cached = _read_cache(cache, keys, len(pixels), _feature_sizes(session, layers))
+            cached = _read_cache(cache, keys, len(pixels), _feature_sizes(sess, layers))
             if cached is None:
-                cached = _run(session, pixels, layers, batch_size, label, bar, output)
+                cached = _run(sess, pixels, layers, batch_size, label, bar, output)
                 _check_finite(cached, named[label], names)
                 _write_cache(cache, keys, cached)
             else:
                 if output == "torch":
-                    cached = {k: _to_torch(v, _torch_device(session)) for k, v in cached.items()}
+                    cached = {k: _to_torch(v, torch_device(sess)) for k, v in cached.items()}
                 bar.update(n_batches)
             for layer in layers:
                 data[layer].append(cached[layer])
@@ -358,13 +168,17 @@ def _labelled_models(models: Any) -> dict[str, Path]:
         named = {}
         for path in paths:
             clashes = [p for p in paths if p.stem == path.stem]
-            named[_unique_label(path, clashes)] = path
+            named[unique_label(path, clashes)] = path
     if not named:
         raise ValueError("models is empty")
     return named
 
 
-def _unique_label(path: Path, clashes: list[Path]) -> str:
+def unique_label(path: Path, clashes: list[Path]) -> str:
+    """The label of `path` among files that share its stem (`clashes`, itself included): as
+    many trailing folders (without the suffix) as tell them all apart, e.g. "a/enc" beside
+    "b/enc"; the path itself when they differ only by the suffix's case."""
+
     def label(p: Path, k: int) -> str:
         parts = Path(os.path.abspath(p)).with_suffix("").parts[1:]
         return "/".join(parts[-k:])
@@ -445,24 +259,6 @@ def _to_numpy(array) -> np.ndarray:
     return array if isinstance(array, np.ndarray) else array.detach().cpu().numpy()
 
 
-def _input_size(sessions: dict) -> int:
-    """The square input size all models share (their ONNX input is (batch, 3, size, size))."""
-    sizes = {}
-    for label, session in sessions.items():
-        shape = session.get_inputs()[0].shape
-        if (
-            len(shape) != 4
-            or shape[1] != 3
-            or not isinstance(shape[2], int)
-            or shape[2] != shape[3]
-        ):
-            raise ValueError(f"models: {label} takes input {shape}; expected (batch, 3, S, S)")
-        sizes[label] = shape[2]
-    if len(set(sizes.values())) > 1:
-        raise ValueError(f"models take different image sizes: {sizes}")
-    return next(iter(sizes.values()))
-
-
 def _run(
     session,
     pixels: np.ndarray,
@@ -485,13 +281,13 @@ def _run(
     for layer, out in zip(layers, outs, strict=True):
         _check_batch(out.shape[0], len(first), label, layer)
     result = {
-        layer: _allocate(len(pixels), output, _torch_device(session), out.reshape(len(first), -1))
+        layer: _allocate(len(pixels), output, torch_device(session), out.reshape(len(first), -1))
         for layer, out in zip(layers, outs, strict=True)
     }
     bar.update(1)
     binding = session.io_binding()
-    device = "cuda" if _on_cuda(session) and output == "torch" else "cpu"
-    device_id = _cuda_device_id(session) if device == "cuda" else 0
+    device = "cuda" if on_cuda(session) and output == "torch" else "cpu"
+    device_id = cuda_device_id(session) if device == "cuda" else 0
     types = {o.name: o.type for o in session.get_outputs()}
     bindable = all(types[layer] == "tensor(float)" for layer in layers)  # else: plain runs, cast
     for start in range(batch_size, len(pixels), batch_size):
@@ -530,27 +326,9 @@ def _check_batch(got: int, want: int, label: str, layer: str) -> None:
         )
 
 
-def _on_cuda(session) -> bool:
-    return session.get_providers()[0] == "CUDAExecutionProvider"
-
-
-def _cuda_device_id(session) -> int:
-    """The GPU a CUDA session runs on: its CUDA provider's device_id (0 unless chosen)."""
-    try:
-        options = session.get_provider_options().get("CUDAExecutionProvider", {})
-        return int(options.get("device_id", 0))
-    except (AttributeError, TypeError, ValueError):
-        return 0
-
-
-def _torch_device(session) -> str:
-    """The torch device of the session's outputs: "cuda:<its device_id>" or "cpu"."""
-    return f"cuda:{_cuda_device_id(session)}" if _on_cuda(session) else "cpu"
-
-
 def _allocate(n: int, output: str, device: str, first: np.ndarray):
     """An (n, d) float32 result holding `first` in its leading rows: numpy, or a torch tensor
-    on `device` (the session's, see _torch_device)."""
+    on `device` (the session's, see fastrsa.onnx.torch_device)."""
     out: Any  # a numpy array or a torch tensor
     if output == "numpy":
         out = np.empty((n, first.shape[1]), dtype=np.float32)

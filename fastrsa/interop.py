@@ -13,28 +13,15 @@ rsatoolbox is optional (`pip install rsatoolbox`): it is imported only by `to_rs
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import numpy as np
 
 from . import _arrays as A
 from .errors import MissingPackage
+from .rdm_inputs import NAME, is_rsatoolbox_rdms, rdm_rows, read_rsatoolbox, stack_rdms
 
-NAME = "name"  # the rdm descriptor that holds model labels
-
-
-def _rsatoolbox_rdms_class() -> type | None:
-    """rsatoolbox.rdm.RDMs when rsatoolbox has been imported, else None (an object of that class
-    cannot exist before its module is imported, so there is nothing to recognise)."""
-    module = sys.modules.get("rsatoolbox.rdm.rdms")
-    return getattr(module, "RDMs", None) if module is not None else None
-
-
-def is_rsatoolbox_rdms(x: Any) -> bool:
-    """True for an rsatoolbox.rdm.RDMs object (without importing rsatoolbox)."""
-    cls = _rsatoolbox_rdms_class()
-    return cls is not None and isinstance(x, cls)
+__all__ = ["from_rsatoolbox", "is_rsatoolbox_rdms", "rdm_rows", "to_rsatoolbox"]
 
 
 def _require_rsatoolbox() -> Any:
@@ -61,8 +48,6 @@ def to_rsatoolbox(
     The dissimilarities are float64 copies. Refused: non-finite values, duplicate labels,
     lengths that are not n*(n-1)/2 for n >= 3. MissingPackage without rsatoolbox.
     """
-    from .taxonomy import stack_rdms  # taxonomy imports this module: import here
-
     rdm = _require_rsatoolbox()
     if isinstance(rdms, dict):
         names, rows = stack_rdms(rdms, labels)
@@ -92,29 +77,4 @@ def from_rsatoolbox(rdms: Any, descriptor: str = NAME) -> tuple[list[str] | None
     """
     if not is_rsatoolbox_rdms(rdms):
         raise TypeError(f"rdms must be an rsatoolbox.rdm.RDMs object; got {type(rdms).__name__}")
-    return _read(rdms, descriptor, "rdms")
-
-
-def _read(rdms: Any, descriptor: str, name: str) -> tuple[list[str] | None, np.ndarray]:
-    rows = np.array(rdms.dissimilarities, dtype=np.float64).reshape(rdms.n_rdm, -1)
-    names = rdms.rdm_descriptors.get(descriptor)
-    labels = None if names is None else [str(v) for v in names]
-    bad = ~np.isfinite(rows)
-    if bad.any():
-        i, j = (int(v) for v in np.argwhere(bad)[0])
-        which = f"{labels[i]!r}" if labels is not None else str(i)
-        raise ValueError(
-            f"{name} (rsatoolbox RDMs): RDM {which} holds NaN or Inf (first at dissimilarity {j}; "
-            f"{int(bad.sum())} in all): fastrsa needs every dissimilarity"
-        )
-    return labels, rows
-
-
-def rdm_rows(x: Any, name: str = "rdms") -> tuple[np.ndarray, list[str] | None] | None:
-    """(condensed rows (B, m) float64, labels or None) when `x` is an rsatoolbox RDMs object (see
-    `from_rsatoolbox`; errors name `name`, the caller's argument), else None: the hook through
-    which the API takes RDMs objects."""
-    if not is_rsatoolbox_rdms(x):
-        return None
-    labels, rows = _read(x, NAME, name)
-    return rows, labels
+    return read_rsatoolbox(rdms, descriptor, "rdms")

@@ -22,6 +22,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+__all__ = [
+    "Bottleneck",
+    "export_onnx",
+    "LAYERS",
+    "load_taskonomy",
+    "SmallEncoder",
+    "TaskonomyEncoder",
+]
+
 LAYERS = ("block1", "block2", "block3", "block4", "compressed")
 
 

@@ -18,7 +18,10 @@ from typing import Any
 import numpy as np
 
 from . import io
+from ._checks import check_choice
 from .errors import MissingPackage
+
+__all__ = ["figure_format", "plot_ranking", "plot_taxonomy", "taxonomy_figure_writers"]
 
 
 def _figure_class():
@@ -46,8 +49,7 @@ def taxonomy_figure_writers(
     figure_class = _figure_class()
     supported = sorted(_formats())
     for fmt in formats:
-        if fmt not in supported:
-            raise ValueError(f"figure format must be one of {supported}; got {fmt!r}")
+        check_choice(fmt, supported, "figure format")
     fig = _figure(figure_class, result, title)
     try:
         yield {fmt: functools.partial(fig.savefig, format=fmt, dpi=150) for fmt in formats}
@@ -161,7 +163,7 @@ def figure_format(path: str | os.PathLike, name: str = "plot") -> str:
 
 
 def plot_ranking(ranking, path: str | os.PathLike, title: str | None = None) -> Path:
-    """Save the bar chart of a transfer ranking (fastrsa.taxonomy.Ranking) to `path` (any format
+    """Save the bar chart of a transfer ranking (fastrsa.transfer.Ranking) to `path` (any format
     matplotlib writes, by its suffix; written atomically): one horizontal bar per source, the
     best at the top, length = its score. With `ranking.confidence` (rank_sources(...,
     n_boot > 0)) each bar has an error bar from the percentile interval [lo, hi] of its score

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 
 from . import _arrays as A
-from . import _stream
+from . import _gpu_stream, io
 from ._backend import check_backend_name, device_for, get_backend, supporting
+from ._checks import check_choice
+from ._condensed import n_from_condensed, squareform
 from ._memory import budget_for
 from ._typing import ArrayIn, ArrayOut
 from .reference import METRICS
+
+__all__ = ["PRECISIONS", "n_from_condensed", "rdms", "rdms_of_feature_file", "squareform"]
 
 PRECISIONS = ("ieee", "tf32x3", "tf32")
 
 
 def _check_metric(metric: str) -> None:
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {', '.join(map(repr, METRICS))}; got {metric!r}")
+    check_choice(metric, METRICS, "metric")
 
 
 def rdms(
@@ -98,7 +102,7 @@ def rdms(
         x, exps = A.rescaled(x, lo, hi, per_matrix=metric == "euclidean")
     x3 = x.reshape(-1, n, d)
     if be.kind == "torch" and not resident:
-        out = _stream.rdms_streamed(be, x3, metric, device, precision, budget)
+        out = _gpu_stream.rdms_streamed(be, x3, metric, device, precision, budget)
     else:
         out = be.rdm(x3, metric, precision=precision, budget=budget)
     if metric == "euclidean":
@@ -125,53 +129,26 @@ def _check_fits(x: Any, batch: int, n: int, d: int) -> None:
         )
 
 
-def n_from_condensed(m: int, name: str = "rdm") -> int:
-    """n such that n*(n-1)/2 == m, or a ValueError naming `name`."""
-    n = int(round((1 + np.sqrt(1 + 8 * m)) / 2))
-    if n * (n - 1) // 2 != m or m == 0:
-        raise ValueError(
-            f"{name} has length {m}, which is not n*(n-1)/2 for any n >= 2: not a condensed RDM"
-        )
-    return n
-
-
-def squareform(x: ArrayIn, to: str | None = None, checks: bool = True) -> ArrayOut:
-    """Convert between condensed (..., n*(n-1)//2) and square (..., n, n) RDMs, batched.
-
-    to: "square" or "condensed". By default an input whose last two dims are equal is square
-    (scipy's rule for 2-D input), anything else condensed; say `to` when that is ambiguous (a
-    batch of k condensed vectors of length k). With `checks`, a square input must be symmetric
-    with a zero diagonal (to 1e-8 relative, like rsatoolbox) — else ValueError.
-    """
-    origin = A.origin_of(x)
-    arr = A.as_checked(x, "x") if A.is_torch(x) else A.as_array(x, "x")
-    if arr.dtype.kind not in "fiub":
-        raise TypeError(f"x must hold real numbers; got dtype {arr.dtype}")
-    if to is None:
-        to = "condensed" if arr.ndim >= 2 and arr.shape[-1] == arr.shape[-2] else "square"
-    if to not in ("square", "condensed"):
-        raise ValueError(f"to must be 'square', 'condensed' or None; got {to!r}")
-    if arr.ndim == 0 or arr.size == 0:
-        raise ValueError(f"x is empty or a scalar (shape {arr.shape})")
-    if to == "square":
-        n = n_from_condensed(arr.shape[-1], "x")
-        i, j = np.triu_indices(n, k=1)
-        out = np.zeros(arr.shape[:-1] + (n, n), dtype=arr.dtype)
-        out[..., i, j] = arr
-        out[..., j, i] = arr
-        return A.back_to(out, origin)
-    A.check_ndim(
-        arr,
-        "x",
-        "square in its last two dims (..., n, n)",
-        arr.ndim >= 2 and arr.shape[-1] == arr.shape[-2],
-    )
-    n = arr.shape[-1]
-    if checks and arr.dtype.kind in "fiu":
-        scale = max(float(np.abs(arr).max()), 1e-300)
-        if not np.allclose(arr, arr.swapaxes(-1, -2), rtol=0, atol=1e-8 * scale):
-            raise ValueError("x is not symmetric: a square RDM must equal its transpose")
-        if np.abs(np.diagonal(arr, axis1=-2, axis2=-1)).max() > 1e-8 * scale:
-            raise ValueError("x has a non-zero diagonal: a square RDM's diagonal must be 0")
-    i, j = np.triu_indices(n, k=1)
-    return A.back_to(np.ascontiguousarray(arr[..., i, j]), origin)
+def rdms_of_feature_file(
+    path: str | os.PathLike, name: str = "features", backend: str = "auto"
+) -> tuple[list[str], np.ndarray]:
+    """(labels, condensed RDMs (K, m)) of a feature file (io.load_arrays: .npy or .npz): each
+    array (n, d) is one model's features, labelled by its key; an array (..., n, d) is a batch
+    labelled `key[i]` (`key[i,j]` for more leading dims). RDMs by fastrsa.rdms (correlation
+    distance) on `backend`. Errors name `name` (the caller's argument) and the array; every
+    array must hold the same number of images n."""
+    labels, rows = [], []
+    for key, arr in io.load_arrays(path, name).items():
+        try:
+            out = rdms(arr, backend=backend)
+        except (ValueError, TypeError) as err:
+            raise type(err)(f"{name}: array {key!r} of {path}: {err}") from None
+        lead = arr.shape[:-2]
+        if not lead:
+            labels.append(key)
+        else:
+            labels += [f"{key}[{','.join(map(str, i))}]" for i in np.ndindex(*lead)]
+        rows += list(np.asarray(out).reshape(-1, out.shape[-1]))
+    if len({len(r) for r in rows}) > 1:
+        raise ValueError(f"{name}: the arrays of {path} hold different numbers of images")
+    return labels, np.stack(rows)

@@ -10,6 +10,18 @@ import numpy as np
 from scipy import stats
 from scipy.spatial import distance
 
+__all__ = [
+    "compare_ref",
+    "corr_ref",
+    "exact_float64",
+    "METHODS",
+    "METRICS",
+    "RANK_METHODS",
+    "rank_ref",
+    "rdm_ref",
+    "UNCORRECTED",
+]
+
 METRICS = ("correlation", "cosine", "euclidean")
 METHODS = ("spearman", "pearson", "cosine", "kendall", "rho-a", "tau-a")
 RANK_METHODS = ("spearman", "kendall", "rho-a", "tau-a")  # depend on the rows' order only

@@ -17,6 +17,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+__all__ = [
+    "KINDS",
+    "make_scenes",
+    "Scenes",
+    "SHAPES",
+    "TASKS",
+]
+
 # task -> (kind, target: "image" regression | "map" regression | "labels" per pixel | "class")
 TASKS = {
     "autoencoder": ("2D", "image", 3),

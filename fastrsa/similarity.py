@@ -9,8 +9,19 @@ import numpy as np
 
 from . import _arrays as A
 from ._backend import check_backend_name, device_for, get_backend
+from ._checks import check_choice
 from ._memory import budget_for
 from ._typing import ArrayIn, ArrayOut
+from .compare import compare
+from .measures.attribution import attribution_similarity
+from .measures.cka import cka_matrix
+from .measures.dds import dds_matrix
+from .measures.gram import KERNELS
+from .measures.svcca import svcca_matrix
+from .rdms import rdms
+from .reference import METRICS
+
+__all__ = ["MEASURES", "OPTIONS", "similarity"]
 
 MEASURES = ("rsa", "cka", "dds", "svcca", "attribution")
 # Each measure's options and their defaults (None: chosen from the others, see the docstring).
@@ -94,10 +105,7 @@ def similarity(
     numbers of images n, fewer than 3 images (4 for the unbiased estimators), and constant
     features where the measure is undefined. TypeError for unknown options or non-numbers.
     """
-    if measure not in MEASURES:
-        raise ValueError(
-            f"measure must be one of {', '.join(map(repr, MEASURES))}; got {measure!r}"
-        )
+    check_choice(measure, MEASURES, "measure")
     unknown = sorted(set(options) - set(OPTIONS[measure]))
     if unknown:
         valid = ", ".join(OPTIONS[measure]) or "none"
@@ -107,8 +115,6 @@ def similarity(
         )
     check_backend_name(backend)
     if measure == "attribution":
-        from .measures.attribution import attribution_similarity
-
         return attribution_similarity(features, other, memory=memory)  # type: ignore[arg-type]
     opts = {**OPTIONS[measure], **options}
     names_a, raw_a = _split(features, "features")
@@ -146,8 +152,6 @@ def similarity(
     if measure == "cka":
         out = _cka(models_a, b_or_none, names_a, names_b, n, budget, opts)
     elif measure == "dds":
-        from .measures.dds import dds_matrix
-
         debiased = _flag(opts["debiased"], "debiased")
         _check_n(n, 4 if debiased else 3, "features")
         out = dds_matrix(
@@ -166,8 +170,6 @@ def similarity(
             names_b=names_b,
         )
     else:
-        from .measures.svcca import svcca_matrix
-
         _check_n(n, 3, "features")
         variance = opts["variance"]
         if isinstance(variance, bool) or not isinstance(variance, int | float):
@@ -260,12 +262,9 @@ def _cka(
     budget: int,
     opts: dict[str, Any],
 ) -> np.ndarray:
-    from .measures.cka import cka_matrix
-    from .measures.gram import KERNELS
 
     kernel = opts["kernel"]
-    if kernel not in KERNELS:
-        raise ValueError(f"kernel must be one of {', '.join(map(repr, KERNELS))}; got {kernel!r}")
+    check_choice(kernel, KERNELS, "kernel")
     minibatch = opts["minibatch"]
     debiased = opts["debiased"]
     debiased = minibatch is not None if debiased is None else _flag(debiased, "debiased")
@@ -297,14 +296,8 @@ def _rsa(
     opts: dict[str, Any],
 ) -> ArrayOut:
     """RDMs of each model (fastrsa.rdms, one call per model), then fastrsa.compare."""
-    from .compare import compare
-    from .rdms import rdms
-    from .reference import METRICS
 
-    if opts["metric"] not in METRICS:
-        raise ValueError(
-            f"metric must be one of {', '.join(map(repr, METRICS))}; got {opts['metric']!r}"
-        )
+    check_choice(opts["metric"], METRICS, "metric")
     kind, device = origin.kind, origin.device
     a = [_checked_keep_int(x, nm, kind, device) for x, nm in zip(raw_a, names_a, strict=True)]
     b = [_checked_keep_int(x, nm, kind, device) for x, nm in zip(raw_b or [], names_b, strict=True)]

@@ -12,9 +12,9 @@ they are testable on constructed samples.
 - `ranking_confidence(scores_samples, labels, k, level)`: per source, the probability of being
   top-1 / in the top k and a percentile interval of its score.
 
-Dendrograms are built exactly as fastrsa.taxonomy builds its own: distance = 1 - similarity
-(clipped at 0), condensed from the upper triangle, `scipy.cluster.hierarchy.linkage(method=
-linkage)`.
+Dendrograms are built by `linkage_tree(sim, linkage)`, the one builder fastrsa.taxonomy uses too:
+distance = 1 - similarity (clipped at 0), condensed from the upper triangle,
+`scipy.cluster.hierarchy.linkage(method=linkage)`.
 
 Ties are resolved deterministically, never at random:
 - dendrograms: merges at equal heights are made in the order scipy's linkage makes them (it
@@ -33,49 +33,21 @@ import numpy as np
 from scipy.cluster import hierarchy
 from scipy.spatial import distance
 
-LINKAGES = ("average", "single", "complete", "weighted", "ward")
+from ._checks import LINKAGES, check_level, check_linkage, check_n_boot, check_seed
 
-
-# ---- argument checks (shared with fastrsa.taxonomy) ----------------------------------------
-
-
-def check_n_boot(n_boot: Any) -> int:
-    """`n_boot` as an int >= 0 (0: no bootstrap); TypeError / ValueError naming it otherwise."""
-    if isinstance(n_boot, (bool, np.bool_)) or not isinstance(n_boot, (int, np.integer)):
-        raise TypeError(
-            f"n_boot must be an int >= 0 (0: no bootstrap); got {n_boot!r} "
-            f"({type(n_boot).__name__})"
-        )
-    if n_boot < 0:
-        raise ValueError(f"n_boot must be >= 0 (0: no bootstrap); got {n_boot}")
-    return int(n_boot)
-
-
-def check_seed(seed: Any) -> int | None:
-    """`seed` as None or an int >= 0; TypeError / ValueError naming it otherwise."""
-    if seed is None:
-        return None
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int >= 0 or None; got {seed!r} ({type(seed).__name__})")
-    if seed < 0:
-        raise ValueError(f"seed must be an int >= 0 or None; got {seed}")
-    return int(seed)
-
-
-def check_level(level: Any) -> float:
-    """`level` as a float in (0, 1); TypeError for a non-number (bool included), ValueError
-    outside (0, 1) (NaN and complex included), both naming it."""
-    if isinstance(level, (bool, np.bool_)) or not isinstance(level, (int, float, np.number)):
-        raise TypeError(f"level must be a number in (0, 1); got {level!r} ({type(level).__name__})")
-    if isinstance(level, (complex, np.complexfloating)) or not 0.0 < float(level) < 1.0:
-        raise ValueError(f"level must lie in (0, 1); got {level!r}")
-    return float(level)
-
-
-def _check_linkage(linkage: Any) -> str:
-    if not isinstance(linkage, str) or linkage not in LINKAGES:
-        raise ValueError(f"linkage must be one of {LINKAGES}; got {linkage!r}")
-    return linkage
+__all__ = [
+    "LINKAGES",
+    "RankingConfidence",
+    "check_level",
+    "check_n_boot",
+    "check_seed",
+    "cluster_support",
+    "co_clustering",
+    "linkage_tree",
+    "ranking_confidence",
+]
+# LINKAGES, check_level, check_n_boot and check_seed live in fastrsa._checks (each check written
+# once); they are re-exported here, where they were public before.
 
 
 def _as_samples(samples: Any, name: str = "samples") -> np.ndarray:
@@ -100,9 +72,13 @@ def _as_samples(samples: Any, name: str = "samples") -> np.ndarray:
     return arr
 
 
-def _tree(sim: np.ndarray, linkage: str) -> np.ndarray:
-    """The linkage matrix (B-1, 4) of one similarity matrix, as fastrsa.taxonomy builds it."""
-    dist = distance.squareform(np.clip(1.0 - sim, 0.0, None), checks=False)
+def linkage_tree(sim: Any, linkage: str = "average") -> np.ndarray:
+    """The dendrogram of one (B, B) similarity matrix, the one way fastrsa builds it (taxonomy
+    and its support values): distance = 1 - similarity clipped at 0, condensed from the upper
+    triangle (`scipy.spatial.distance.squareform(checks=False)`), then
+    `scipy.cluster.hierarchy.linkage(method=linkage)`. Returns the (B-1, 4) float64 linkage
+    matrix. sim is not validated here (callers check it); linkage: one of LINKAGES."""
+    dist = distance.squareform(np.clip(1.0 - np.asarray(sim), 0.0, None), checks=False)
     return hierarchy.linkage(dist, method=linkage)
 
 
@@ -136,7 +112,7 @@ def cluster_support(
     all B models, support 1 by construction); support[i] (float64, in [0, 1]) is the fraction of
     the K samples whose dendrogram has a node with exactly that set of leaves.
     """
-    linkage = _check_linkage(linkage)
+    linkage = check_linkage(linkage)
     samples = _as_samples(samples)
     observed = _as_samples(np.asarray(observed_sim)[None], "observed_sim")[0]
     if observed.shape != samples.shape[1:]:
@@ -145,10 +121,10 @@ def cluster_support(
             "compare the same models"
         )
     b = observed.shape[0]
-    wanted = _cluster_masks(_tree(observed, linkage))
+    wanted = _cluster_masks(linkage_tree(observed, linkage))
     counts = np.zeros(len(wanted), dtype=np.int64)
     for sample in samples:
-        found = set(_cluster_masks(_tree(sample, linkage)))
+        found = set(_cluster_masks(linkage_tree(sample, linkage)))
         counts += np.fromiter((m in found for m in wanted), dtype=bool, count=len(wanted))
     return [_members(m, b) for m in wanted], counts / len(samples)
 
@@ -159,7 +135,7 @@ def co_clustering(samples: Any, n_clusters: int, linkage: str = "average") -> np
     `scipy.cluster.hierarchy.fcluster(tree, n_clusters, criterion="maxclust")` (as
     fastrsa.taxonomy's `n_clusters`; tied merge heights can give fewer clusters). Symmetric,
     ones on the diagonal."""
-    linkage = _check_linkage(linkage)
+    linkage = check_linkage(linkage)
     samples = _as_samples(samples)
     b = samples.shape[1]
     if (
@@ -172,7 +148,9 @@ def co_clustering(samples: Any, n_clusters: int, linkage: str = "average") -> np
         )
     together = np.zeros((b, b), dtype=np.int64)
     for sample in samples:
-        ids = hierarchy.fcluster(_tree(sample, linkage), t=int(n_clusters), criterion="maxclust")
+        ids = hierarchy.fcluster(
+            linkage_tree(sample, linkage), t=int(n_clusters), criterion="maxclust"
+        )
         together += ids[:, None] == ids[None, :]
     return together / len(samples)
 

@@ -207,7 +207,7 @@ def test_attributions_from_image_files(tmp_path, rng):
         pixels = rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(tmp_path / f"im{k}.png")
     model = SmallEncoder()
-    from fastrsa.features import load_images
+    from fastrsa.images import load_images
 
     want = attributions(model, load_images(tmp_path, size=16))
     np.testing.assert_array_equal(attributions(model, tmp_path, size=16), want)

@@ -1,5 +1,7 @@
 """Backends declare their capabilities; the API layer asks them, never a backend's name."""
 
+import ast
+import contextlib
 import dataclasses
 import pathlib
 
@@ -45,6 +47,110 @@ def test_declared_capabilities():
         assert "kendall" not in caps(name).native_methods
     for name in ("numpy", "numba", "reference"):
         assert set(caps(name).native_methods) == set(METHODS)
+
+
+def test_statistics_ops_are_declared():
+    """The statistics kernels (permutation test's gather and products, bootstrap's weighted
+    ranks) are declared ops: every backend here declares both, a loaded backend carries a
+    callable for each op it declares, and supporting() finds them."""
+    assert _backend.STATS_OPS == ("permute", "weighted_ranks")
+    for name in fastrsa.BACKENDS:
+        caps = _backend.capabilities(name)
+        assert caps.stats_ops == _backend.STATS_OPS, name
+        assert caps.weighted_ranks_bytes > 0, name
+    for op in _backend.STATS_OPS:
+        assert _backend.supporting(stats_ops=op) == list(fastrsa.BACKENDS)
+    fields = {"permute": "permuted_products", "weighted_ranks": "weighted_ranks"}
+    for name in AVAILABLE:
+        be = _backend.get_backend(name)
+        for op in be.capabilities.stats_ops:
+            assert callable(getattr(be, fields[op])), (name, op)
+        with be.loop_context():  # a context manager on every backend
+            pass
+    assert _backend.capabilities("numba").weighted_ranks_bytes == 30  # measured: kernels' memory
+    assert _backend.capabilities("numpy").weighted_ranks_bytes == 120
+    assert _backend.capabilities("torch").weighted_ranks_bytes == 140
+
+
+def _without_stats(name):
+    """Registry entry of backend `name` with no statistics ops declared (and none carried)."""
+    caps = dataclasses.replace(_backend.capabilities(name), stats_ops=())
+    loaded = _backend.get_backend(name)
+    bare = dataclasses.replace(
+        loaded, capabilities=caps, permuted_products=None, weighted_ranks=None
+    )
+    return caps, lambda: bare
+
+
+def test_a_backend_without_a_statistics_op_fails_loudly(monkeypatch, fresh_loads):
+    """An explicit backend lacking the op that a statistic needs is refused, naming the backends
+    that have it; methods that need no op still run on it."""
+    from fastrsa import stats
+
+    monkeypatch.setitem(_backend.REGISTRY, "fake", _without_stats("numpy"))
+    rows = np.random.default_rng(1).random((3, 28))
+    with pytest.raises(ValueError, match="backend 'fake' has no 'permute' kernel.*'numpy'"):
+        stats.permutation_test(rows, n_perm=5, seed=0, backend="fake")
+    with pytest.raises(ValueError, match="backend 'fake' has no 'weighted_ranks' kernel"):
+        stats.bootstrap(rows, n_boot=3, seed=0, backend="fake")
+    with pytest.raises(ValueError, match="op must be one of"):
+        _backend.get_backend("numpy", op="sort")
+    slow = stats.permutation_test(rows, method="kendall", n_perm=5, seed=0, backend="fake")
+    want = stats.permutation_test(rows, method="kendall", n_perm=5, seed=0, backend="numpy")
+    np.testing.assert_array_equal(slow.p, want.p)
+    boot = stats.bootstrap(rows, "pearson", n_boot=3, seed=0, backend="fake")  # no kernel op
+    want = stats.bootstrap(rows, "pearson", n_boot=3, seed=0, backend="numpy")
+    np.testing.assert_array_equal(boot.samples, want.samples)
+
+
+@pytest.mark.skipif("numba" not in AVAILABLE, reason="numba is not installed")
+def test_auto_skips_a_backend_without_the_op(monkeypatch, fresh_loads):
+    assert _backend.get_backend("auto", op="weighted_ranks").name == "numba"
+    monkeypatch.setitem(_backend.REGISTRY, "numba", _without_stats("numba"))
+    assert _backend.get_backend("auto").name == "numba"
+    for op in _backend.STATS_OPS:
+        assert _backend.get_backend("auto", op=op).name == "numpy"
+    from fastrsa import stats
+
+    rows = np.random.default_rng(2).random((3, 28))
+    got = stats.permutation_test(rows, n_perm=6, seed=1, return_null=True)
+    want = stats.permutation_test(rows, n_perm=6, seed=1, return_null=True, backend="numpy")
+    np.testing.assert_allclose(got.null, want.null, atol=1e-12)
+
+
+def test_statistics_ask_the_backend_for_their_kernels(monkeypatch, fresh_loads):
+    """A new backend's statistics ops are one registry entry: permutation_test and bootstrap
+    call the ops it declares (its permuted products, its weighted ranks, its loop context)."""
+    from fastrsa import stats
+
+    numpy = _backend.get_backend("numpy")
+    seen = []
+
+    def products(ra, rb, perms, n, rounds):
+        seen.append("permute")
+        yield from numpy.permuted_products(ra, rb, perms, n, rounds)
+
+    def ranker(rows, n):
+        seen.append("weighted_ranks")
+        return numpy.weighted_ranks(rows, n)
+
+    @contextlib.contextmanager
+    def loop():
+        seen.append("loop")
+        yield
+
+    fake = dataclasses.replace(
+        numpy, name="fake", permuted_products=products, weighted_ranks=ranker, loop_context=loop
+    )
+    monkeypatch.setitem(_backend.REGISTRY, "fake", (numpy.capabilities, lambda: fake))
+    rows = np.random.default_rng(3).random((3, 28))
+    got = stats.permutation_test(rows, n_perm=6, seed=1, backend="fake", return_null=True)
+    want = stats.permutation_test(rows, n_perm=6, seed=1, backend="numpy", return_null=True)
+    np.testing.assert_array_equal(got.null, want.null)
+    boot = stats.bootstrap(rows, n_boot=4, seed=1, backend="fake")
+    want = stats.bootstrap(rows, n_boot=4, seed=1, backend="numpy")
+    np.testing.assert_array_equal(boot.samples, want.samples)
+    assert seen == ["permute", "weighted_ranks", "loop"]
 
 
 @pytest.mark.skipif(not HAS_TRITON, reason="triton is not available")
@@ -104,10 +210,28 @@ def test_device_for_asks_devices():
 
 def test_api_layer_never_compares_backend_names():
     root = pathlib.Path(fastrsa.__file__).parent
-    for module in ("rdms.py", "compare.py", "_stream.py", "_backend.py"):
+    stats = sorted(str(p.relative_to(root)) for p in (root / "stats").glob("*.py"))
+    assert "stats/permutation.py" in stats and "stats/bootstrap.py" in stats
+    for module in ("rdms.py", "compare.py", "_gpu_stream.py", "_backend.py", "support.py", *stats):
         text = (root / module).read_text()
         for pattern in ('.name == "', '.name != "', ".name in ("):
             assert pattern not in text, (module, pattern)
+
+
+def test_statistics_never_import_kernels():
+    """fastrsa.stats reaches kernels only through the backends' declared ops."""
+    root = pathlib.Path(fastrsa.__file__).parent
+    paths = list((root / "stats").glob("*.py"))
+    assert len(paths) >= 4
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or "", *(a.name for a in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            assert not any("kernels" in name for name in names), (path.name, names)
 
 
 def test_cli_backends_lists_every_backend(capsys):

@@ -45,7 +45,7 @@ def _plain(a, b, method):
 
 def test_methods_are_listed():
     assert set(RANK_A) <= set(METHODS)
-    from fastrsa.sweeps.tiles import TILE_METHODS
+    from fastrsa.sweeps.blocks import TILE_METHODS
 
     assert set(RANK_A) <= set(TILE_METHODS)
 

@@ -308,7 +308,7 @@ def test_torch_output_feeds_the_kernels_and_saves(encoders, image_dir, tmp_path)
     assert torch.equal(cached.stack("compressed"), again.stack("compressed"))
     saved = np.load(feats.save(tmp_path / "f.npz"), allow_pickle=False)
     np.testing.assert_array_equal(saved["depth.compressed"], feats.stack("compressed")[0].numpy())
-    with pytest.raises(ValueError, match="output must be 'numpy' or 'torch'"):
+    with pytest.raises(ValueError, match="output must be one of 'numpy', 'torch'"):
         F.extract(encoders, image_dir, progress=False, output="cupy")
 
 

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 import zipfile
 from pathlib import Path
@@ -17,6 +18,8 @@ from scipy.spatial.distance import pdist, squareform
 
 from fastrsa import io
 from fastrsa.cli import main
+from fastrsa.io import arrays as io_arrays
+from fastrsa.io import atomic as io_atomic
 from fastrsa.taxonomy import (
     evaluate_transfer,
     load_affinities,
@@ -385,10 +388,10 @@ def test_save_killed_after_the_commit_is_completed_and_a_mixed_set_is_refused(
             raise OSError(5, "Input/output error")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(io.os, "replace", replace_once)
+    monkeypatch.setattr(os, "replace", replace_once)
     with pytest.raises(ValueError, match=r"cannot finish writing .*taxonomy.json.*completes it"):
         new.save(tmp_path, plots=False)
-    monkeypatch.setattr(io.os, "replace", real_replace)
+    monkeypatch.setattr(os, "replace", real_replace)
     # taxonomy.npz is new, taxonomy.json still old: a reader must not take that mix
     pending = [p.name for p in tmp_path.iterdir() if p.name.endswith(".commit")]
     assert len(pending) == 1
@@ -470,7 +473,7 @@ def test_temporaries_of_killed_processes_are_cleaned_by_the_next_write(tmp_path)
     assert set(SET) <= set(second)
     assert load_taxonomy(folder).labels == ["m0", "m1", "m2", "m3"]  # the old set, complete
     # a temporary of a live process (a concurrent writer: here, this one) is left alone
-    live = folder / f".x.json.{os.getpid()}-{io._HOST}-abcd1234.tmp"
+    live = folder / f".x.json.{os.getpid()}-{io_atomic.HOST}-abcd1234.tmp"
     live.write_bytes(b"in flight")
     io.save_json(folder / "single.json", {"ok": True})
     assert [n for n in sorted(os.listdir(folder)) if n.startswith(".")] == [live.name]
@@ -543,7 +546,7 @@ def test_npz_with_a_non_array_member_names_file_and_member(tmp_path, capsys, mem
 
 
 def test_npz_decompression_bomb_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(io, "_BOMB_MIN", 2**20)  # the real floor is 64 MiB; same rule, smaller
+    monkeypatch.setattr(io_arrays, "BOMB_MIN", 2**20)  # the real floor: 64 MiB; same rule, smaller
     path = tmp_path / "bomb.npz"
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("x.npy", _npy_bytes(np.zeros(2**19)))  # 4 MiB of zeros -> a few KiB
@@ -585,14 +588,14 @@ def test_unwritable_output_path_is_a_value_error_naming_it(tmp_path, monkeypatch
         def denied(*args, **kwargs):
             raise PermissionError(13, "Permission denied")
 
-        monkeypatch.setattr(io.tempfile, "mkstemp", denied)
+        monkeypatch.setattr(tempfile, "mkstemp", denied)
         match = "Permission denied"
     else:
 
         def denied(src, dst):
             raise PermissionError(13, "Permission denied")
 
-        monkeypatch.setattr(io.os, "replace", denied)
+        monkeypatch.setattr(os, "replace", denied)
         match = "Permission denied"
     for write in (
         lambda: io.save_json(target, {"a": 1}),
@@ -617,7 +620,7 @@ def test_taxonomy_save_into_a_file_or_onto_a_folder_member(tmp_path, monkeypatch
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(io.tempfile, "mkdtemp", denied)
+    monkeypatch.setattr(tempfile, "mkdtemp", denied)
     with pytest.raises(ValueError, match=r"cannot write .*taxonomy.json: Permission denied"):
         result.save(tmp_path / "ro", plots=False)
     assert [p for p in tmp_path.rglob("*.tmp")] == []

@@ -16,8 +16,8 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("PIL")
 from PIL import Image  # noqa: E402
 
-from fastrsa import cli, io  # noqa: E402
 from fastrsa import features as F  # noqa: E402
+from fastrsa import io  # noqa: E402
 from fastrsa.cli import main  # noqa: E402
 
 SIZE = 8  # the test models' input: (batch, 3, 8, 8)
@@ -438,15 +438,20 @@ def _expensive_work_refused(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the command started its work before checking its output")
 
-    for module, name in [("fastrsa.cli", "rdms"), ("fastrsa.cli", "compare")]:
-        monkeypatch.setattr(f"{module}.{name}", refuse)
-    monkeypatch.setattr(F, "_session", refuse)
-    # fastrsa.taxonomy is also a function: reach the modules themselves. fastrsa.demo is
-    # imported first, so its own `from .taxonomy import taxonomy` binds the real function.
-    demo = importlib.import_module("fastrsa.demo")
-    monkeypatch.setattr(demo, "run_demo", refuse)
-    monkeypatch.setattr(demo, "run_real_data", refuse)
-    monkeypatch.setattr(importlib.import_module("fastrsa.taxonomy"), "taxonomy", refuse)
+    # where each command module looks its work up (fastrsa/cli/<command>.py)
+    for target in [
+        "fastrsa.cli.rdms.rdms",
+        "fastrsa.cli.compare.compare",
+        "fastrsa.cli.taxonomy.taxonomy",
+        "fastrsa.cli.evaluate.taxonomy",
+        "fastrsa.cli.demo.run_demo",
+        "fastrsa.cli.demo.run_real_data",
+        "fastrsa.cli._common.rdms",  # taxonomy --models
+    ]:
+        monkeypatch.setattr(target, refuse)
+    monkeypatch.setattr(F, "session", refuse)  # fastrsa.onnx.session, as extract calls it
+    # fastrsa.rdms is also a function: reach the module itself (rdms_of_feature_file, --features)
+    monkeypatch.setattr(importlib.import_module("fastrsa.rdms"), "rdms", refuse)
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
@@ -479,7 +484,7 @@ def test_cli_refuses_a_read_only_output_folder(inputs, capsys, monkeypatch, comm
     real_access = os.access
     # tests run as root here, where a chmod 0o555 folder stays writable: fake the permission
     monkeypatch.setattr(
-        cli.os, "access", lambda p, mode: False if Path(p) == locked else real_access(p, mode)
+        os, "access", lambda p, mode: False if Path(p) == locked else real_access(p, mode)
     )
     _expensive_work_refused(monkeypatch)
     assert main([a.format(d=inputs, o=out) for a in argv]) == 2
@@ -533,7 +538,7 @@ def test_cli_os_errors_of_user_paths_exit_2(inputs, capsys, monkeypatch, error):
     def fails(path, name="file"):
         raise error(13, os.strerror(13), str(path))
 
-    monkeypatch.setattr(io, "load_arrays", fails)
+    monkeypatch.setattr("fastrsa.io.rdm_files.load_arrays", fails)  # as io.load_rdms reads
     assert main(["compare", str(inputs / "rdms.npz")]) == 2
     assert str(inputs / "rdms.npz") in _error_line(capsys)
 
@@ -542,7 +547,7 @@ def test_cli_other_exceptions_keep_their_traceback(inputs, monkeypatch):
     def bug(path, name="file"):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(io, "load_arrays", bug)
+    monkeypatch.setattr("fastrsa.io.rdm_files.load_arrays", bug)  # as io.load_rdms reads
     with pytest.raises(ZeroDivisionError):
         main(["compare", str(inputs / "rdms.npz")])
 

@@ -16,6 +16,7 @@ from scipy.spatial.distance import pdist, squareform
 from fastrsa import io
 from fastrsa.cli import main
 from fastrsa.errors import MissingPackage, NeedsDevice, UserError, is_user_error
+from fastrsa.io import atomic as io_atomic
 from fastrsa.reference import compare_ref
 
 N_IMAGES = 7
@@ -312,7 +313,7 @@ def test_a_runtime_error_from_elsewhere_keeps_its_traceback(tmp_path, monkeypatc
     def torch_internal(*args, **kwargs):
         raise RuntimeError("CUDA error: an illegal memory access was encountered")
 
-    monkeypatch.setattr("fastrsa.cli.compare", torch_internal)
+    monkeypatch.setattr("fastrsa.cli.compare.compare", torch_internal)
     with pytest.raises(RuntimeError, match="illegal memory access"):
         main(["compare", str(tmp_path / "r.npy")])
 
@@ -358,12 +359,12 @@ def test_the_umask_is_read_without_changing_it(monkeypatch):
     def refuse(mask):
         raise AssertionError("os.umask changed the process's umask")
 
-    monkeypatch.setattr(io.os, "umask", refuse)
-    assert io._umask() == real
+    monkeypatch.setattr(os, "umask", refuse)
+    assert io_atomic.umask() == real
 
 
 def test_features_follow_the_sessions_gpu_not_gpu_0():
-    from fastrsa import features as F
+    from fastrsa import onnx
 
     class Session:
         def __init__(self, providers, options):
@@ -377,12 +378,12 @@ def test_features_follow_the_sessions_gpu_not_gpu_0():
 
     cuda = ["CUDAExecutionProvider", "CPUExecutionProvider"]
     on_gpu_1 = Session(cuda, {"CUDAExecutionProvider": {"device_id": "1"}})
-    assert F._torch_device(on_gpu_1) == "cuda:1" and F._cuda_device_id(on_gpu_1) == 1
-    assert F._torch_device(Session(cuda, {"CUDAExecutionProvider": {}})) == "cuda:0"
-    assert F._torch_device(Session(["CPUExecutionProvider"], {})) == "cpu"
-    assert F._cuda_index("cuda:2") == 2 and F._cuda_index("cuda") is None
+    assert onnx.torch_device(on_gpu_1) == "cuda:1" and onnx.cuda_device_id(on_gpu_1) == 1
+    assert onnx.torch_device(Session(cuda, {"CUDAExecutionProvider": {}})) == "cuda:0"
+    assert onnx.torch_device(Session(["CPUExecutionProvider"], {})) == "cpu"
+    assert onnx.cuda_index("cuda:2") == 2 and onnx.cuda_index("cuda") is None
     with pytest.raises(ValueError, match="'cuda:N'"):
-        F._cuda_index("gpu")
+        onnx.cuda_index("gpu")
 
 
 def test_cli_features_refuses_an_unknown_device_in_one_line(tmp_path, capsys):

@@ -190,3 +190,62 @@ def test_bootstrap_backends_agree(rng):
 def test_bootstrap_bad_input(rng, kwargs, err, match):
     with pytest.raises(err, match=match):
         stats.bootstrap(_rdms(rng, 2, 6), **kwargs)
+
+
+# ------------------------------------------------------------------------- scipy's names
+
+
+def test_permutation_result_has_scipy_names(rng):
+    """statistic, pvalue, null_distribution (scipy.stats.PermutationTestResult's names) are the
+    same arrays as observed, p, null."""
+    a = _rdms(rng, 3, 8)
+    r = stats.permutation_test(a, n_perm=20, seed=0, return_null=True)
+    assert r.statistic is r.observed and r.pvalue is r.p and r.null_distribution is r.null
+    assert r.null_distribution.shape == (20, 3, 3)
+    theirs = ss.permutation_test(([1.0, 2, 3], [4.0, 5, 6]), lambda x, y: x.mean() - y.mean())
+    for name in ("statistic", "pvalue", "null_distribution"):
+        assert hasattr(theirs, name) and hasattr(r, name)
+    assert stats.permutation_test(a, n_perm=5, seed=0).null_distribution is None
+
+
+def test_bootstrap_result_has_scipy_names(rng):
+    """bootstrap_distribution, standard_error and confidence_interval (scipy.stats.bootstrap's
+    result names) beside samples, standard_error() and bca()."""
+    res = stats.bootstrap(_rdms(rng, 3, 12), n_boot=50, seed=2)
+    assert res.bootstrap_distribution is res.samples
+    want = res.samples.std(axis=0, ddof=1)
+    se = res.standard_error  # an array, as scipy's attribute
+    np.testing.assert_array_equal(se, want)
+    assert se.shape == (3, 3) and se.dtype == np.float64
+    called = res.standard_error()  # the method it was still works: a plain ndarray
+    assert type(called) is np.ndarray
+    np.testing.assert_array_equal(called, want)
+    assert type(se * 2) is np.ndarray and type(np.sqrt(se)) is np.ndarray
+    ci = res.confidence_interval  # scipy's default: BCa at 0.95
+    theirs = ss.bootstrap(([1.0, 2, 3, 5],), np.mean, n_resamples=20, method="percentile")
+    for name in ("confidence_interval", "bootstrap_distribution", "standard_error"):
+        assert hasattr(theirs, name) and hasattr(res, name)
+    assert ci._fields == theirs.confidence_interval._fields == ("low", "high")
+    lo, hi = res.bca(0.95)
+    np.testing.assert_array_equal(ci.low, lo)
+    np.testing.assert_array_equal(ci.high, hi)
+    assert tuple(ci) == (ci.low, ci.high)
+    one = stats.bootstrap(_rdms(rng, 2, 6), n_boot=1, seed=0)
+    np.testing.assert_array_equal(one.standard_error, 0.0)
+
+
+@pytest.mark.parametrize(
+    "level,err,match",
+    [
+        ("0.9", TypeError, "level must be a number"),
+        (True, TypeError, "level must be a number"),  # bool is not a level
+        (1.0, ValueError, r"level must lie in \(0, 1\)"),
+        (0.0, ValueError, r"level must lie in \(0, 1\)"),
+        (float("nan"), ValueError, r"level must lie in \(0, 1\)"),
+    ],
+)
+def test_bootstrap_level_is_checked(rng, level, err, match):
+    res = stats.bootstrap(_rdms(rng, 2, 6), n_boot=3, seed=0)
+    for interval in (res.percentile, res.bca):
+        with pytest.raises(err, match=match):
+            interval(level)

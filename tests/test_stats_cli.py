@@ -6,7 +6,6 @@ flag, and files are written before stdout (a reader closing the pipe loses none)
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import json
 import re
@@ -23,8 +22,6 @@ from fastrsa.cli import main
 from fastrsa.stats import permutation_test
 from fastrsa.support import RankingConfidence, ranking_confidence
 from fastrsa.taxonomy import rank_sources, taxonomy
-
-TAXONOMY = importlib.import_module("fastrsa.taxonomy")  # the package's `taxonomy` is the function
 
 # ---- compare --permutations ------------------------------------------------------------------
 
@@ -51,8 +48,8 @@ def _counting_compare(monkeypatch) -> list[int]:
         calls.append(1)
         return compare(*args, **kwargs)
 
-    monkeypatch.setattr(fastrsa.cli, "compare", counted)
-    monkeypatch.setattr(fastrsa.stats, "compare", counted)
+    monkeypatch.setattr(fastrsa.cli.compare, "compare", counted)
+    monkeypatch.setattr(fastrsa.stats.permutation, "compare", counted)
     return calls
 
 
@@ -98,11 +95,11 @@ def test_compare_permutations_draws_records_and_replays_a_seed(tmp_path, rng, mo
     argv = ["compare", str(tmp_path / "r.npy"), "--permutations", "49"]
     drawn = []
 
-    def draw() -> int:  # the one way seeds are drawn (taxonomy and rank use it too)
+    def draw() -> int:  # fastrsa._checks.draw_seed, where the compare command looks it up
         drawn.append(123456789)
         return 123456789
 
-    monkeypatch.setattr(TAXONOMY, "_draw_seed", draw)
+    monkeypatch.setattr(fastrsa.cli.compare, "draw_seed", draw)
     assert main([*argv, "--out", str(first)]) == 0
     assert drawn == [123456789]
     saved = json.loads(first.read_text())

@@ -274,3 +274,78 @@ def test_permutation_batches_within_the_budget(rng, backend):
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 1.5 * budget, peak
+
+
+# ------------------------------------------------------------- the backends' statistics ops
+
+
+def _permute_ops():
+    from fastrsa.kernels.numpy import permuted_products_numpy
+
+    ops = {"numpy": permuted_products_numpy, "numba": numba_kernels.permuted_products_numba}
+    try:
+        from fastrsa.kernels.torch import permuted_products_torch
+    except ImportError:
+        return ops
+    ops["torch"] = permuted_products_torch
+    return ops
+
+
+@pytest.mark.parametrize("name", ["numpy", "numba", "torch"])
+@pytest.mark.parametrize("rounds", [1, 3, 7, 50])  # batches of one, a tail, all rounds at once
+@pytest.mark.parametrize("dtype,atol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+def test_permuted_products_equal_relabelled_gram(rng, name, rounds, dtype, atol):
+    """The "permute" op of each backend: null[k] = relabelled(a, p_k) @ b.T, batch by batch."""
+    ops = _permute_ops()
+    if name not in ops:
+        pytest.skip(f"{name} kernels not installed")
+    n, K = 9, 7
+    a = rng.standard_normal((5, n * (n - 1) // 2)).astype(dtype)
+    b = rng.standard_normal((2, a.shape[1])).astype(dtype)
+    perms = np.stack([rng.permutation(n) for _ in range(K)])
+    ra, rb = a, b
+    if name == "torch":
+        import torch
+
+        ra, rb = torch.from_numpy(a), torch.from_numpy(b)
+    null = np.empty((K, 5, 2))
+    starts = []
+    for k0, batch in ops[name](ra, rb, perms, n, rounds):
+        batch = batch.numpy() if name == "torch" else batch
+        assert batch.dtype == dtype and batch.shape[1:] == (5, 2)
+        null[k0 : k0 + batch.shape[0]] = batch  # consumed before the next batch (buffers)
+        starts.append(k0)
+    assert starts == list(range(0, K, min(rounds, K)))
+    for k, p in enumerate(perms):
+        ref = _relabelled_ref(a.astype(np.float64), n, p) @ b.astype(np.float64).T
+        np.testing.assert_allclose(null[k], ref, atol=atol * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("name", ["numpy", "numba", "torch"])
+def test_weighted_rankers_equal_the_numpy_kernel(rng, name):
+    """The "weighted_ranks" op of each backend (rows sorted once, one call per resample) equals
+    weighted_ranks_numpy on each resample's counts."""
+    from fastrsa.kernels.numpy import sort_rows, weighted_ranks_numpy
+
+    n = 11
+    rows = np.round(rng.random((4, n * (n - 1) // 2)) * 5)
+    if name == "numpy":
+        from fastrsa.kernels.numpy import weighted_ranker_numpy as make
+    elif name == "numba":
+        make = numba_kernels.weighted_ranker_numba
+    else:
+        torch = pytest.importorskip("torch")
+        from fastrsa.kernels.torch import weighted_ranker_torch as make
+    ranks = make(torch.from_numpy(rows) if name == "torch" else rows, n)
+    fixed = sort_rows(rows, n)
+    for _ in range(3):
+        counts = rng.integers(0, 3, n).astype(np.float64)
+        want = weighted_ranks_numpy(*fixed, counts, np.empty(rows.shape))
+        out = (
+            torch.empty(rows.shape, dtype=torch.float64)
+            if name == "torch"
+            else np.empty(rows.shape)
+        )
+        got = ranks(counts, out)
+        got = got.numpy() if name == "torch" else got
+        np.testing.assert_allclose(got, want, atol=1e-12)

@@ -1,8 +1,8 @@
 """Bootstrap support of taxonomy clusters, co-clustering and transfer-ranking confidence
 (fastrsa.support), and their wiring into taxonomy / rank_sources (n_boot, seed)."""
 
+import importlib
 import json
-import sys
 import types
 
 import numpy as np
@@ -11,7 +11,6 @@ from scipy.cluster import hierarchy
 from scipy.spatial import distance
 from scipy.spatial.distance import pdist
 
-import fastrsa
 from fastrsa.reference import compare_ref
 from fastrsa.support import (
     RankingConfidence,
@@ -253,16 +252,17 @@ def fake_bootstrap(calls):
 
 @pytest.fixture
 def fake_stats(monkeypatch):
+    """The stand-in bootstrap patched where taxonomy and rank_sources call it: the names their
+    modules import (patching fastrsa.stats itself would reach neither)."""
     calls: list[dict] = []
-    module = types.ModuleType("fastrsa.stats")
-    module.bootstrap = fake_bootstrap(calls)  # type: ignore[attr-defined]
-    module.bootstrap_first_row = (  # type: ignore[attr-defined]
-        lambda rdms, method, n_boot, seed, backend="auto": module.bootstrap(
-            rdms, method, n_boot, seed, backend
-        ).samples[:, 0, 1:]
-    )
-    monkeypatch.setitem(sys.modules, "fastrsa.stats", module)
-    monkeypatch.setattr(fastrsa, "stats", module, raising=False)
+    bootstrap = fake_bootstrap(calls)
+
+    def bootstrap_first_row(rdms, method, n_boot, seed, backend="auto"):
+        return bootstrap(rdms, method, n_boot, seed, backend).samples[:, 0, 1:]
+
+    monkeypatch.setattr(importlib.import_module("fastrsa.taxonomy"), "bootstrap", bootstrap)
+    ranking = importlib.import_module("fastrsa.transfer.ranking")
+    monkeypatch.setattr(ranking, "bootstrap_first_row", bootstrap_first_row)
     return calls
 
 
@@ -357,8 +357,6 @@ def test_bad_n_boot_and_seed_are_refused(rng, kwargs, error, match):
 
 
 def real_bootstrap():
-    import importlib
-
     try:
         stats = importlib.import_module("fastrsa.stats")
     except ImportError:

@@ -16,7 +16,7 @@ import pytest
 
 import fastrsa
 from fastrsa.errors import UserError
-from fastrsa.sweeps.files import LocalFiles, holder
+from fastrsa.sweeps.storage import LocalFiles, holder
 from fastrsa.sweeps.store import open_store
 
 N = 10
@@ -126,7 +126,7 @@ def test_bad_arguments(tmp_path, rng):
         ({"metric": "nope"}, "metric must be one of"),
         ({"executor": "dask"}, "executor must be one of"),
         ({"memory": "lots"}, "memory"),
-        ({"batch_size": 0}, "batch_size must be at least 1"),
+        ({"batch_size": 0}, "batch_size must be >= 1"),
     ]:
         with pytest.raises(ValueError, match=match):
             fastrsa.sweep(paths, store=tmp_path / "s", **kwargs)

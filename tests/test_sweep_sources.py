@@ -1,6 +1,7 @@
-"""Sweep sources, the image set and the features -> RDM stream (fastrsa.sweeps.images, .sources,
-.stream): every source kind against the in-memory path (extract + rdms, or rdms of the arrays),
-the spilled FeatureBuffer against the float64 reference, and bad input named before any work."""
+"""Sweep sources, the image set and the features -> RDM buffer (fastrsa.sweeps.images, .sources,
+.feature_buffer): every source kind against the in-memory path (extract + rdms, or rdms of the
+arrays), the spilled FeatureBuffer against the float64 reference, and bad input named before any
+work."""
 
 import json
 import os
@@ -13,6 +14,7 @@ import pytest
 
 import fastrsa
 from fastrsa.reference import METRICS, rdm_ref
+from fastrsa.sweeps.feature_buffer import FeatureBuffer, spill_files
 from fastrsa.sweeps.images import ImageSet, image_set
 from fastrsa.sweeps.sources import (
     FeatureSource,
@@ -21,7 +23,6 @@ from fastrsa.sweeps.sources import (
     RDMSource,
     resolve_sources,
 )
-from fastrsa.sweeps.stream import FeatureBuffer, spill_files
 
 SIZE = 32
 # (dtype, atol of correlation/cosine, relative tolerance of euclidean): the rdms contract
@@ -181,7 +182,7 @@ def test_full_disk_is_an_error_without_a_file(rng, tmp_path, monkeypatch):
 _RSS_SCRIPT = """
 import json, resource, sys
 import numpy as np
-from fastrsa.sweeps.stream import FeatureBuffer
+from fastrsa.sweeps.feature_buffer import FeatureBuffer
 n, d, folder = 256, 80_000, sys.argv[1]
 rng = np.random.default_rng(0)
 first = rng.standard_normal((16, d), dtype=np.float32)
@@ -234,7 +235,7 @@ def image_dir(tmp_path, rng):
 
 def test_image_set_batches_as_load_images(image_dir, rng):
     pytest.importorskip("PIL")
-    from fastrsa.features import image_paths, load_images
+    from fastrsa.images import image_paths, load_images
 
     want = load_images(image_dir, SIZE)
     for images in (image_dir, image_paths(image_dir)):
@@ -315,7 +316,7 @@ def onnx_models(tmp_path_factory):
 @pytest.mark.parametrize("memory", [1 << 30, 40_000], ids=["in-memory", "spilled"])
 def test_onnx_source_matches_extract(onnx_models, image_dir, tmp_path, memory, monkeypatch):
     from fastrsa.features import extract
-    from fastrsa.sweeps import sources
+    from fastrsa.sweeps import encoders
 
     made = []
 
@@ -323,7 +324,7 @@ def test_onnx_source_matches_extract(onnx_models, image_dir, tmp_path, memory, m
         made.append(FeatureBuffer(*args, **kwargs))
         return made[-1]
 
-    monkeypatch.setattr(sources, "FeatureBuffer", recording)
+    monkeypatch.setattr(encoders, "FeatureBuffer", recording)  # the buffers the encoders make
 
     layers = ["block3", "compressed"]
     src = ONNXSource(onnx_models[0])
@@ -352,7 +353,7 @@ def test_onnx_source_matches_extract(onnx_models, image_dir, tmp_path, memory, m
 
 def test_module_source_matches_hooks_and_rdms(image_dir, tmp_path):
     torch = pytest.importorskip("torch")
-    from fastrsa.features import load_images
+    from fastrsa.images import load_images
     from fastrsa.models import SmallEncoder
 
     torch.manual_seed(2)

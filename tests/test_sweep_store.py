@@ -13,10 +13,11 @@ from helpers import CPU_BACKENDS
 
 import fastrsa
 from fastrsa.errors import UserError
-from fastrsa.sweeps.files import LocalFiles, holder
+from fastrsa.sweeps.blocks import TILE_METHODS, plan, tile_rows
 from fastrsa.sweeps.run import RDMUnit, _register
+from fastrsa.sweeps.storage import LocalFiles, holder
 from fastrsa.sweeps.store import create_or_open, open_store
-from fastrsa.sweeps.tiles import TILE_METHODS, plan, tile_rows, tile_units
+from fastrsa.sweeps.tiles import tile_units
 
 N = 12
 

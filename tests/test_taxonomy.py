@@ -321,3 +321,94 @@ def test_real_taskonomy_cli_evaluate(tmp_path):
     saved = json.loads(out.read_text())
     assert saved["n_targets"] == 17 and saved["top1"] == EXPECTED["train"]["top1"]
     assert {"top3", "top5", "mean_pearson", "mean_spearman", "per_target"} <= set(saved)
+
+
+# ---- the API behind the commands: stores, feature files, the ranking's order and JSON ---------
+
+
+def test_old_import_paths_of_the_transfer_names_still_work():
+    import importlib
+
+    old = importlib.import_module("fastrsa.taxonomy")  # fastrsa.taxonomy is also the function
+    transfer = importlib.import_module("fastrsa.transfer")
+    for name in ("rank_sources", "evaluate_transfer", "Ranking", "TransferEvaluation",
+                 "load_affinities", "TASKONOMY_ALIASES", "TRANSFER_FIGURES"):  # fmt: skip
+        assert getattr(old, name) is getattr(transfer, name), name
+    assert fastrsa.rank_sources is transfer.rank_sources
+
+
+def test_ranking_of_is_a_stable_descending_sort_shared_by_rank_sources(rng):
+    from fastrsa.transfer import ranking_of
+
+    ranking, order = ranking_of(["a", "b", "c", "d"], np.array([0.2, 0.5, 0.2, 0.9]))
+    assert ranking.labels == ["d", "b", "a", "c"] and order.tolist() == [3, 1, 0, 2]
+    rdms, _ = planted_rdms(rng)
+    target, sources = rdms.pop("g0m0"), rdms
+    got = rank_sources(target, sources)
+    scores = fastrsa.compare(target[None], np.stack(list(sources.values())))[0]
+    assert got.labels == ranking_of(list(sources), scores)[0].labels
+
+
+def test_ranking_to_json():
+    from fastrsa.transfer import Ranking
+
+    out = Ranking(["a", "b"], np.array([0.9, 0.1], dtype=np.float32)).to_json("pearson")
+    assert out == {"method": "pearson", "labels": ["a", "b"], "scores": out["scores"]}
+    assert out["scores"] == pytest.approx([0.9, 0.1]) and "bootstrap" not in out
+    assert all(type(v) is float for v in out["scores"])
+
+
+@pytest.fixture
+def store(tmp_path, rng):
+    """A sweep store of the planted RDMs (one layer, "default"), and the RDMs."""
+    from fastrsa.sweeps import RDMSource
+
+    rdms, _ = planted_rdms(rng)
+    np.savez(tmp_path / "rdms.npz", **rdms)
+    made = fastrsa.sweep([RDMSource(tmp_path / "rdms.npz")], store=tmp_path / "store",
+                         progress=False)  # fmt: skip
+    return made, rdms
+
+
+def test_taxonomy_from_store_is_the_taxonomy_of_its_similarity(store):
+    from fastrsa.taxonomy import taxonomy_from_store
+
+    made, rdms = store
+    got = taxonomy_from_store(made, None, "spearman", "average", 3)
+    want = taxonomy(rdms, n_clusters=3)
+    assert got.labels == want.labels and got.clusters == want.clusters
+    np.testing.assert_allclose(got.similarity, want.similarity, atol=1e-6)
+    assert got.metadata["layer"] == "default" and got.metadata["store"] == str(made.path)
+    with pytest.raises(ValueError, match="not computed"):
+        taxonomy_from_store(made, method="pearson")
+
+
+def test_rank_in_store_equals_rank_sources(store):
+    from fastrsa.transfer import rank_in_store
+
+    made, rdms = store
+    by_label = rank_in_store(made, target_label="g1m0")
+    others = {k: v for k, v in rdms.items() if k != "g1m0"}
+    want = rank_sources(rdms["g1m0"], others)
+    assert by_label.labels == want.labels
+    np.testing.assert_allclose(by_label.scores, want.scores, atol=1e-6)
+    by_rdm = rank_in_store(made, target_rdm=squareform(rdms["g1m0"]))  # square is fine too
+    assert by_rdm.labels[0] == "g1m0" and by_rdm.labels[1:] == want.labels
+    with pytest.raises(ValueError, match="target_label 'nope' is not in layer"):
+        rank_in_store(made, target_label="nope")
+    with pytest.raises(ValueError, match="exactly one"):
+        rank_in_store(made)
+    with pytest.raises(ValueError, match="covers 10 images"):
+        rank_in_store(made, target_rdm=np.arange(1.0, 46.0))
+
+
+def test_rdms_of_features_labels_batches(tmp_path, rng):
+    from fastrsa.rdms import rdms_of_feature_file
+
+    np.savez(tmp_path / "f.npz", one=rng.standard_normal((7, 3)),
+             many=rng.standard_normal((2, 7, 4)))  # fmt: skip
+    labels, rows = rdms_of_feature_file(tmp_path / "f.npz")
+    assert sorted(labels) == ["many[0]", "many[1]", "one"] and rows.shape == (3, 21)
+    np.savez(tmp_path / "g.npz", a=rng.standard_normal((7, 3)), b=rng.standard_normal((8, 3)))
+    with pytest.raises(ValueError, match="--features: the arrays of .* different numbers"):
+        rdms_of_feature_file(tmp_path / "g.npz", "--features")

@@ -2,3 +2,5 @@
 CKA (cka.py), Duality Diagram Similarity (dds.py), SVCCA (svcca.py), attribution-map
 similarity (attribution.py), on per-model Gram matrices (gram.py). The public entry point is
 `fastrsa.similarity` (fastrsa/similarity.py)."""
+
+__all__: list[str] = []

@@ -24,6 +24,9 @@ import numpy as np
 from .. import _arrays as A
 from .._memory import budget_for
 from .._typing import ArrayIn, ArrayOut
+from ..images import load_images
+
+__all__ = ["attribution_similarity", "attributions", "METHODS"]
 
 METHODS = ("saliency", "gradient_x_input")
 
@@ -187,7 +190,7 @@ def attributions(
     """Gradient attribution maps of a torch.nn.Module, one per image, same shape as the images.
 
     images: (N, C, H, W) (any (N, ...) the model takes) numpy array or torch tensor, or a folder
-    / list of image paths read by fastrsa.features.load_images as (N, 3, size, size) in [-1, 1].
+    / list of image paths read by fastrsa.images.load_images as (N, 3, size, size) in [-1, 1].
     output: maps the model's output for a batch to one score per image, s (batch,); default the
     sum of the output over all but the batch axis. method, with g = ds/dx (autograd):
       "saliency":          |g|      (Simonyan et al. 2014, per channel: no max over channels)
@@ -225,8 +228,6 @@ def attributions(
         and images
         and all(isinstance(p, (str, os.PathLike)) for p in images)
     ):
-        from ..features import load_images
-
         images = load_images(images, size=size)
     x_all = A.as_checked(images, "images", "torch")
     if x_all.ndim < 2:

@@ -31,6 +31,15 @@ import numpy as np
 
 from . import gram as G
 
+__all__ = [
+    "batches",
+    "centred_gram",
+    "cka_matrix",
+    "cka_of_matrices",
+    "hsic_scale",
+    "normalised",
+]
+
 
 def centred_gram(
     x: Any, kernel: str, threshold: float, unbiased: bool, name: str = "features"

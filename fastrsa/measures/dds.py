@@ -32,8 +32,22 @@ from typing import Any
 import numpy as np
 
 from .. import _arrays as A
+from .._checks import check_choice
+from ..rdms import rdms
 from . import cka as C
 from . import gram as G
+
+__all__ = [
+    "check_options",
+    "dds_matrix",
+    "DISTANCES",
+    "EPS",
+    "KERNELS",
+    "matrix",
+    "normalise",
+    "NORMALIZATIONS",
+    "SHAPED",
+]
 
 NORMALIZATIONS = ("znorm", "none", "centering", "group", "instance", "layer", "batch")
 SHAPED = ("group", "instance", "layer", "batch")
@@ -43,13 +57,8 @@ EPS = 1e-9  # their group_norm / batch_norm epsilon
 
 
 def check_options(normalization: str, kernel: str, shape: Any, groups: int) -> None:
-    if normalization not in NORMALIZATIONS:
-        raise ValueError(
-            f"normalization must be one of {', '.join(map(repr, NORMALIZATIONS))}; "
-            f"got {normalization!r}"
-        )
-    if kernel not in KERNELS:
-        raise ValueError(f"kernel must be one of {', '.join(map(repr, KERNELS))}; got {kernel!r}")
+    check_choice(normalization, NORMALIZATIONS, "normalization")
+    check_choice(kernel, KERNELS, "kernel")
     if normalization in SHAPED:
         if shape is None:
             raise ValueError(
@@ -129,7 +138,6 @@ def matrix(x: Any, kernel: str, threshold: float, backend: str, memory: Any, nam
     """(n, d) normalised features -> (n, n) kernel or distance matrix f(X)."""
     if kernel in G.KERNELS:
         return G.gram(x, kernel, threshold, name)
-    from ..rdms import rdms
 
     try:
         condensed = rdms(x, DISTANCES[kernel], backend=backend, memory=memory)

@@ -30,6 +30,17 @@ from typing import Any
 import numpy as np
 
 from .. import _arrays as A
+from .._checks import check_choice
+
+__all__ = [
+    "centre",
+    "column_centred",
+    "gram",
+    "inner_products",
+    "KERNELS",
+    "median",
+    "sq_distances",
+]
 
 KERNELS = ("linear", "rbf", "laplacian")
 
@@ -87,6 +98,7 @@ def gram(x: Any, kernel: str = "linear", threshold: float = 1.0, name: str = "fe
     linear kernel; centring the Gram does the same). ValueError naming `name` when the rbf
     bandwidth is zero (more than half of all pairs of rows identical).
     """
+    check_choice(kernel, KERNELS, "kernel")
     if kernel == "linear":
         return x @ x.T
     if kernel == "rbf":
@@ -106,7 +118,7 @@ def gram(x: Any, kernel: str = "linear", threshold: float = 1.0, name: str = "fe
         from scipy.spatial.distance import cdist
 
         return np.exp(cdist(x, x, "cityblock").astype(x.dtype, copy=False) * (-1.0 / d))
-    raise ValueError(f"kernel must be one of {', '.join(map(repr, KERNELS))}; got {kernel!r}")
+    raise AssertionError(f"kernel {kernel!r} is in KERNELS but has no formula here")
 
 
 def centre(k: Any, unbiased: bool = False) -> Any:

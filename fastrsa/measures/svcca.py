@@ -25,6 +25,8 @@ import numpy as np
 from .. import _arrays as A
 from . import gram as G
 
+__all__ = ["reduced_basis", "svcca_matrix"]
+
 
 def reduced_basis(x: Any, variance: float, name: str = "features") -> Any:
     """(n, d) features -> U_k (n, k): the orthonormal basis of the top-k SVD directions of the

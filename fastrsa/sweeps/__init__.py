@@ -6,14 +6,27 @@ store, bounded in memory, resumable after any interruption, on this machine or o
     store.similarity("block4")            # (2, 2) Spearman, label order store.rdms("block4").labels
     fastrsa.open_store("sweep-store")      # later, or from another process
 
-The package is `fastrsa.sweeps` (the function is `fastrsa.sweep`): run.py (the sweep), store.py
-(the store), tiles.py (tiled all-pairs), sources.py (what a sweep reads), executors.py (local,
-Ray), progress.py.
+The package is `fastrsa.sweeps` (the function is `fastrsa.sweep`). Its modules, each importing
+only those below it:
+    run             the sweep: stages, units of work, the summary
+    executors       where units run (this process, Ray); progress: the progress line
+    tiles           a layer's all-pairs similarity in tiles (units)
+    sources         what a sweep reads (resolve_sources); encoders (ONNX, torch modules),
+                    file_sources (feature and RDM files), source_base (the Source contract)
+    images          the sweep's image set, a batch at a time
+    feature_buffer  one (source, layer)'s features -> its RDM, in memory or spilled to a file
+    store           the store (Store, open_store); rdm_view (lazy RDMs)
+    blocks          tile plan and block-by-block comparison (tiles and Store.compare)
+    store_arrays    the store's zarr arrays, verified chunk reads
+    store_index     the index and content keys
+    storage         where the store lives (a folder or an fsspec URL), its small files, lock
+(source_files: the old, deprecated name of file_sources; it still imports, with a warning.)
 """
 
+from .rdm_view import RDMView
 from .run import sweep
-from .sources import FeatureSource, ModuleSource, ONNXSource, RDMSource, Source
-from .store import RDMView, Store, open_store
+from .sources import FeatureSource, ModuleSource, ONNXSource, RDMSource, Source, resolve_sources
+from .store import Store, open_store
 
 __all__ = [
     "FeatureSource",
@@ -24,5 +37,6 @@ __all__ = [
     "Source",
     "Store",
     "open_store",
+    "resolve_sources",
     "sweep",
 ]

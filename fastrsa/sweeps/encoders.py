@@ -12,8 +12,16 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_count
+from .._memory import budget_for
+from ..errors import MissingPackage
+from ..onnx import input_size as onnx_input_size
+from ..onnx import session as onnx_session
+from .feature_buffer import FeatureBuffer
 from .images import ImageSet
-from .source_base import Keep, Source, _budget, _check_layers, _hash_file
+from .source_base import Keep, Source, check_layers, hash_file
+
+__all__ = ["ModuleSource", "ONNXSource"]
 
 
 class _Encoder(Source):
@@ -44,10 +52,7 @@ class _Encoder(Source):
         """Feed each batch's rows {layer: (b, d)} into one FeatureBuffer per layer, then yield
         the RDMs. Memory: the buffers held in memory take at most half the budget together;
         each RDM is computed within the other half."""
-        # Looked up in .sources, where tests swap it to record the buffers made.
-        from .sources import FeatureBuffer
-
-        budget = _budget(memory)
+        budget = budget_for(memory)
         buffers: dict[str, FeatureBuffer] = {}
         try:
             for start, outs in batches:
@@ -104,10 +109,10 @@ class ONNXSource(_Encoder):
 
     def fingerprint(self) -> str:
         self._check_file()
-        return _hash_file(self.path)
+        return hash_file(self.path)
 
     def layer_names(self, layers: list[str] | None) -> list[str]:
-        return _check_layers(layers if layers else ["compressed"])
+        return check_layers(layers if layers else ["compressed"])
 
     def _check_file(self) -> None:
         if not self.path.exists():
@@ -116,19 +121,15 @@ class ONNXSource(_Encoder):
             raise self._fail("is not a file (expected an .onnx model)")
 
     def _session(self, device: str = "cpu"):
-        from .. import features as F
-
         self._check_file()
         with self._named():
-            return F._session(self.path, device)
+            return onnx_session(self.path, device)
 
     def input_size(self, session: Any = None) -> int:
         """The image size S of the model's (batch, 3, S, S) input."""
-        from .. import features as F
-
-        session = session if session is not None else self._session()
+        sess = session if session is not None else self._session()
         with self._named():
-            return F._input_size({self.label: session})
+            return onnx_input_size({self.label: sess})
 
     def check(self, layers: list[str], n: int | None) -> None:
         session = self._session()
@@ -152,7 +153,7 @@ class ONNXSource(_Encoder):
     ) -> Iterator[tuple[str, np.ndarray]]:
         """One pass of onnxruntime over the image batches for all `layers` (features as
         float32, as extract gives them); see Source.rdms."""
-        layers = _check_layers(layers)
+        layers = check_layers(layers)
         if images is None:
             raise self._fail("needs images")
         session = self._session(device)
@@ -194,10 +195,8 @@ class ModuleSource(_Encoder):
             raise ValueError(
                 "a torch.nn.Module needs a label: ModuleSource(module, label) or {label: module}"
             )
-        if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1:
-            raise ValueError(f"input_size must be a positive integer; got {input_size!r}")
         self.module = module
-        self._input_size = input_size
+        self._input_size = check_count(input_size, "input_size")
         super().__init__(label)
 
     def _class(self) -> str:
@@ -225,7 +224,7 @@ class ModuleSource(_Encoder):
                 f"{self.who()}: layers are required for a torch module (names of its "
                 "submodules, e.g. 'layer4')"
             )
-        return _check_layers(layers)
+        return check_layers(layers)
 
     def input_size(self, session: Any = None) -> int:
         """The image size the module is given (`input_size`); `session` is not used."""
@@ -254,7 +253,7 @@ class ModuleSource(_Encoder):
         """One forward pass per image batch for all `layers`; see Source.rdms. `device` is not
         used: the module runs where its parameters lie."""
         torch = _torch()
-        layers = _check_layers(layers)
+        layers = check_layers(layers)
         if images is None:
             raise self._fail("needs images")
         self.check(layers, images.n)
@@ -319,7 +318,5 @@ def _torch():
     try:
         import torch
     except ImportError:
-        from ..errors import MissingPackage
-
         raise MissingPackage("torch modules as sources need PyTorch: `pip install torch`") from None
     return torch

@@ -27,12 +27,12 @@ import logging
 import os
 import signal
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from ..errors import MissingPackage, NeedsDevice
+from .progress import Progress
 
-if TYPE_CHECKING:
-    from .progress import Progress
+__all__ = ["EXECUTORS", "KILL_ONCE_ENV", "Unit", "run_units", "shutdown_if_started"]
 
 EXECUTORS = ("local", "ray")
 

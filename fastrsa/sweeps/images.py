@@ -4,7 +4,7 @@
     for start, pixels in images.batches(size=256, batch_size=64):
         ...                                  # pixels: (b, 3, 256, 256) float32 in [-1, 1]
 
-Pixels are prepared exactly as `fastrsa.features.load_images` prepares them (the same reader).
+Pixels are prepared exactly as `fastrsa.images.load_images` prepares them (the same reader).
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from ..features import _from_array, _read_image, image_paths
+from .._checks import check_count
+from ..images import image_paths, pixels_from_array, read_image
+
+__all__ = ["ImageSet", "image_set"]
 
 # Images checked at once when an array is validated (float32 copies of uint8 are never made).
 _CHECK_CHUNK = 64
@@ -116,28 +119,25 @@ class ImageSet:
 
     def batches(self, size: int, batch_size: int) -> Iterator[tuple[int, np.ndarray]]:
         """(start, pixels (b, 3, size, size) float32 in [-1, 1]) for consecutive batches of at
-        most `batch_size` images, prepared as `fastrsa.features.load_images` prepares them.
+        most `batch_size` images, prepared as `fastrsa.images.load_images` prepares them.
 
         Holds one batch of pixels at a time (files: only that batch's files are read)."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-            raise TypeError(f"batch_size must be an integer; got {batch_size!r}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1; got {batch_size}")
+        batch_size = check_count(batch_size, "batch_size")
         self.check_size(size)
         for start in range(0, self.n, batch_size):
             stop = min(start + batch_size, self.n)
             if self.array is not None:
-                yield start, _from_array(self.array[start:stop], size)
+                yield start, pixels_from_array(self.array[start:stop], size)
                 continue
             assert self.paths is not None
             out = np.empty((stop - start, 3, size, size), dtype=np.float32)
             for k, path in enumerate(self.paths[start:stop]):
-                out[k] = _read_image(Path(path), size)
+                out[k] = read_image(Path(path), size)
             yield start, out
 
 
 def image_set(images: Any) -> ImageSet:
-    """The ImageSet of a folder (its images by `fastrsa.features.image_paths`: sorted by name),
+    """The ImageSet of a folder (its images by `fastrsa.images.image_paths`: sorted by name),
     a list of image paths, an ImageSet (returned as is), or an array as `load_images` takes it:
     uint8 (N, S, S, 3) in [0, 255] or float (N, 3, S, S) in [-1, 1].
 
@@ -185,7 +185,7 @@ def _checked_array(images: np.ndarray) -> np.ndarray:
         return images
     for start in range(0, len(images), _CHECK_CHUNK):
         try:
-            _from_array(images[start : start + _CHECK_CHUNK], height)
+            pixels_from_array(images[start : start + _CHECK_CHUNK], height)
         except ValueError as err:  # its indices count from the chunk: say where it starts
             if start == 0:
                 raise

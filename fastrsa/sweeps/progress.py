@@ -9,6 +9,8 @@ import sys
 import time
 from types import TracebackType
 
+__all__ = ["Progress", "format_bytes", "format_seconds", "peak_rss", "summary_line"]
+
 _REDRAW_EVERY = 0.1  # seconds between terminal redraws (the last item always redraws)
 
 

@@ -12,13 +12,24 @@ from typing import Any
 import numpy as np
 
 from .._backend import check_backend_name
+from .._checks import check_choice, check_count
 from .._memory import budget_for
 from ..compare import rank_transform
 from ..errors import UserError
 from ..reference import METRICS
-from .files import files_for, holder, is_url
-from .store import Store, content_key, create_or_open, open_store, rank_dtype, writing
-from .tiles import TILE_METHODS, spill_dir, tile_units, uses_gpu
+from .blocks import TILE_METHODS
+from .executors import EXECUTORS, run_units
+from .feature_buffer import spill_dir
+from .images import image_set
+from .progress import Progress, peak_rss, summary_line
+from .sources import resolve_sources
+from .storage import files_for, holder, is_url, writing
+from .store import Store, create_or_open, open_store
+from .store_arrays import zarr_module
+from .store_index import content_key, rank_dtype
+from .tiles import tile_units, uses_gpu
+
+__all__ = ["ENCODER_KINDS", "RDMUnit", "Summary", "sweep"]
 
 ENCODER_KINDS = ("onnx", "module")  # their layers' RDMs are float32 (the encoders' features)
 
@@ -45,12 +56,12 @@ class RDMUnit:
         return f"rdms {self.source.label}"
 
     def _keeper(self, store: Store):
-        zarr = __import__("zarr")
+        zarr = zarr_module()
         arrays: dict[str, Any] = {}
 
         def keep(layer: str, start: int, rows: np.ndarray) -> None:
             if layer not in arrays:
-                info = store._layer_info(layer)
+                info = store.layer_info(layer)
                 row = dict((lay, r) for lay, r, _ in self.items)[layer]
                 arrays[layer] = zarr.create_array(
                     store=store.path,
@@ -83,7 +94,7 @@ class RDMUnit:
                 keep=keep,
             ):
                 row, key = where[layer]
-                info = store._layer_info(layer)
+                info = store.layer_info(layer)
                 rdm = np.asarray(rdm, dtype=info["dtype"])
                 ranks = np.asarray(rank_transform(rdm, backend="numpy"), dtype=rank_dtype(store.m))
                 store.array("rdms", layer)[row] = rdm
@@ -106,8 +117,6 @@ class Summary:
     stages: dict[str, float] = field(default_factory=dict)
 
     def line(self) -> str:
-        from .progress import summary_line
-
         return (
             f"RDMs: {self.rdms_computed} computed, {self.rdms_reused} reused; tiles: "
             f"{self.tiles_computed} computed, {self.tiles_reused} reused; "
@@ -121,19 +130,11 @@ class Summary:
 
 
 def _check_args(method: str, metric: str, executor: str, backend: str, batch_size: Any) -> None:
-    from .executors import EXECUTORS
-
-    if method not in TILE_METHODS:
-        raise ValueError(f"method must be one of {TILE_METHODS}; got {method!r}")
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {METRICS}; got {metric!r}")
-    if executor not in EXECUTORS:
-        raise ValueError(f"executor must be one of {EXECUTORS}; got {executor!r}")
+    check_choice(method, TILE_METHODS, "method")
+    check_choice(metric, METRICS, "metric")
+    check_choice(executor, EXECUTORS, "executor")
     check_backend_name(backend)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        raise TypeError(f"batch_size must be an integer; got {batch_size!r}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1; got {batch_size}")
+    check_count(batch_size, "batch_size")
 
 
 def _image_count(srcs: list, images: Any) -> int:
@@ -233,11 +234,6 @@ def sweep(
     Returns the store (`.similarity(layer, method)`, `.rdms(layer)`), with `.summary` of what
     this call computed and reused.
     """
-    from .executors import run_units
-    from .images import image_set
-    from .progress import Progress, peak_rss
-    from .sources import resolve_sources
-
     _check_args(method, metric, executor, backend, batch_size)
     budget = budget_for(memory)
     start = time.perf_counter()
@@ -289,9 +285,10 @@ def sweep(
         summary.stages["rdms"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         for layer in touched:
-            missing = st.missing_rows(layer, range(len(st._layer_info(layer)["rows"])))
+            rows = st.layer_info(layer)["rows"]
+            missing = st.missing_rows(layer, range(len(rows)))
             if missing:
-                labels = [st._layer_info(layer)["rows"][r] for r in missing[:5]]
+                labels = [rows[r] for r in missing[:5]]
                 raise UserError(
                     f"store {path}: layer {layer!r} lacks the RDMs of {labels} (added by an "
                     "earlier sweep that did not finish): run that sweep again first"

@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 
 from .. import io
-from .._memory import get_memory_budget, parse_memory
 from .images import ImageSet
+
+__all__ = ["FileSource", "Keep", "Source", "check_layers", "hash_file", "hash_tree"]
 
 # keep(layer, start, rows): sees every batch of features rows (b, d) at rows start .. start + b - 1
 Keep = Callable[[str, int, np.ndarray], None]
@@ -107,11 +108,42 @@ class Source:
             raise self._fail(str(err)) from None
 
 
-def _budget(memory: int | str | None) -> int:
-    return get_memory_budget() if memory is None else parse_memory(memory, "memory")
+class FileSource(Source):
+    """A file (`path`), or the array / RDM `key` of it."""
+
+    member = ""  # what `key` names, in errors
+
+    def __init__(self, path: str | os.PathLike, label: str | None = None, key: str | None = None):
+        self.path = Path(path)
+        self.key = key
+        super().__init__(label)
+
+    def _default_label(self) -> str:
+        return self.key if self.key is not None else self.path.stem
+
+    def _where(self) -> str:
+        return str(self.path) + (f", {self.member} {self.key!r}" if self.key is not None else "")
+
+    def describe(self) -> dict:
+        out = {"kind": self.kind, "path": str(self.path)}
+        if self.key is not None:
+            out["key"] = self.key
+        return out
+
+    def _exists(self) -> None:
+        if not self.path.exists():
+            raise self._fail("no such file", FileNotFoundError)
+
+    def _keyed(self, digest: str) -> str:
+        """The fingerprint of `key` in a file (or folder) of sha256 `digest`."""
+        if self.key is None:
+            return digest
+        return hashlib.sha256(f"{digest} {self.key}".encode()).hexdigest()
 
 
-def _check_layers(layers: Any) -> list[str]:
+def check_layers(layers: Any) -> list[str]:
+    """`layers` (a name or names) as a list; ValueError when empty, not all strings, or a name
+    is given twice."""
     if isinstance(layers, str):
         layers = [layers]
     layers = list(layers)
@@ -128,16 +160,16 @@ def _file_hash(path: str, size: int, mtime_ns: int) -> str:
     return io.file_sha256(Path(path))
 
 
-def _hash_file(path: Path) -> str:
+def hash_file(path: Path) -> str:
     """io.file_sha256 of a file, remembered while its size and mtime stay the same."""
     st = path.stat()
     return _file_hash(str(path.resolve()), st.st_size, st.st_mtime_ns)
 
 
-def _hash_tree(folder: Path) -> str:
+def hash_tree(folder: Path) -> str:
     """sha256 over a folder's files (relative path, size, bytes), in sorted order."""
     h = hashlib.sha256()
     for p in sorted(q for q in folder.rglob("*") if q.is_file()):
         h.update(f"{p.relative_to(folder).as_posix()} {p.stat().st_size}\n".encode())
-        h.update(bytes.fromhex(_hash_file(p)))
+        h.update(bytes.fromhex(hash_file(p)))
     return h.hexdigest()

@@ -12,7 +12,8 @@ files are opened where the work runs. Every `check` runs before any work and nam
 label and path in its errors.
 
 Where they live: the Source contract and shared helpers in .source_base, the encoders (ONNX,
-torch modules) in .encoders, the feature and RDM files in .source_files.
+torch modules) in .encoders, the feature and RDM files in .file_sources; the buffer that turns
+an encoder's features into an RDM in .feature_buffer (re-exported here).
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..features import unique_label
 from .encoders import ModuleSource, ONNXSource
+from .feature_buffer import FeatureBuffer
+from .file_sources import FEATURE_SUFFIXES, FeatureSource, RDMSource
 from .source_base import Keep, Source
-from .source_files import FEATURE_SUFFIXES, FeatureSource, RDMSource
-from .stream import FeatureBuffer  # the buffer the encoders make (tests record it here)
 
 __all__ = [
     "FEATURE_SUFFIXES",
@@ -89,8 +91,6 @@ def _lengthen_labels(sources: list[Source]) -> None:
     """Automatic labels (file stems) that clash between different files get as many trailing
     folders as tell them apart (as fastrsa.features labels models); the same file given twice
     is an error."""
-    from ..features import _unique_label
-
     auto = [(s, p) for s in sources if s.auto_label and (p := getattr(s, "path", None)) is not None]
     seen: dict[tuple[str, str | None], Source] = {}
     for s, path in auto:
@@ -108,7 +108,7 @@ def _lengthen_labels(sources: list[Source]) -> None:
         if len(paths) < 2:
             continue
         for s, path in clashing:
-            label = _unique_label(path, paths)
+            label = unique_label(path, paths)
             key = getattr(s, "key", None)
             if key is not None and key == s.label:  # an array of a file: label is its key
                 label = f"{label}/{key}"

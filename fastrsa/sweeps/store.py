@@ -17,135 +17,62 @@ character). The index is written only by the sweep holding the store's lock; uni
 their own chunks and markers. Every file is written whole (a temporary file, then a rename) or
 not at all, so a sweep killed at any moment leaves no half-written result: what has no marker
 is computed again.
+
+Beneath: storage (the folder or URL, small files, the lock), store_index (the index, content
+keys), store_arrays (zarr arrays, verified chunk reads), blocks (tile plan, block comparisons).
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import hashlib
-import json
 import os
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from ..errors import MissingPackage, UserError
-from .files import Files, files_for, is_url
+from .._checks import check_choice
+from .._memory import budget_for
+from ..errors import UserError
+from .blocks import RANK_METHODS, TILE_METHODS, array_rows, cross, plan, tile_rows
+from .rdm_view import RDMView
+from .storage import Files, files_for, is_url, writing
+from .store_arrays import (
+    READ_CONCURRENCY,
+    CorruptChunk,
+    ensure_array,
+    open_array,
+    read_chunk_rows,
+    read_rows,
+    zarr_module,
+)
+from .store_index import (
+    FORMAT,
+    INDEX,
+    RANK_FLOAT32_LIMIT,
+    VERSION,
+    content_key,
+    index_problems,
+    new_index,
+    rank_dtype,
+    read_index,
+)
 
-FORMAT = "fastrsa-sweep"
-VERSION = 1
-INDEX = "fastrsa.json"
-READ_CONCURRENCY = 64  # chunks read at once (about 32 MB in flight for n = 500)
-RANK_FLOAT32_LIMIT = 2**23  # average-tie ranks (halves) of up to this many values are exact
-
-
-@contextlib.contextmanager
-def writing(store_path: str) -> Iterator[None]:
-    """A full disk (or quota) while writing to the store: one clear error. Files are written
-    whole or not at all, so nothing is left half written; the next run redoes this unit."""
-    try:
-        yield
-    except OSError as err:
-        if err.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise UserError(
-                f"store {store_path}: no space left on the device ({err.strerror}); nothing was "
-                "half written: free some space and run the sweep again to continue"
-            ) from None
-        raise
-
-
-def read_chunk_rows(
-    folder: str, rows: Sequence[int], m: int, dtype: np.dtype
-) -> tuple[np.ndarray, int | None]:
-    """(len(rows), m) rows of a zarr v3 array of (1, m) chunks stored as little-endian bytes plus
-    a crc32c checksum (the v3 spec's codecs), each chunk file read straight into its row and
-    checked: (rows, None), or (partial, the first row whose chunk is missing, short or fails its
-    checksum). Faster than zarr's general path for many small reads (benchmarks/bench_sweep.py,
-    case read)."""
-    import google_crc32c
-
-    out = np.empty((len(rows), m), dtype=dtype.newbyteorder("<"))
-    size = m * out.itemsize
-    for k, r in enumerate(rows):
-        row = memoryview(out[k]).cast("B")
-        try:
-            with open(os.path.join(folder, "c", str(r), "0"), "rb", buffering=0) as f:
-                got = f.readinto(row)
-                tail = f.read(5)
-        except FileNotFoundError:
-            return out, r
-        stored = int.from_bytes(tail, "little") if len(tail) == 4 else None
-        if got != size or stored != google_crc32c.value(out[k]):
-            return out, r
-    return out, None
-
-
-def zarr_module():
-    try:
-        import zarr
-    except ImportError:
-        raise MissingPackage("sweep stores need zarr 3: `pip install 'zarr>=3'`") from None
-    return zarr
-
-
-def content_key(*parts: Any) -> str:
-    """A short sha256 hex digest of JSON-serialisable parts."""
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
-
-
-def rank_dtype(m: int) -> str:
-    return "float32" if m < RANK_FLOAT32_LIMIT else "float64"
-
-
-class RDMView:
-    """A layer's RDMs in a store, read lazily: `view[i]`, `view[i:j]`, `view[[i, k]]`,
-    `view["label"]` or `np.asarray(view)` read just those rows. shape (B, M), dtype as stored
-    (float32 for encoders' layers, float64 otherwise), labels in row order."""
-
-    def __init__(self, store: Store, layer: str) -> None:
-        self._store = store
-        self.layer = layer
-        self.labels: list[str] = list(store._layer_info(layer)["rows"])
-        self._id = store._layer_info(layer)["id"]
-        self.shape = (len(self.labels), store.m)
-        self.dtype = np.dtype(store._layer_info(layer)["dtype"])
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __repr__(self) -> str:
-        return f"<RDMs of layer {self.layer!r}: {self.shape[0]} x {self.shape[1]} {self.dtype}>"
-
-    def _rows(self, item: Any) -> tuple[list[int] | slice, bool]:
-        if isinstance(item, str):
-            if item not in self.labels:
-                raise KeyError(f"no label {item!r} in layer {self.layer!r}")
-            return [self.labels.index(item)], True
-        if isinstance(item, slice):
-            return item, False
-        if isinstance(item, (int, np.integer)):
-            i = int(item) + (len(self) if item < 0 else 0)
-            if not 0 <= i < len(self):
-                raise IndexError(f"row {item} out of range for {len(self)} RDMs")
-            return [i], True
-        rows = [
-            self.labels.index(r) if isinstance(r, str) else int(r) for r in np.asarray(item).ravel()
-        ]
-        return rows, False
-
-    def __getitem__(self, item: Any) -> np.ndarray:
-        rows, single = self._rows(item)
-        if isinstance(rows, slice):
-            rows = list(range(len(self)))[rows]
-        out = self._store.read_rows("rdms", self.layer, rows)
-        return out[0] if single else out
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        out = self[:]
-        return out if dtype is None else out.astype(dtype)
+__all__ = [
+    "FORMAT",
+    "INDEX",
+    "RANK_FLOAT32_LIMIT",
+    "READ_CONCURRENCY",
+    "VERSION",
+    "RDMView",
+    "Store",
+    "content_key",
+    "create_or_open",
+    "open_store",
+    "rank_dtype",
+    "read_chunk_rows",
+    "writing",
+    "zarr_module",
+]
 
 
 class Store:
@@ -207,7 +134,9 @@ class Store:
             raise ValueError(f"layer {layer!r} is not in store {self.path}; it has {names}")
         return layer
 
-    def _layer_info(self, layer: str) -> dict:
+    def layer_info(self, layer: str) -> dict:
+        """The index's entry of a layer: its arrays' "id", "dtype", "rows" (labels in row
+        order), "keys" ({label: content key}), "methods" tiled, "tile_rows" (block size)."""
         return self.index["layers"][layer]
 
     def rdms(self, layer: str | None = None) -> RDMView:
@@ -218,7 +147,7 @@ class Store:
         """The (n, d) features a sweep with keep_features=True kept for `label` in `layer`, as a
         lazy zarr array (index it to read); ValueError if none were kept."""
         layer = self.layer_name(layer)
-        info = self._layer_info(layer)
+        info = self.layer_info(layer)
         if label not in info["rows"]:
             raise ValueError(f"store {self.path}: no label {label!r} in layer {layer!r}")
         row = info["rows"].index(label)
@@ -230,36 +159,27 @@ class Store:
             )
         return arr
 
+    def _name(self, kind: str, layer: str, method: str | None = None) -> str:
+        return f"{kind}/{self.layer_info(layer)['id']}" + (f"/{method}" if method else "")
+
     def array(self, kind: str, layer: str, method: str | None = None):
         """The zarr array `kind` ("rdms", "ranks", "similarity", "features") of a layer (the
         similarity of `method`, the features of row `method`), or None."""
-        zarr = zarr_module()
-        path = f"{kind}/{self._layer_info(layer)['id']}" + (f"/{method}" if method else "")
-        try:
-            return zarr.open_array(store=self.path, path=path, mode="r+")
-        except FileNotFoundError:
-            return None
-        except Exception as err:  # zarr raises its own error for a missing node
-            if type(err).__name__ in (
-                "ArrayNotFoundError",
-                "NodeNotFoundError",
-                "GroupNotFoundError",
-            ):
-                return None
-            raise
+        return open_array(self.path, self._name(kind, layer, method))
 
     def done_rdms(self, layer: str) -> set[str]:
-        return set(self.files.list(f"done/rdm/{self._layer_info(layer)['id']}"))
+        return set(self.files.list(f"done/rdm/{self.layer_info(layer)['id']}"))
 
     def missing_rows(self, layer: str, rows: Sequence[int]) -> list[int]:
-        info = self._layer_info(layer)
+        info = self.layer_info(layer)
         done = self.done_rdms(layer)
         return [r for r in rows if info["keys"][info["rows"][r]] not in done]
 
     def read_rows(self, kind: str, layer: str, rows: Sequence[int]) -> np.ndarray:
         """(len(rows), M) rows of the layer's "rdms" or "ranks" array, in the layer's dtype.
-        ValueError naming the label for a row not computed yet or a corrupt chunk."""
-        info = self._layer_info(layer)
+        ValueError naming the label for a row not computed yet; UserError naming it for a
+        corrupt chunk (its done-marker is removed, so the next sweep recomputes it)."""
+        info = self.layer_info(layer)
         missing = self.missing_rows(layer, rows)
         if missing:
             labels = [info["rows"][r] for r in missing[:5]]
@@ -270,49 +190,23 @@ class Store:
         arr = self.array(kind, layer)
         if arr is None:
             raise ValueError(f"store {self.path}: layer {layer!r} has no {kind} yet")
-        rows = list(rows)
-        direct = self._chunk_folder(kind, layer)
-        if direct is not None:
-            out, bad = read_chunk_rows(direct, rows, self.m, np.dtype(arr.dtype))
-            if bad is not None:
-                raise self._corrupt_row(kind, layer, bad)
-            return np.asarray(out, dtype=info["dtype"])
-        try:  # many chunks in flight: zarr's default (10) leaves most of the time in waits
-            with zarr_module().config.set({"async.concurrency": READ_CONCURRENCY}):
-                if rows and rows == list(range(rows[0], rows[0] + len(rows))):
-                    out = arr[rows[0] : rows[0] + len(rows)]
-                else:
-                    out = np.stack([arr[r] for r in rows]) if rows else np.empty((0, self.m))
-        except ValueError as err:
-            if "checksum" not in str(err):
-                raise
-            raise self._corrupt(kind, layer, arr, rows) from None
+        try:
+            out = read_rows(self.path, self._name(kind, layer), arr, rows, self.m)
+        except CorruptChunk as bad:
+            raise self._corrupt(kind, layer, bad.row) from None
         return np.asarray(out, dtype=info["dtype"])
 
-    def _chunk_folder(self, kind: str, layer: str) -> str | None:
-        """The local folder of a row-chunked array whose chunks can be read straight from their
-        files (the layout allocate() makes: one (1, M) chunk per row, codecs bytes (little
-        endian) + crc32c, "/"-separated keys), or None (a URL, another layout: read by zarr)."""
-        if is_url(self.path):
-            return None
-        folder = os.path.join(self.path, kind, self._layer_info(layer)["id"])
-        try:
-            with open(os.path.join(folder, "zarr.json"), "rb") as f:
-                meta = json.load(f)
-        except (OSError, ValueError):
-            return None
-        codecs = meta.get("codecs", [])
-        plain = (
-            [c.get("name") for c in codecs] == ["bytes", "crc32c"]
-            and codecs[0].get("configuration", {}).get("endian") == "little"
-            and meta["chunk_grid"]["configuration"]["chunk_shape"] == [1, self.m]
-            and meta["chunk_key_encoding"]
-            == {"name": "default", "configuration": {"separator": "/"}}
-        )
-        return folder if plain else None
+    def block(self, layer: str, method: str, rows: Sequence[int]) -> np.ndarray:
+        """The rows a comparison by `method` reads: the ranks (blocks.RANK_METHODS) or the
+        RDMs of the layer's `rows`."""
+        return self.read_rows("ranks" if method in RANK_METHODS else "rdms", layer, list(rows))
 
-    def _corrupt_row(self, kind: str, layer: str, row: int) -> UserError:
-        info = self._layer_info(layer)
+    def _corrupt(self, kind: str, layer: str, row: int | None) -> UserError:
+        """The error for a corrupt chunk: names the label, and removes its done-marker (when the
+        store is writable) so that a sweep's next run recomputes it."""
+        if row is None:
+            return UserError(f"store {self.path}: a {kind} chunk of layer {layer!r} is corrupt")
+        info = self.layer_info(layer)
         label = info["rows"][row]
         self.files.remove(f"done/rdm/{info['id']}/{info['keys'][label]}")
         return UserError(
@@ -320,27 +214,9 @@ class Store:
             "(missing, short, or checksum mismatch); run the sweep again to recompute it"
         )
 
-    def _corrupt(self, kind: str, layer: str, arr, rows: Sequence[int]) -> UserError:
-        """The error for a chunk that fails its checksum: names the label. A sweep's next run
-        recomputes it (its done-marker is removed when the store is writable)."""
-        info = self._layer_info(layer)
-        for r in rows:
-            try:
-                arr[r]
-            except ValueError:
-                label = info["rows"][r]
-                self.files.remove(f"done/rdm/{info['id']}/{info['keys'][label]}")
-                return UserError(
-                    f"store {self.path}: the {kind} chunk of {label!r} in layer {layer!r} is "
-                    "corrupt (checksum mismatch); run the sweep again to recompute it"
-                )
-        return UserError(f"store {self.path}: a {kind} chunk of layer {layer!r} is corrupt")
-
     def tile_plan(self, layer: str, method: str) -> list[tuple[int, int, str]]:
         """[(i, j, content key)] of the layer's tiles i <= j (block indices) for `method`."""
-        from .tiles import plan
-
-        info = self._layer_info(layer)
+        info = self.layer_info(layer)
         b = info.get("tile_rows")
         if not b:
             return []
@@ -349,7 +225,7 @@ class Store:
 
     def done_tiles(self, layer: str, method: str) -> dict[str, str]:
         """{"i-j": content key} of the tiles with markers."""
-        prefix = f"done/tile/{self._layer_info(layer)['id']}/{method}"
+        prefix = f"done/tile/{self.layer_info(layer)['id']}/{method}"
         out = {}
         for name in self.files.list(prefix):
             data = self.files.read(f"{prefix}/{name}")
@@ -365,7 +241,7 @@ class Store:
         """(B, B) float64 similarity of the layer's RDMs in label order (`rdms(layer).labels`),
         assembled from the stored tiles; ValueError if any tile is not computed."""
         layer = self.layer_name(layer)
-        b = len(self._layer_info(layer)["rows"])
+        b = len(self.layer_info(layer)["rows"])
         tiles = self.tile_plan(layer, method)
         missing = self.missing_tiles(layer, method) if tiles else None
         if not tiles or missing:
@@ -391,21 +267,46 @@ class Store:
         (T, B) float64 similarity to this store's RDMs of `layer`, equal to
         `fastrsa.compare(targets, store.rdms(layer), method)`. Computed a block of each at a
         time: two blocks within the memory budget, plus the (T, B) result."""
-        from .tiles import cross
+        layer = self.layer_name(layer)
+        check_choice(method, TILE_METHODS, "method")
+        budget = budget_for(memory)
+        count_t, read_t, m_t = self._targets(targets, method, target_layer)
+        if m_t != self.m:
+            raise ValueError(
+                f"targets have {m_t} values per RDM; store {self.path} has n={self.n} images "
+                f"({self.m} values): RDMs of different image sets cannot be compared"
+            )
+        info = self.layer_info(layer)
+        count = len(info["rows"])
+        itemsize = np.dtype(info["dtype"]).itemsize
+        b = tile_rows(budget, self.m, max(itemsize, 8), max(count, count_t))
 
-        return cross(self, self.layer_name(layer), targets, method, backend, memory, target_layer)
+        def read_s(rows: range) -> np.ndarray:
+            return self.block(layer, method, rows)
+
+        return cross(read_t, count_t, read_s, count, b, method, backend, budget)
+
+    @staticmethod
+    def _targets(targets: Any, method: str, target_layer: str | None):
+        """(count, read(rows) -> block, M) of targets: a Store (its layer) or an array (T, M)."""
+        if isinstance(targets, Store):
+            layer = targets.layer_name(target_layer)
+            count = len(targets.layer_info(layer)["rows"])
+            return count, lambda rows: targets.block(layer, method, rows), targets.m
+        return array_rows(targets, method)
 
     def status(self) -> dict:
         """{layer: {"rdms": (done, total), "tiles": {method: (done, total)}}}."""
         out = {}
         for layer in self.layers:
-            info = self._layer_info(layer)
+            info = self.layer_info(layer)
             done = self.done_rdms(layer)
             keys = [info["keys"][label] for label in info["rows"]]
             tiles = {}
             for method in info.get("methods", []):
-                plan = self.tile_plan(layer, method)
-                tiles[method] = (len(plan) - len(self.missing_tiles(layer, method)), len(plan))
+                tile_plan = self.tile_plan(layer, method)
+                missing = self.missing_tiles(layer, method)
+                tiles[method] = (len(tile_plan) - len(missing), len(tile_plan))
             out[layer] = {"rdms": (sum(k in done for k in keys), len(keys)), "tiles": tiles}
         return out
 
@@ -432,68 +333,21 @@ class Store:
 
     def allocate(self, layer: str) -> None:
         """Create or grow the layer's rdms and ranks arrays to its rows (one chunk per row)."""
-        zarr = zarr_module()
-        from zarr.codecs import Crc32cCodec
-
-        info = self._layer_info(layer)
+        info = self.layer_info(layer)
         rows, m = max(1, len(info["rows"])), self.m
         for kind, dtype in (("rdms", info["dtype"]), ("ranks", rank_dtype(m))):
-            arr = self.array(kind, layer)
-            if arr is None:
-                zarr.create_array(
-                    store=self.path,
-                    name=f"{kind}/{info['id']}",
-                    shape=(rows, m),
-                    chunks=(1, m),
-                    dtype=dtype,
-                    compressors=[Crc32cCodec()],
-                    fill_value=np.nan,
-                )
-            elif arr.shape[0] < rows:
-                arr.resize((rows, m))
+            name = self._name(kind, layer)
+            ensure_array(self.path, name, self.array(kind, layer), (rows, m), (1, m), dtype)
 
     def allocate_similarity(self, layer: str, method: str) -> None:
-        zarr = zarr_module()
-        from zarr.codecs import Crc32cCodec
-
-        info = self._layer_info(layer)
+        """Create or grow the layer's similarity array of `method`, one chunk per tile."""
+        info = self.layer_info(layer)
         rows, b = max(1, len(info["rows"])), int(info["tile_rows"])
-        arr = self.array("similarity", layer, method)
-        if arr is None:
-            zarr.create_array(
-                store=self.path,
-                name=f"similarity/{info['id']}/{method}",
-                shape=(rows, rows),
-                chunks=(b, b),
-                dtype="float64",
-                compressors=[Crc32cCodec()],
-                fill_value=np.nan,
-            )
-        elif arr.shape[0] < rows:
-            arr.resize((rows, rows))
+        existing = self.array("similarity", layer, method)
+        name = self._name("similarity", layer, method)
+        ensure_array(self.path, name, existing, (rows, rows), (b, b), "float64")
         if method not in info["methods"]:
             info["methods"].append(method)
-
-
-def _read_index(path: str, files: Files) -> dict | None:
-    try:
-        data = files.read(INDEX)
-    except (IsADirectoryError, NotADirectoryError, PermissionError) as err:
-        raise UserError(f"store {path}: cannot read its index ({err})") from None
-    if data is None:
-        return None
-    try:
-        index = json.loads(data)
-    except ValueError:
-        raise UserError(f"store {path}: {INDEX} is not valid JSON") from None
-    if not isinstance(index, dict) or index.get("format") != FORMAT:
-        raise UserError(f"store {path}: {INDEX} is not a fastrsa sweep store's index")
-    if index.get("version") != VERSION:
-        raise UserError(
-            f"store {path} has format version {index.get('version')}; this fastrsa reads "
-            f"version {VERSION}"
-        )
-    return index
 
 
 def open_store(path: str | os.PathLike) -> Store:
@@ -504,7 +358,7 @@ def open_store(path: str | os.PathLike) -> Store:
         what = "does not exist" if not os.path.exists(path) else "is not a folder"
         raise UserError(f"store {path} {what}")
     files = files_for(path)
-    index = _read_index(path, files)
+    index = read_index(path, files)
     if index is None:
         raise UserError(f"{path} is not a fastrsa sweep store (no {INDEX})")
     return Store(path, files, index)
@@ -514,12 +368,10 @@ def create_or_open(path: str, n: int, metric: str, images: str | None) -> Store:
     """The store at `path` for a sweep of `n` images, `metric` and the image set's fingerprint
     (None for sources without images), made when absent. UserError when the store was made
     from another n, metric or image set: results never mix."""
-    from .._versions import package_versions
-
     if not is_url(path) and os.path.exists(path) and not os.path.isdir(path):
         raise UserError(f"store {path} exists and is not a folder")
     files = files_for(path)
-    index = _read_index(path, files)
+    index = read_index(path, files)
     if index is None:
         if not is_url(path) and os.path.isdir(path):
             stray = [e for e in os.listdir(path) if e not in (".lock",)]
@@ -529,28 +381,10 @@ def create_or_open(path: str, n: int, metric: str, images: str | None) -> Store:
                     f"{sorted(stray)[:3]}); choose an empty or new folder"
                 )
         zarr_module().open_group(store=path, mode="a", attributes={"fastrsa": FORMAT})
-        index = {
-            "format": FORMAT,
-            "version": VERSION,
-            "n": n,
-            "metric": metric,
-            "images": images,
-            "created": time.strftime("%FT%T%z"),
-            "versions": package_versions(),
-            "sources": {},
-            "labels": [],
-            "layers": {},
-        }
-        store = Store(path, files, index)
+        store = Store(path, files, new_index(n, metric, images))
         store.save_index()
         return store
-    problems = []
-    if index["n"] != n:
-        problems.append(f"{index['n']} images, not {n}")
-    if index["metric"] != metric:
-        problems.append(f"metric {index['metric']!r}, not {metric!r}")
-    if images is not None and index.get("images") not in (None, images):
-        problems.append("another image set (its images' content differs)")
+    problems = index_problems(index, n, metric, images)
     if problems:
         raise UserError(
             f"store {path} was made with {'; '.join(problems)}: results of different image "

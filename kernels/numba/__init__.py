@@ -7,18 +7,20 @@ first use.
 
 from .corr import corr_numba
 from .kendall import kendall_numba
-from .permute import products_numba, relabelled_rows_numba
+from .permute import permuted_products_numba, products_numba, relabelled_rows_numba
 from .rank import rank_numba
 from .rdm import one_blas_thread, rdm_numba
-from .resample import weighted_ranks_numba
+from .resample import weighted_ranker_numba, weighted_ranks_numba
 
 __all__ = [
     "corr_numba",
     "kendall_numba",
     "one_blas_thread",
+    "permuted_products_numba",
     "products_numba",
     "rank_numba",
     "rdm_numba",
     "relabelled_rows_numba",
+    "weighted_ranker_numba",
     "weighted_ranks_numba",
 ]

@@ -3,6 +3,8 @@
 import numpy as np
 from numba import njit, prange
 
+__all__ = ["corr_numba", "unit_rows_numba"]
+
 
 @njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})  # inputs validated finite
 def _unit_rows_kernel(a, centre, out):

@@ -12,6 +12,8 @@ sqrt((n0 - ties_a)(n0 - ties_b)) for tau-b, by n0 = M(M-1)/2 for tau-a.
 import numpy as np
 from numba import get_num_threads, njit, prange
 
+__all__ = ["kendall_numba"]
+
 _BLOCK = 4  # sorted block size before the merges (sorting network; a short tail: insertion)
 
 

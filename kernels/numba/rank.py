@@ -8,6 +8,8 @@ M < 2**32).
 import numpy as np
 from numba import njit, prange
 
+__all__ = ["radix_argsort", "rank_numba"]
+
 _DIGIT_BITS = 11  # 2048-bin histograms: 3 passes for float32 keys, 6 for float64
 _MASK = (1 << _DIGIT_BITS) - 1
 

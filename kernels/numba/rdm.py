@@ -21,6 +21,8 @@ from scipy.linalg import blas
 
 from .._euclidean import refine_ratio
 
+__all__ = ["one_blas_thread", "rdm_numba"]
+
 _SMALL_GRAM = 2**28  # n * n * d up to which each Gram runs on one BLAS thread
 
 # Sums may be re-associated (so they vectorise); inputs are validated finite, and each row is

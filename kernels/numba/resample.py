@@ -3,8 +3,14 @@ kernels/numpy/resample.py for the definition). Two passes per row: the ranks in 
 (sequential reads of new_group, first and second; counts stay in L1), then the row in its own
 order through the inverse sort permutation (a random read, cheaper than a random write)."""
 
+from collections.abc import Callable
+
 import numpy as np
 from numba import njit, prange
+
+from ..numpy.resample import sort_rows
+
+__all__ = ["weighted_ranker_numba", "weighted_ranks_numba"]
 
 
 @njit(cache=True, parallel=True)
@@ -42,3 +48,21 @@ def weighted_ranks_numba(
         for k in range(m):
             o[k] = v[inv[k]] * root[pair_i[k]] * root[pair_j[k]]
     return out
+
+
+def weighted_ranker_numba(
+    rows: np.ndarray, n: int
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The backend's op: rows (B, M) float64 are sorted once (`sort_rows`; the kernel reads the
+    inverse of the sort order); returns ranks(counts, out) -> out, `weighted_ranks_numba` for one
+    resample (counts (n,) float64, out (B, M) float64). Run a loop of calls under
+    `one_blas_thread` when BLAS products follow each call."""
+    order, new_group, first, second = sort_rows(rows, n)
+    inverse = np.empty(order.shape, dtype=np.int32)
+    np.put_along_axis(inverse, order, np.arange(order.shape[1], dtype=np.int32)[None], 1)
+    i, j = (v.astype(np.int32) for v in np.triu_indices(n, k=1))
+    # ranks are half-integers of size <= W <= n(n-1)/2: exact in float32 while 2 W < 2^24
+    work = np.empty(order.shape, dtype=np.float32 if n * n < 1 << 23 else np.float64)
+    return lambda counts, out: weighted_ranks_numba(
+        new_group, first, second, inverse, i, j, counts, work, out
+    )

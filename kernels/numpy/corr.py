@@ -2,6 +2,8 @@
 
 import numpy as np
 
+__all__ = ["corr_numpy", "unit_rows"]
+
 
 def unit_rows(a: np.ndarray, centre: bool) -> np.ndarray:
     """Rows centred (if `centre`) and scaled to unit norm, in float64 (so large offsets cost no

@@ -4,6 +4,8 @@ count)."""
 import numpy as np
 from scipy import stats
 
+__all__ = ["kendall_numpy"]
+
 
 def _tied_pairs(x: np.ndarray) -> np.ndarray:
     """x: (R, M) -> (R,) int64 number of pairs tied within each row."""

@@ -3,6 +3,8 @@
 import numpy as np
 from scipy import stats
 
+__all__ = ["rank_numpy"]
+
 
 def rank_numpy(x: np.ndarray) -> np.ndarray:
     """x: (R, M) -> float64 ranks (R, M), 1-based, ties averaged."""

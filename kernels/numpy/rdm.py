@@ -1,8 +1,15 @@
-"""Batched RDMs with numpy: centre, one batched BLAS Gram product, condensed extraction."""
+"""Batched RDMs with numpy: centre, one batched BLAS Gram product, condensed extraction.
+
+The Gram -> condensed steps (`rdm_from_gram`, `sqdist_from_gram`, `sqdist_of_pairs`) are ops of
+their own: the sweep's spilled features (fastrsa.sweeps.feature_buffer) accumulate a float64
+Gram a block of columns at a time and finish it with the same steps.
+"""
 
 import numpy as np
 
 from .._euclidean import refine_ratio, refine_step
+
+__all__ = ["euclidean_numpy", "rdm_from_gram", "rdm_numpy", "sqdist_from_gram", "sqdist_of_pairs"]
 
 
 def rdm_numpy(x: np.ndarray, metric: str, chunk_bytes: int = 1 << 30) -> np.ndarray:
@@ -34,9 +41,24 @@ def _rdm_chunk(x: np.ndarray, metric: str, chunk_bytes: int) -> np.ndarray:
     gram = np.matmul(x, x.swapaxes(-1, -2))  # (B, n, n)
     if metric == "correlation":
         _remove_offset(gram, left, x.shape[-1])
-    i, j = np.triu_indices(x.shape[-2], k=1)
-    norms = np.sqrt(np.diagonal(gram, axis1=-2, axis2=-1))  # (B, n)
-    return np.clip(1.0 - gram[:, i, j] / (norms[:, i] * norms[:, j]), 0.0, 2.0)
+    return rdm_from_gram(gram)
+
+
+def rdm_from_gram(gram: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """gram (..., n, n) of rows (centred by their own mean: correlation; as they are: cosine),
+    only its upper triangle read -> the condensed RDMs 1 - G_ij / sqrt(G_ii G_jj), clipped to
+    [0, 2], pairs i < j row-major, (..., n*(n-1)//2) written into `out` (its dtype; default a
+    new array in gram's dtype). A row of pairs at a time: no (m,) index arrays."""
+    n = gram.shape[-1]
+    if out is None:
+        out = np.empty((*gram.shape[:-2], n * (n - 1) // 2), dtype=gram.dtype)
+    norms = np.sqrt(np.diagonal(gram, axis1=-2, axis2=-1))  # (..., n)
+    pos = 0
+    for i in range(n - 1):
+        r = gram[..., i, i + 1 :] / (norms[..., i, None] * norms[..., i + 1 :])
+        out[..., pos : pos + n - 1 - i] = np.clip(1.0 - r, 0.0, 2.0)
+        pos += n - 1 - i
+    return out
 
 
 def _remove_offset(gram: np.ndarray, left: np.ndarray, d: int) -> None:
@@ -59,14 +81,53 @@ def euclidean_numpy(x: np.ndarray, chunk_bytes: int = 1 << 30) -> np.ndarray:
     y = x.astype(np.float64)
     y -= y.mean(axis=-2, keepdims=True)
     gram = np.matmul(y, y.swapaxes(-1, -2))
-    i, j = np.triu_indices(x.shape[-2], k=1)
-    sq = np.diagonal(gram, axis1=-2, axis2=-1)  # (B, n) squared norms
-    total = sq[:, i] + sq[:, j]
-    d2 = np.maximum(total - 2.0 * gram[:, i, j], 0.0)
-    b, p = np.nonzero(d2 < refine_ratio(x.shape[-1], x.dtype == np.float64) * total)
+    d2, where, i, j = sqdist_from_gram(gram, x.shape[-1], x.dtype == np.float64)
+    b = where[0]
     step = refine_step(x.shape[-1], chunk_bytes // 4)
     for s in range(0, len(b), step):
-        bb, pp = b[s : s + step], p[s : s + step]
-        diff = x[bb, i[pp]].astype(np.float64) - x[bb, j[pp]]
-        d2[bb, pp] = np.einsum("kd,kd->k", diff, diff)
+        bb, part = b[s : s + step], slice(s, s + step)
+        d2[bb, where[1][part]] = sqdist_of_pairs(x[bb, i[part]], x[bb, j[part]])
     return np.sqrt(d2).astype(x.dtype, copy=False)
+
+
+def sqdist_from_gram(
+    gram: np.ndarray, d: int, wide: bool
+) -> tuple[np.ndarray, tuple[np.ndarray, ...], np.ndarray, np.ndarray]:
+    """gram (..., n, n) float64 of column-centred rows of d features, only its upper triangle
+    read -> (d2, where, i, j): d2 (..., n*(n-1)//2) float64 squared distances
+    max(G_ii + G_jj - 2 G_ij, 0), pairs i < j row-major; and the pairs the Gram's rounding
+    cannot resolve for a result of float32 (wide False) or float64 (wide True) precision, those
+    with d2 < refine_ratio * (G_ii + G_jj): `d2[where]` are they, rows i and j of their
+    matrices. Recompute them directly (`sqdist_of_pairs`). A row of pairs at a time."""
+    n = gram.shape[-1]
+    d2 = np.empty((*gram.shape[:-2], n * (n - 1) // 2))
+    sq = np.diagonal(gram, axis1=-2, axis2=-1)  # (..., n) squared norms
+    ratio = refine_ratio(d, wide)
+    found: list[tuple[np.ndarray, ...]] = []
+    pos = 0
+    for i in range(n - 1):
+        total = sq[..., i, None] + sq[..., i + 1 :]
+        row = np.maximum(total - 2.0 * gram[..., i, i + 1 :], 0.0)
+        d2[..., pos : pos + n - 1 - i] = row
+        close = np.nonzero(row < ratio * total)
+        if len(close[-1]):
+            k = close[-1]
+            found.append((*close[:-1], pos + k, np.full(len(k), i), i + 1 + k))
+        pos += n - 1 - i
+    parts = [np.concatenate(c) for c in zip(*found, strict=True)] if found else None
+    if parts is None:
+        empty = np.empty(0, dtype=np.intp)
+        parts = [empty] * (gram.ndim - 2 + 3)
+    return d2, tuple(parts[:-2]), parts[-2], parts[-1]
+
+
+def sqdist_of_pairs(
+    a: np.ndarray, b: np.ndarray, scale: float = 1.0, work: np.ndarray | None = None
+) -> np.ndarray:
+    """(p,) float64 sum(((a_k - b_k) * scale) ** 2) of each pair of rows of a, b (p, w) of any
+    real dtype: differences taken in float64 (into `work` (p, w) float64 when given), so exact
+    for float32 rows; `scale` a power of two keeps them exact."""
+    diff = np.subtract(a, b, dtype=np.float64, out=work)
+    if scale != 1.0:
+        diff *= scale
+    return np.einsum("kd,kd->k", diff, diff)

@@ -9,7 +9,11 @@ True where a sorted position starts a new group of equal values; first, second (
 images (i < j) of the pair at each sorted position.
 """
 
+from collections.abc import Callable
+
 import numpy as np
+
+__all__ = ["sort_rows", "weighted_ranker_numpy", "weighted_ranks_numpy"]
 
 
 def sort_rows(rows: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
@@ -49,3 +53,13 @@ def weighted_ranks_numpy(
     value = before + (weight + 1.0) / 2.0 - (total + 1.0) / 2.0
     np.put_along_axis(out, order, value * np.sqrt(sw), axis=1)
     return out
+
+
+def weighted_ranker_numpy(
+    rows: np.ndarray, n: int
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The backend's op: rows (B, M) float64 are sorted once (`sort_rows`); returns
+    ranks(counts, out) -> out, `weighted_ranks_numpy` for one resample (counts (n,) float64,
+    out (B, M) float64)."""
+    order, new_group, first, second = sort_rows(rows, n)
+    return lambda counts, out: weighted_ranks_numpy(order, new_group, first, second, counts, out)

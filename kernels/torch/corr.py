@@ -2,6 +2,14 @@
 
 import torch
 
+__all__ = [
+    "centred_rows_torch",
+    "corr_torch",
+    "matmul_t",
+    "SLICE",
+    "unit_rows_torch",
+]
+
 
 def centred_rows_torch(a: torch.Tensor) -> torch.Tensor:
     """Rows minus their mean, in a's dtype, by two passes: the second removes what rounding left

@@ -3,6 +3,10 @@ numpy); there is no GPU kernel, its merge-sort count does not map onto one."""
 
 import torch
 
+from ..numpy import kendall_numpy
+
+__all__ = ["kendall_torch"]
+
 
 def kendall_torch(a: torch.Tensor, b: torch.Tensor | None, variant: str = "b") -> torch.Tensor:
     """a: (Ba, M), b: (Bb, M) or None -> (Ba, Bb) float64 tau-b (tau-a for variant "a"; see
@@ -13,6 +17,6 @@ def kendall_torch(a: torch.Tensor, b: torch.Tensor | None, variant: str = "b") -
     except ImportError as err:
         if (err.name or "").split(".")[0] not in ("numba", "llvmlite"):
             raise  # an ImportError inside fastrsa is a bug, not a missing package
-        from ..numpy import kendall_numpy as kendall
+        kendall = kendall_numpy
     out = kendall(a.cpu().numpy(), None if b is None else b.cpu().numpy(), variant)
     return torch.from_numpy(out).to(a.device)

@@ -2,6 +2,8 @@
 
 import torch
 
+__all__ = ["rank_torch"]
+
 
 def rank_torch(x: torch.Tensor, chunk_bytes: int = 1 << 30) -> torch.Tensor:
     """x: (R, M) -> float64 ranks (R, M), equal to scipy's rankdata "average" (exact: ranks are

@@ -7,6 +7,8 @@ import torch
 from .._euclidean import refine_ratio, refine_step
 from .corr import matmul_t
 
+__all__ = ["condensed_index", "rdm_torch"]
+
 
 def condensed_index(n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     """Row and column indices (int64) of the pairs i < j, in scipy's condensed order."""

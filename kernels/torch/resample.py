@@ -1,7 +1,12 @@
 """Weighted average-tie ranks for bootstrap resamples (torch, any device): the algorithm of
 kernels/numpy/resample.py, vectorised with gathers, a weighted bincount and cumsums."""
 
+from collections.abc import Callable
+
+import numpy as np
 import torch
+
+__all__ = ["sort_rows_torch", "weighted_ranker_torch", "weighted_ranks_torch"]
 
 
 def sort_rows_torch(rows: torch.Tensor, n: int) -> tuple[torch.Tensor, ...]:
@@ -38,3 +43,16 @@ def weighted_ranks_torch(
     value = before + (weight + 1.0) / 2.0 - (total + 1.0) / 2.0
     out.scatter_(1, order, value * torch.sqrt(sw))
     return out
+
+
+def weighted_ranker_torch(
+    rows: torch.Tensor, n: int
+) -> Callable[[np.ndarray, torch.Tensor], torch.Tensor]:
+    """The backend's op: rows (B, M) float64 on any device are sorted once (`sort_rows_torch`);
+    returns ranks(counts, out) -> out, `weighted_ranks_torch` for one resample (counts (n,)
+    float64 numpy, moved to the rows' device; out (B, M) float64 on that device)."""
+    order, new_group, first, second = sort_rows_torch(rows, n)
+    device = rows.device
+    return lambda counts, out: weighted_ranks_torch(
+        order, new_group, first, second, torch.from_numpy(counts).to(device), out
+    )

@@ -6,6 +6,8 @@ import torch
 import triton
 import triton.language as tl
 
+__all__ = ["CONFIG", "corr_triton", "MAX_K_PER_SPLIT"]
+
 
 @triton.jit
 def _corr_kernel(

@@ -5,6 +5,8 @@ import torch
 import triton
 import triton.language as tl
 
+__all__ = ["CONFIG", "rank_sorted_triton", "rank_triton"]
+
 
 @triton.jit
 def _max(a, b):

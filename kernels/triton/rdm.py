@@ -6,7 +6,15 @@ import torch
 import triton
 import triton.language as tl
 
-from .stats import CENTRED_UNIT, COLUMN_CENTRED, UNIT, prepare_rows_triton
+from .prepare import CENTRED_UNIT, COLUMN_CENTRED, UNIT, prepare_rows_triton
+
+__all__ = [
+    "CONFIGS",
+    "MAX_GRID_Y",
+    "PRECISIONS",
+    "rdm_triton",
+    "SLAB",
+]
 
 MAX_GRID_Y = 65535  # CUDA's limit on grid axis 1, which carries the batch
 

@@ -1,9 +1,11 @@
-"""The small files of a sweep store (its index, done-markers and lock), on a local folder or an
-fsspec URL; every write is whole or absent, never half written."""
+"""Where a sweep store lives: a local folder or an fsspec URL, and its small files there (the
+index, done-markers, the lock); every write is whole or absent, never half written. `writing`
+turns a full disk into one clear error. (The store's arrays are zarr's: see store_arrays.)"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import socket
@@ -14,10 +16,35 @@ from typing import Any
 
 from ..errors import MissingPackage, UserError
 
+__all__ = [
+    "Files",
+    "FsspecFiles",
+    "LocalFiles",
+    "files_for",
+    "holder",
+    "is_url",
+    "writing",
+]
+
 
 def is_url(path: str) -> bool:
     """True for an fsspec URL ("s3://bucket/x", "memory://x", "file:///x"), False for a path."""
     return "://" in path
+
+
+@contextlib.contextmanager
+def writing(store_path: str) -> Iterator[None]:
+    """A full disk (or quota) while writing to the store: one clear error. Files are written
+    whole or not at all, so nothing is left half written; the next run redoes this unit."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise UserError(
+                f"store {store_path}: no space left on the device ({err.strerror}); nothing was "
+                "half written: free some space and run the sweep again to continue"
+            ) from None
+        raise
 
 
 class Files:
@@ -188,4 +215,5 @@ class FsspecFiles(Files):
 
 
 def files_for(path: str) -> Files:
+    """The store's files at `path`: FsspecFiles for a URL, else LocalFiles."""
     return FsspecFiles(path) if is_url(path) else LocalFiles(path)

@@ -10,6 +10,8 @@ Otherwise the features go to a temporary file in `spill_dir`, written with plain
 column-chunk-major layout (each chunk of columns is one contiguous (n, chunk) block), and the RDM
 comes from a float64 Gram matrix accumulated one block at a time, read into one reused buffer:
 no memory map is held, so the process's memory stays about the Gram matrix plus one block.
+The Gram is turned into the RDM by the numpy kernels' ops (fastrsa.kernels.numpy.rdm:
+rdm_from_gram, sqdist_from_gram, sqdist_of_pairs), the same steps `fastrsa.rdms` takes.
 """
 
 from __future__ import annotations
@@ -21,9 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.linalg.blas import dsyrk
 
-from ..kernels._euclidean import refine_ratio
+from .._checks import check_choice, check_count
+from ..kernels.numpy.rdm import rdm_from_gram, sqdist_from_gram, sqdist_of_pairs
+from ..rdms import rdms
 from ..reference import METRICS
+
+__all__ = ["MIN_CHUNK", "FeatureBuffer", "read_exact", "spill_dir", "spill_files"]
 
 # Fewest columns per spilled block (so that tiny budgets do not make one write per column).
 MIN_CHUNK = 16
@@ -69,11 +76,8 @@ class FeatureBuffer:
         spill: bool | None = None,
     ):
         for arg, value, least in (("n", n, 3), ("d", d, 1), ("budget", budget, 1)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise TypeError(f"{arg} must be an integer; got {value!r}")
-            if value < least:
-                what = {"n": "images (rows) for an RDM", "d": "feature", "budget": "byte"}[arg]
-                raise ValueError(f"{name}: {arg} must be at least {least} {what}; got {value}")
+            what = {"n": " images (rows) for an RDM", "d": " features", "budget": " bytes"}[arg]
+            check_count(value, f"{name}: {arg}", least, what)
         self.n, self.d, self.name = int(n), int(d), name
         self.dtype = np.dtype(dtype)
         if self.dtype.kind not in "fiub":
@@ -201,10 +205,7 @@ class FeatureBuffer:
         scaled by powers of two first (exact) so that the float64 products neither overflow nor
         underflow. Constant rows (correlation), all-zero rows (cosine) are refused as
         `fastrsa.rdms` refuses them."""
-        if metric not in METRICS:
-            raise ValueError(
-                f"metric must be one of {', '.join(map(repr, METRICS))}; got {metric!r}"
-            )
+        check_choice(metric, METRICS, "metric")
         if self._closed:
             raise ValueError(f"{self.name}: the feature buffer is closed")
         if not self._filled.all():
@@ -214,8 +215,6 @@ class FeatureBuffer:
                 f"{int(missing[0])})"
             )
         if not self.spilled:
-            from ..rdms import rdms
-
             return np.asarray(rdms(self._data, metric=metric, backend=backend, memory=memory))
         self._refuse(metric)
         return self._spilled_rdm(metric)
@@ -237,8 +236,6 @@ class FeatureBuffer:
             )
 
     def _spilled_rdm(self, metric: str) -> np.ndarray:
-        from scipy.linalg.blas import dsyrk
-
         n, d = self.n, self.d
         exps = _exponents(self._lo, self._hi)
         if metric == "euclidean":  # one common power of two: distances scale with it
@@ -268,42 +265,12 @@ class FeatureBuffer:
                 if centre is not None:
                     y -= centre[:, None]
             gram = dsyrk(1.0, y.T, beta=1.0, c=gram, trans=1, lower=0, overwrite_c=1)
-        m = n * (n - 1) // 2
-        sq = np.diagonal(gram).copy()
         if metric != "euclidean":
-            out = np.empty(m, dtype=self.result_dtype)
-            norms = np.sqrt(sq)
-            pos = 0
-            for i in range(n - 1):
-                r = gram[i, i + 1 :] / (norms[i] * norms[i + 1 :])
-                out[pos : pos + n - 1 - i] = np.clip(1.0 - r, 0.0, 2.0)
-                pos += n - 1 - i
-            return out
-        d2 = np.empty(m)
-        ratio = refine_ratio(d, self.result_dtype == np.float64)
-        flagged_pos, flagged_i, flagged_j = [], [], []
-        pos = 0
-        for i in range(n - 1):
-            total = sq[i] + sq[i + 1 :]
-            row = np.maximum(total - 2.0 * gram[i, i + 1 :], 0.0)
-            d2[pos : pos + n - 1 - i] = row
-            close = np.flatnonzero(row < ratio * total)
-            if len(close):
-                flagged_pos.append(pos + close)
-                flagged_i.append(np.full(len(close), i))
-                flagged_j.append(i + 1 + close)
-            pos += n - 1 - i
+            return rdm_from_gram(gram, out=np.empty(n * (n - 1) // 2, dtype=self.result_dtype))
+        d2, where, ii, jj = sqdist_from_gram(gram, d, self.result_dtype == np.float64)
         del gram
-        if flagged_pos:
-            self._refine(
-                d2,
-                np.concatenate(flagged_pos),
-                np.concatenate(flagged_i),
-                np.concatenate(flagged_j),
-                scale[0],
-                buffer,
-                work,
-            )
+        if len(ii):
+            d2[where] = self._pair_sqdist(ii, jj, scale[0], buffer, work)
         out = np.ldexp(np.sqrt(d2), top)
         if not np.isfinite(out.astype(self.result_dtype)).all():
             raise ValueError(
@@ -311,29 +278,22 @@ class FeatureBuffer:
             )
         return out.astype(self.result_dtype, copy=False)
 
-    def _refine(
-        self,
-        d2: np.ndarray,
-        pos: np.ndarray,
-        ii: np.ndarray,
-        jj: np.ndarray,
-        scale: float,
-        buffer: np.ndarray,
-        work: np.ndarray,
-    ) -> None:
-        """d2[pos] = sum((x_i - x_j) * scale)^2 in float64 directly from the spilled rows: one
-        more pass over the blocks, the pairs' differences taking at most `work`'s size."""
-        acc = np.zeros(len(pos))
+    def _pair_sqdist(
+        self, ii: np.ndarray, jj: np.ndarray, scale: float, buffer: np.ndarray, work: np.ndarray
+    ) -> np.ndarray:
+        """sum((x_i - x_j) * scale)^2 in float64 for the pairs (ii, jj), directly from the
+        spilled rows: one more pass over the blocks, the pairs' differences taking at most
+        `work`'s size."""
+        acc = np.zeros(len(ii))
         for c0 in range(0, self.d, self.chunk):
             block = self._read(c0, buffer)
             width = block.shape[1]
             step = max(1, len(work) // width)
-            for p0 in range(0, len(pos), step):
-                diff = work[: min(step, len(pos) - p0) * width].reshape(-1, width)
-                np.subtract(block[ii[p0 : p0 + step]], block[jj[p0 : p0 + step]], out=diff)
-                diff *= scale
-                acc[p0 : p0 + step] += np.einsum("kd,kd->k", diff, diff)
-        d2[pos] = acc
+            for p0 in range(0, len(ii), step):
+                part = slice(p0, p0 + step)
+                diff = work[: len(ii[part]) * width].reshape(-1, width)
+                acc[part] += sqdist_of_pairs(block[ii[part]], block[jj[part]], scale, diff)
+        return acc
 
     # ---- the end --------------------------------------------------------------------------------
 
@@ -379,3 +339,9 @@ def spill_files(folder: str | os.PathLike) -> list[Path]:
     sweep is running)."""
     folder = Path(folder)
     return sorted(folder.glob(".fastrsa-spill-*.bin")) if folder.is_dir() else []
+
+
+def spill_dir() -> str:
+    """Where features that exceed the memory budget spill (FASTRSA_SPILL_DIR, else the
+    system's temporary folder)."""
+    return os.environ.get("FASTRSA_SPILL_DIR") or tempfile.gettempdir()

@@ -4,6 +4,8 @@ import torch
 import triton
 import triton.language as tl
 
+__all__ = ["CENTRED_UNIT", "COLUMN_CENTRED", "MAX_D", "UNIT", "prepare_rows_triton"]
+
 # Modes (kernels may read only constexpr globals, hence the tl.constexpr twins).
 UNIT, CENTRED_UNIT, COLUMN_CENTRED = 0, 1, 2
 _CENTRED_UNIT = tl.constexpr(CENTRED_UNIT)

@@ -1,0 +1,139 @@
+"""`fastrsa sweep`: many models x layers -> RDMs and all-pairs similarity in a store, out of
+core and resumable; --status shows what a store holds and lacks."""
+
+from __future__ import annotations
+
+from .. import io
+from .._checks import check_count, one_line
+from .._memory import parse_memory
+from ..reference import METHODS, METRICS
+from ..sweeps import FeatureSource, ONNXSource, RDMSource, open_store, sweep
+from ._common import RDM_FILES, SWEEP_FEATURES, add_backend, add_command, note, reading
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers) -> None:
+    p = add_command(
+        subparsers,
+        "sweep",
+        "many models x layers -> RDMs and all-pairs similarity in a store: out of core, resumable",
+        True,
+    )
+    p.add_argument("--store", help="the store folder (or fsspec URL) written; created if absent")
+    p.add_argument("--status", metavar="STORE", help="instead: show what STORE holds and lacks")
+    p.add_argument("--models", nargs="+", metavar="ONNX", help="ONNX encoders (with --images)")
+    p.add_argument("--images", help="image folder (with --models)")
+    p.add_argument("--layers", nargs="+", help="layers of --models (default compressed)")
+    p.add_argument("--features", nargs="+", metavar="FILE", help=SWEEP_FEATURES)
+    p.add_argument("--rdms", nargs="+", metavar="FILE", help="RDM files: " + RDM_FILES)
+    p.add_argument(
+        "--layer-name", help="the layer name of --features/--rdms sources (default 'default')"
+    )
+    p.add_argument("--method", default="spearman", choices=METHODS)
+    p.add_argument("--metric", default="correlation", choices=METRICS, help="the RDMs' metric")
+    p.add_argument("--executor", default="local", choices=("local", "ray"))
+    p.add_argument("--address", help="with --executor ray: a running cluster (default: start one)")
+    p.add_argument(
+        "--memory", help="memory budget per worker, e.g. 4GB (default: FASTRSA_MEMORY, else 1/4)"
+    )
+    add_backend(p)
+    p.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
+    p.add_argument(
+        "--device", default="auto", help="auto (default), cpu, cuda, or cuda:N for GPU N"
+    )
+    p.add_argument("--keep-features", action="store_true", help="also write features to the store")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
+    p.set_defaults(func=run)
+
+
+def run(args) -> None:
+    if args.status:
+        _status(args)
+        return
+    sources, images, layers = _sources(args)
+    if args.address and args.executor != "ray":
+        raise ValueError("--address: names a Ray cluster; give it with --executor ray")
+    memory = None if args.memory is None else parse_memory(args.memory, "--memory")
+    check_count(args.batch_size, "--batch-size")
+    store = sweep(
+        sources,
+        images=images,
+        layers=layers,
+        store=args.store,
+        method=args.method,
+        metric=args.metric,
+        executor=args.executor,
+        memory=memory,
+        backend=args.backend,
+        keep_features=args.keep_features,
+        batch_size=args.batch_size,
+        device=args.device,
+        address=args.address,
+        progress=False if args.no_progress else None,
+    )
+    layers_done = ", ".join(store.layers)
+    print(f"store {store.path}: {len(store.labels)} sources x layers {layers_done}, n={store.n}")
+    if store.summary is not None:
+        print(store.summary.line())
+
+
+def _sources(args) -> tuple[list, str | None, list[str] | None]:
+    """(sources, images, layers) for fastrsa.sweep from the command's options, checked: one of
+    --models (with --images, --layers), --features, --rdms (with --layer-name)."""
+    given = [f"--{o}" for o in ("models", "features", "rdms") if getattr(args, o)]
+    if len(given) > 1:
+        raise ValueError(f"give one of --models, --features, --rdms; got {' and '.join(given)}")
+    if not given:
+        raise ValueError("give the sources: --models (with --images), --features or --rdms")
+    if not args.store:
+        raise ValueError("--store: give the store folder the sweep writes (or --status STORE)")
+    if args.models:
+        if not args.images:
+            raise ValueError("--images: --models need an image folder (--images DIR)")
+        if args.layer_name:
+            raise ValueError("--layer-name: names the layer of --features/--rdms; use --layers")
+        return [ONNXSource(path) for path in args.models], args.images, args.layers
+    option = given[0]
+    if args.images:
+        raise ValueError(f"--images: only --models read images; {option} files do not")
+    if args.layers:
+        raise ValueError(f"--layers: name the layer of {option} files with --layer-name NAME")
+    layers = [args.layer_name] if args.layer_name else None
+    if args.features:
+        return [FeatureSource(path) for path in args.features], None, layers
+    if args.keep_features:
+        raise ValueError("--keep-features: RDM files hold no features to keep")
+    return _rdm_sources(args), None, layers
+
+
+def _rdm_sources(args) -> list:
+    """RDMSource of every --rdms file: each RDM of a file is a source of its own, labelled as
+    the other commands label them. Each file is read here first, so that a bad file is named
+    as --rdms and the notes on how square arrays were read go to stderr as with the other
+    commands (the sweep reads square arrays the same way: a valid RDM as one square RDM)."""
+    for path in args.rdms:
+        io.load_rdms(path, "--rdms", reading(args), note=note)
+    return [RDMSource(path, reading=reading(args)) for path in args.rdms]
+
+
+def _status(args) -> None:
+    options = ("store", "models", "features", "rdms", "images")
+    given = [f"--{o}" for o in options if getattr(args, o)]
+    if given:
+        raise ValueError(f"--status: reads a store; give it alone, not with {' and '.join(given)}")
+    try:
+        store = open_store(args.status)
+    except (ValueError, OSError) as err:
+        raise ValueError(f"--status: {one_line(err)}") from None
+    print(
+        f"store {store.path}: n={store.n} images, metric {store.metric}, "
+        f"{len(store.labels)} sources, {len(store.layers)} layer(s)"
+    )
+    for layer, state in store.status().items():
+        done, total = state["rdms"]
+        tiles = (
+            "; ".join(f"{method} tiles {d}/{t}" for method, (d, t) in state["tiles"].items())
+            or "no tiles yet"
+        )
+        print(f"  {layer}: RDMs {done}/{total}; {tiles}")

@@ -1,0 +1,35 @@
+"""How sure is the answer: permutation (Mantel) tests and bootstrap over images.
+
+`permutation_test` (stats/permutation.py) relabels the images of RDMs and recomputes all-pairs
+similarities to get a null distribution for every pair at once; `bootstrap`
+(stats/bootstrap.py) resamples images with replacement (rsatoolbox's semantics) and returns the
+distribution of the similarity matrix, with percentile and BCa intervals and standard errors;
+stats/resampling.py holds what both share (index rows, pair indices, draws, the weighted
+resampler). Results carry scipy's names (`statistic`, `pvalue`, `null_distribution`;
+`bootstrap_distribution`, `standard_error`, `confidence_interval`) beside their own.
+
+RDMs are condensed rows (B, n*(n-1)//2), i < j row-major as scipy's `squareform` (or
+rsatoolbox RDMs objects). The kernels (the permutation test's gather and products, the
+bootstrap's weighted ranks) are the backends' declared statistics ops (fastrsa._backend).
+This module only re-exports.
+"""
+
+from .bootstrap import (
+    BootstrapResult,
+    ConfidenceInterval,
+    StandardError,
+    bootstrap,
+    bootstrap_first_row,
+)
+from .permutation import ALTERNATIVES, PermutationResult, permutation_test
+
+__all__ = [
+    "ALTERNATIVES",
+    "BootstrapResult",
+    "ConfidenceInterval",
+    "PermutationResult",
+    "StandardError",
+    "bootstrap",
+    "bootstrap_first_row",
+    "permutation_test",
+]
