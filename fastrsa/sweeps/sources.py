@@ -26,13 +26,11 @@ from typing import Any
 
 from ..features import unique_label
 from .encoders import ModuleSource, ONNXSource
-from .feature_buffer import FeatureBuffer
 from .file_sources import FEATURE_SUFFIXES, FeatureSource, RDMSource
 from .source_base import Keep, Source
 
 __all__ = [
     "FEATURE_SUFFIXES",
-    "FeatureBuffer",
     "FeatureSource",
     "Keep",
     "ModuleSource",

@@ -9,7 +9,6 @@ here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -26,7 +25,6 @@ __all__ = [
     "MAX_TILE_ROWS",
     "TILE_METHODS",
     "TileUnit",
-    "cross",
     "plan",
     "spill_dir",
     "tile_rows",
@@ -145,18 +143,3 @@ def tile_units(
         TileUnit(store.path, layer, method, i, j, key, backend, memory, gpu) for i, j, key in todo
     ]
     return units, total - len(todo)
-
-
-def cross(
-    store: Store,
-    layer: str,
-    targets: Any,
-    method: str,
-    backend: str,
-    memory: int | str | None,
-    target_layer: str | None = None,
-) -> np.ndarray:
-    """(T, B) float64: targets (array or Store) against the store's RDMs of `layer`; the same as
-    `store.compare(targets, layer, method, backend, memory, target_layer)` (kept for its old
-    callers)."""
-    return store.compare(targets, layer, method, backend, memory, target_layer)
