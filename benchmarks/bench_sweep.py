@@ -105,7 +105,8 @@ def make_store(path: str, b: int, n: int, seed: int = 0, chunk: int = 256) -> di
     import numpy as np
 
     import fastrsa
-    from fastrsa.sweeps.store import content_key, create_or_open, rank_dtype
+    from fastrsa.sweeps.store import create_or_open
+    from fastrsa.sweeps.store_index import content_key, rank_dtype
 
     store = create_or_open(path, n, "correlation", None)
     info = store.ensure_layer(LAYER, "float32")
@@ -310,7 +311,8 @@ def read_blocks(path: str, rows: int) -> dict:
     import numpy as np
     import zarr
 
-    from fastrsa.sweeps.store import READ_CONCURRENCY, open_store
+    from fastrsa.sweeps.store import open_store
+    from fastrsa.sweeps.store_arrays import READ_CONCURRENCY
 
     store = open_store(path)
     count = len(store.labels)

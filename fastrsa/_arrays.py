@@ -150,6 +150,15 @@ def rescaled(arr: Any, lo: Any, hi: Any, per_matrix: bool = False) -> tuple[Any,
     return (scaled.to(arr.dtype) if torch else scaled.astype(arr.dtype)), exps
 
 
+def rescaled_matrix(arr: Any) -> Any:
+    """One (n, d) float matrix (numpy or torch) rescaled as a whole by a power of two (exact) when
+    its largest |value| lies outside the safe range (`rescaled` with per_matrix); the matrix
+    itself, no copy, when it is safe. For measures invariant to a model's scale (CKA, SVCCA),
+    whose Gram sums must neither overflow nor underflow."""
+    lo, hi = _row_min_max(arr)
+    return rescaled(arr, lo, hi, per_matrix=True)[0]
+
+
 def as_array(x: Any, name: str) -> np.ndarray:
     """np.asarray with a clear TypeError for ragged or non-numeric input."""
     try:

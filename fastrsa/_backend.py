@@ -35,6 +35,7 @@ from . import reference
 from ._checks import check_choice
 from .kernels import numpy as numpy_kernels  # numpy and scipy only: always there
 from .kernels._compose import compare_from_ops
+from .kernels.numpy.rdm import rdm_from_gram, sqdist_from_gram, sqdist_of_pairs
 from .reference import METHODS
 
 _ALL_METHODS = tuple(METHODS)
@@ -42,6 +43,11 @@ _ALL_METHODS = tuple(METHODS)
 _CPU_METHODS = tuple(m for m in METHODS if m not in ("kendall", "tau-a"))
 # statistics kernels a backend may declare (Backend fields: permuted_products, weighted_ranks)
 STATS_OPS = ("permute", "weighted_ranks")
+# The spilled-feature RDM (fastrsa.sweeps' FeatureBuffer) turns a host float64 Gram into the
+# condensed RDM with `rdm_from_gram`, `sqdist_from_gram` and `sqdist_of_pairs`: one
+# implementation whatever the backend (the Gram is on the host, in float64), numpy's, chosen
+# here like every other kernel (imported above, used from here).
+GRAM_OPS = (rdm_from_gram, sqdist_from_gram, sqdist_of_pairs)
 
 
 @dataclass(frozen=True)

@@ -14,16 +14,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from . import io, reference
 from ._backend import get_backend
+from ._checks import check_choice, check_count
 from .compare import compare
 from .features import extract
 from .io import load_affinities
 from .rdms import rdms
 from .scenes import make_scenes
+from .support import adjusted_rand_index
 from .taxonomy import Taxonomy, taxonomy
 from .transfer import TASKONOMY_ALIASES, evaluate_transfer
 
@@ -31,7 +34,8 @@ __all__ = [
     "DEMO_SEED",
     "MODELS",
     "DemoResult",
-    "adjusted_rand_index",
+    "DEMO_LAYERS",
+    "check_demo",
     "format_demo",
     "run_demo",
     "run_real_data",
@@ -41,25 +45,7 @@ __all__ = [
 
 MODELS = Path(__file__).parent / "data" / "mini_taskonomy"
 DEMO_SEED = 20190616  # scenes for the demo; training used other seeds
-
-
-def adjusted_rand_index(a, b) -> float:
-    """Adjusted Rand index of two labellings of the same items (1: identical partitions,
-    about 0: chance; as sklearn.metrics.adjusted_rand_score)."""
-    if len(a) != len(b):
-        raise ValueError(f"the labellings have {len(a)} and {len(b)} items")
-    _, ia = np.unique(np.asarray(a, dtype=object).astype(str), return_inverse=True)
-    _, ib = np.unique(np.asarray(b, dtype=object).astype(str), return_inverse=True)
-    table = np.zeros((ia.max() + 1, ib.max() + 1))
-    np.add.at(table, (ia, ib), 1)
-
-    def pairs(x):
-        return (x * (x - 1) / 2).sum()
-
-    both, rows, cols = pairs(table), pairs(table.sum(1)), pairs(table.sum(0))
-    expected = rows * cols / pairs(np.array([len(a)]))
-    top = 0.5 * (rows + cols)
-    return 1.0 if top == expected else float((both - expected) / (top - expected))
+DEMO_LAYERS = ("block4", "compressed")  # the shipped encoders' outputs the demo can compare
 
 
 def shipped_models() -> dict[str, Path]:
@@ -85,6 +71,26 @@ class DemoResult:
     out_dir: Path | None
 
 
+def check_demo(
+    n_images: Any,
+    n_clusters: Any,
+    layer: Any = "block4",
+    names: tuple[str, str, str] = ("n_images", "n_clusters", "layer"),
+) -> tuple[int, int, str]:
+    """(n_images, n_clusters, layer) of `run_demo`, checked before any work: n_images an int >= 3
+    (an RDM needs 3 images), n_clusters an int in 1..(the shipped models), layer one of
+    DEMO_LAYERS. Errors name `names` (the command's flags: "--images", "--clusters", "--layer")."""
+    images_name, clusters_name, layer_name = names
+    n_images = check_count(n_images, images_name, 3, " (an RDM needs 3 images)")
+    k = len(shipped_models())
+    n_clusters = check_count(n_clusters, clusters_name, 1)
+    if n_clusters > k:
+        raise ValueError(
+            f"{clusters_name} must be at most {k} (the demo's models); got {n_clusters}"
+        )
+    return n_images, n_clusters, check_choice(layer, DEMO_LAYERS, layer_name)
+
+
 def run_demo(
     n_images: int = 300,
     layer: str = "block4",
@@ -99,8 +105,10 @@ def run_demo(
 
     layer: "block4" (64 x 4 x 4, the default) or "compressed" (8 x 4 x 4). The compressed code of
     some encoders is all zero after its ReLU for a few scenes, where 1 - Pearson r is undefined
-    (fastrsa refuses such rows), so the demo compares block4.
+    (fastrsa refuses such rows), so the demo compares block4. n_images (>= 3), n_clusters (1 to
+    the 11 models) and layer are checked before any work (`check_demo`).
     """
+    n_images, n_clusters, layer = check_demo(n_images, n_clusters, layer)
     models = shipped_models()
     size = json.loads((MODELS / "training.json").read_text())["image_size"]
     images = make_scenes(n_images, size, seed=DEMO_SEED).images
@@ -194,6 +202,7 @@ def run_real_data(
     """The same taxonomy on every RDM file (*.npz: one RDM per task, read by io.load_rdms with
     `reading` and `note`) of a folder; with an affinities.json beside them, also the standard
     transfer evaluation. Returns printable text."""
+    n_clusters = check_count(n_clusters, "n_clusters")
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"--real-data: no such folder: {folder}")

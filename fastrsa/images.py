@@ -4,7 +4,7 @@ checked, all as (3, S, S) float32 in [-1, 1] (pixel / 127.5 - 1 for 8-bit images
     pixels = load_images("images/", size=256)     # (N, 3, 256, 256) float32
 
 The one reader of images in fastrsa: `fastrsa.features.extract`, the sweep's image set
-(`fastrsa.sweeps.images`) and the attribution measures all prepare pixels here, the same way.
+(`fastrsa.sweeps.image_set`) and the attribution measures all prepare pixels here, the same way.
 PIL is imported when an image file is read.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import stat
 import struct
+import warnings
 import zlib
 from pathlib import Path
 from typing import Any
@@ -111,8 +112,6 @@ def read_image(path: Path, size: int) -> np.ndarray:
     size; 8-bit pixels p as p / 127.5 - 1, 16-bit gray as p / 32767.5 - 1 on all three
     channels. ValueError naming the file when it is not a readable image, holds 32-bit or float
     pixels, or declares more pixels than PIL's Image.MAX_IMAGE_PIXELS."""
-    import warnings
-
     from PIL import Image
 
     if not path.exists():

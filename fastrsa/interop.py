@@ -1,5 +1,6 @@
-"""rsatoolbox in and out: `to_rsatoolbox`, `from_rsatoolbox`, and `rdm_rows` (which lets the API
-take an `rsatoolbox.rdm.RDMs` object wherever it takes RDMs).
+"""rsatoolbox in and out: `to_rsatoolbox`, `from_rsatoolbox`. (The API takes an
+`rsatoolbox.rdm.RDMs` object wherever it takes RDMs through `fastrsa.rdm_inputs`, which
+recognises and reads such objects; `rdm_rows` is re-exported here for old imports.)
 
 rsatoolbox stores RDMs as `dissimilarities` (n_rdm, n_cond*(n_cond-1)/2), the vector form of
 scipy.spatial.distance.squareform (rsatoolbox.util.rdm_utils.batch_to_vectors calls it): the
@@ -7,8 +8,8 @@ upper triangle i < j, row-major. fastrsa's condensed RDMs use the same order, so
 is a copy of the rows, no reordering. Model names travel as the rdm descriptor "name" (the one
 rsatoolbox's own plots label RDMs with).
 
-rsatoolbox is optional (`pip install rsatoolbox`): it is imported only by `to_rsatoolbox`, and
-`rdm_rows` / `from_rsatoolbox` recognise its objects without importing it.
+rsatoolbox is optional (`pip install rsatoolbox`): it is imported only by `to_rsatoolbox`;
+`from_rsatoolbox` recognises its objects without importing it.
 """
 
 from __future__ import annotations

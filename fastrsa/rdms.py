@@ -49,7 +49,9 @@ def rdms(
     Accuracy against `pdist` in float64 on the same values, for |x| from 1e-30 to 1e30 and
     float32 rows with mean/std up to 1e6: correlation/cosine within 1e-5 (float32 results) or
     1e-12 (float64); euclidean within 1e-6 (float32) or 1e-10 (float64) of each distance,
-    near-duplicate rows included. Integer input is shifted exactly in integers first.
+    near-duplicate rows included; cosine distances too small for the Gram's rounding (rows
+    sharing a large offset, 1e8 + noise) recomputed from float64 unit rows, within 1e-6 of
+    themselves (docs/guide/accuracy.md). Integer input is shifted exactly in integers first.
 
     Holds in memory: the input (a float64 copy for integers or rows needing rescaling) and the
     result, plus working memory bounded by the budget: the backend's temporaries (centred rows,

@@ -98,12 +98,16 @@ def similarity(
 
     Accuracy: float64 results agree with the papers' formulas evaluated plainly in float64 to
     about 1e-10 (tests/test_measures.py). Grams are computed in the inputs' precision (float64
-    or float32) and their inner products summed in float64 beyond 2**24 terms.
+    or float32) and their inner products summed in float64 beyond 2**24 terms. Any finite scale
+    (1e-20..1e20 tested) and large common offsets (1e8 + noise) keep these bounds: scale-free
+    measures rescale each model by a power of two, means are taken in float64, and each
+    centred Gram is scaled before the products (docs/guide/accuracy.md); never a NaN.
 
     Refused (ValueError naming the model, e.g. features[2] or features['resnet']): NaN or Inf,
     a model that is not 2-D, no models or an empty model, models (or `other`) with different
     numbers of images n, fewer than 3 images (4 for the unbiased estimators), and constant
-    features where the measure is undefined. TypeError for unknown options or non-numbers.
+    features where the measure is undefined (or a laplacian kernel that is the identity, for
+    features far above unit scale). TypeError for unknown options or non-numbers.
     """
     check_choice(measure, MEASURES, "measure")
     unknown = sorted(set(options) - set(OPTIONS[measure]))

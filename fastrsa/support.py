@@ -11,6 +11,8 @@ they are testable on constructed samples.
   j fall in the same flat cluster.
 - `ranking_confidence(scores_samples, labels, k, level)`: per source, the probability of being
   top-1 / in the top k and a percentile interval of its score.
+- `SupportTally(observed_sim, linkage, n_clusters)`: the first two counted a block of samples at
+  a time (a bootstrap of any size in bounded memory), the same fractions.
 
 Dendrograms are built by `linkage_tree(sim, linkage)`, the one builder fastrsa.taxonomy uses too:
 distance = 1 - similarity (clipped at 0), condensed from the upper triangle,
@@ -34,10 +36,14 @@ from scipy.cluster import hierarchy
 from scipy.spatial import distance
 
 from ._checks import LINKAGES, check_level, check_linkage, check_n_boot, check_seed
+from .rdm_inputs import real_float64
 
 __all__ = [
+    "check_samples",
+    "adjusted_rand_index",
     "LINKAGES",
     "RankingConfidence",
+    "SupportTally",
     "check_level",
     "check_n_boot",
     "check_seed",
@@ -50,25 +56,27 @@ __all__ = [
 # once); they are re-exported here, where they were public before.
 
 
-def _as_samples(samples: Any, name: str = "samples") -> np.ndarray:
-    """(K, B, B) finite float64 similarity matrices, K >= 1, B >= 2."""
-    arr = np.asarray(samples)
-    if arr.dtype.kind not in "fiu":
-        raise TypeError(f"{name} must hold real numbers; got dtype {arr.dtype}")
-    arr = arr.astype(np.float64, copy=False)
-    if arr.ndim != 3 or arr.shape[1] != arr.shape[2]:
-        raise ValueError(f"{name} must be (K, B, B) similarity matrices; got shape {arr.shape}")
+def check_samples(
+    samples: Any, name: str = "samples", first: int = 0, b: int | None = None
+) -> np.ndarray:
+    """`samples` as (K, B, B) finite float64 similarity matrices, K >= 1, B >= 2 (numpy or torch;
+    complex and non-numbers refused), B == `b` when given; errors name `name` and number the
+    samples from `first` (the first resample of a block)."""
+    arr = real_float64(samples, name)
+    if arr.ndim != 3 or arr.shape[1] != arr.shape[2] or (b is not None and arr.shape[1] != b):
+        size = "B, B" if b is None else f"{b}, {b}"
+        order = "" if b is None else f" (K resamples of the {b}x{b} similarity, same label order)"
+        raise ValueError(
+            f"{name} must be (K, {size}) similarity matrices{order}; got shape {arr.shape}"
+        )
     if arr.shape[0] < 1:
-        raise ValueError(f"{name} holds no samples (K = 0)")
+        raise ValueError(f"{name} holds no resamples (K = 0)")
     if arr.shape[1] < 2:
         raise ValueError(f"{name} must compare at least 2 models; got B = {arr.shape[1]}")
     bad = ~np.isfinite(arr)
     if bad.any():
         k, i, j = (int(v) for v in np.argwhere(bad)[0])
-        raise ValueError(
-            f"{name} holds NaN or Inf (first at {name}[{k}, {i}, {j}]); a resample whose "
-            "similarity is undefined has no dendrogram"
-        )
+        raise ValueError(f"{name} holds NaN or Inf (first at {name}[{first + k}, {i}, {j}])")
     return arr
 
 
@@ -113,8 +121,8 @@ def cluster_support(
     the K samples whose dendrogram has a node with exactly that set of leaves.
     """
     linkage = check_linkage(linkage)
-    samples = _as_samples(samples)
-    observed = _as_samples(np.asarray(observed_sim)[None], "observed_sim")[0]
+    samples = check_samples(samples)
+    observed = check_samples(np.asarray(observed_sim)[None], "observed_sim")[0]
     if observed.shape != samples.shape[1:]:
         raise ValueError(
             f"observed_sim is {observed.shape} but samples are {samples.shape[1:]}: they must "
@@ -122,11 +130,29 @@ def cluster_support(
         )
     b = observed.shape[0]
     wanted = _cluster_masks(linkage_tree(observed, linkage))
+    counts = _cluster_counts(wanted, samples, linkage)
+    return [_members(m, b) for m in wanted], counts / len(samples)
+
+
+def _cluster_counts(wanted: list[int], samples: np.ndarray, linkage: str) -> np.ndarray:
+    """(len(wanted),) int64: in how many of `samples` each cluster (a leaf mask) is found."""
     counts = np.zeros(len(wanted), dtype=np.int64)
     for sample in samples:
         found = set(_cluster_masks(linkage_tree(sample, linkage)))
         counts += np.fromiter((m in found for m in wanted), dtype=bool, count=len(wanted))
-    return [_members(m, b) for m in wanted], counts / len(samples)
+    return counts
+
+
+def _together_counts(samples: np.ndarray, n_clusters: int, linkage: str) -> np.ndarray:
+    """(B, B) int64: in how many of `samples` two models fall in the same flat cluster."""
+    b = samples.shape[1]
+    together = np.zeros((b, b), dtype=np.int64)
+    for sample in samples:
+        ids = hierarchy.fcluster(
+            linkage_tree(sample, linkage), t=int(n_clusters), criterion="maxclust"
+        )
+        together += ids[:, None] == ids[None, :]
+    return together
 
 
 def co_clustering(samples: Any, n_clusters: int, linkage: str = "average") -> np.ndarray:
@@ -136,7 +162,7 @@ def co_clustering(samples: Any, n_clusters: int, linkage: str = "average") -> np
     fastrsa.taxonomy's `n_clusters`; tied merge heights can give fewer clusters). Symmetric,
     ones on the diagonal."""
     linkage = check_linkage(linkage)
-    samples = _as_samples(samples)
+    samples = check_samples(samples)
     b = samples.shape[1]
     if (
         isinstance(n_clusters, (bool, np.bool_))
@@ -146,13 +172,50 @@ def co_clustering(samples: Any, n_clusters: int, linkage: str = "average") -> np
         raise ValueError(
             f"n_clusters must be an int from 1 to {b} (the models); got {n_clusters!r}"
         )
-    together = np.zeros((b, b), dtype=np.int64)
-    for sample in samples:
-        ids = hierarchy.fcluster(
-            linkage_tree(sample, linkage), t=int(n_clusters), criterion="maxclust"
-        )
-        together += ids[:, None] == ids[None, :]
-    return together / len(samples)
+    return _together_counts(samples, int(n_clusters), linkage) / len(samples)
+
+
+class SupportTally:
+    """`cluster_support` and `co_clustering` counted a block of samples at a time, so a
+    bootstrap of any size streams through in bounded memory (fastrsa.taxonomy): the same
+    counts, so the same fractions, as the functions on all the samples at once.
+
+    observed_sim: (B, B) similarity of the observed models; linkage: one of LINKAGES;
+    n_clusters: the flat clusters of `co_clustering`, or None (not counted). `add(samples,
+    first)`: a block (c, B, B) of samples, `first` the number of its first (for errors).
+    `clusters` (leaf sets, linkage order), `support()` (float64 fractions), `co_clustering()`
+    ((B, B) fractions, None without n_clusters) once at least one sample was added."""
+
+    def __init__(
+        self, observed_sim: Any, linkage: str = "average", n_clusters: int | None = None
+    ) -> None:
+        self.linkage = check_linkage(linkage)
+        observed = check_samples(np.asarray(observed_sim)[None], "observed_sim")[0]
+        self.b = observed.shape[0]
+        self.wanted = _cluster_masks(linkage_tree(observed, self.linkage))
+        self.clusters = [_members(m, self.b) for m in self.wanted]
+        self.n_clusters = n_clusters
+        self.counts = np.zeros(len(self.wanted), dtype=np.int64)
+        self.together = np.zeros((self.b, self.b), dtype=np.int64)
+        self.k = 0
+
+    def add(self, samples: Any, first: int = 0) -> None:
+        arr = check_samples(samples, first=first)
+        if arr.shape[1:] != (self.b, self.b):
+            raise ValueError(
+                f"observed_sim is {(self.b, self.b)} but samples are {arr.shape[1:]}: they "
+                "must compare the same models"
+            )
+        self.counts += _cluster_counts(self.wanted, arr, self.linkage)
+        if self.n_clusters is not None:
+            self.together += _together_counts(arr, self.n_clusters, self.linkage)
+        self.k += arr.shape[0]
+
+    def support(self) -> np.ndarray:
+        return self.counts / self.k
+
+    def co_clustering(self) -> np.ndarray | None:
+        return None if self.n_clusters is None else self.together / self.k
 
 
 # ---- transfer-ranking confidence ---------------------------------------------------------
@@ -243,3 +306,22 @@ def ranking_confidence(
         level=float(level),
         n_boot=n,
     )
+
+
+def adjusted_rand_index(a, b) -> float:
+    """Adjusted Rand index of two labellings of the same items (1: identical partitions,
+    about 0: chance; as sklearn.metrics.adjusted_rand_score)."""
+    if len(a) != len(b):
+        raise ValueError(f"the labellings have {len(a)} and {len(b)} items")
+    _, ia = np.unique(np.asarray(a, dtype=object).astype(str), return_inverse=True)
+    _, ib = np.unique(np.asarray(b, dtype=object).astype(str), return_inverse=True)
+    table = np.zeros((ia.max() + 1, ib.max() + 1))
+    np.add.at(table, (ia, ib), 1)
+
+    def pairs(x):
+        return (x * (x - 1) / 2).sum()
+
+    both, rows, cols = pairs(table), pairs(table.sum(1)), pairs(table.sum(0))
+    expected = rows * cols / pairs(np.array([len(a)]))
+    top = 0.5 * (rows + cols)
+    return 1.0 if top == expected else float((both - expected) / (top - expected))

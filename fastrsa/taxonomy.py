@@ -31,8 +31,8 @@ from .compare import compare
 from .plots import taxonomy_figure_writers
 from .rdm_inputs import check_rows, real_float64, stack_rdms
 from .rdms import n_from_condensed
-from .stats import bootstrap
-from .support import cluster_support, co_clustering, linkage_tree
+from .stats import bootstrap_batches
+from .support import SupportTally, adjusted_rand_index, linkage_tree
 from .transfer import (
     TASKONOMY_ALIASES,
     TRANSFER_FIGURES,
@@ -45,6 +45,7 @@ from .transfer import (
 )
 
 __all__ = [
+    "adjusted_rand_index",
     "LINKAGES",
     "TASKONOMY_ALIASES",
     "TAXONOMY_FILES",
@@ -249,9 +250,12 @@ def taxonomy(
     then carries `support` (per cluster, linkage order: the fraction of resamples whose
     dendrogram has the same cluster, fastrsa.support.cluster_support), `support_clusters`
     (their labels), `co_clustering` (K, K) when n_clusters is given (else None), `n_boot` and
-    `seed`; to_json writes them under "bootstrap". n_boot = 0 (default): no bootstrap, the
-    result is as without these arguments. n_boot must be an int >= 0 and seed an int >= 0 or
-    None (TypeError / ValueError).
+    `seed`; to_json writes them under "bootstrap". The resamples stream through a block at a
+    time (fastrsa.stats.bootstrap_batches, fastrsa.support.SupportTally): any n_boot runs in
+    memory bounded by the budget (`fastrsa.set_memory_budget`), and a huge one takes long (the
+    caller's call). n_boot = 0 (default): no bootstrap, the result is as without these
+    arguments. n_boot must be an int >= 0 and seed an int >= 0 or None (TypeError /
+    ValueError).
     """
     check_linkage(linkage)
     n_boot, seed = check_n_boot(n_boot), check_seed(seed)
@@ -266,13 +270,14 @@ def taxonomy(
     result = _cluster(labels, sim, linkage, n_clusters, _metadata(ran_on, n_images, method))
     if n_boot:
         seed = draw_seed() if seed is None else seed
-        boot = bootstrap(vectors, method=method, n_boot=n_boot, seed=seed, backend=backend)
-        samples = np.asarray(boot.samples, dtype=np.float64)  # (n_boot, K, K)
-        clusters, support = cluster_support(result.similarity, samples, linkage)
-        result.support = support
-        result.support_clusters = [[labels[i] for i in sorted(c)] for c in clusters]
-        if n_clusters is not None:
-            result.co_clustering = co_clustering(samples, n_clusters, linkage)
+        tally = SupportTally(result.similarity, linkage, n_clusters)
+        for k0, samples in bootstrap_batches(
+            vectors, method=method, n_boot=n_boot, seed=seed, backend=backend
+        ):  # a block of (c, K, K) resamples at a time: any n_boot in bounded memory
+            tally.add(samples, k0)
+        result.support = tally.support()
+        result.support_clusters = [[labels[i] for i in sorted(c)] for c in tally.clusters]
+        result.co_clustering = tally.co_clustering()
         result.n_boot, result.seed = n_boot, seed
     return result
 

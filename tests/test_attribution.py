@@ -247,3 +247,35 @@ def test_attributions_bad_input(rng):
         attributions(TwoHeads(), images)
     got = attributions(TwoHeads(), images, output=lambda out: out["a"][:, 0] - out["b"][:, 0])
     np.testing.assert_array_equal(got, 0.0)  # a legitimate zero gradient
+
+
+class IgnoresItsInput(nn.Module):
+    """Scores from its parameters only: one per image, with a gradient path to the weight but
+    none to the images."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(3))
+
+    def forward(self, x):
+        return self.weight.sum().expand(x.shape[0], 1) * 2.0
+
+
+@pytest.mark.parametrize("method", ["saliency", "gradient_x_input"])
+def test_attributions_of_a_model_that_ignores_its_input_are_refused(rng, method):
+    """Issue 22: such a model returned all-zero maps; its docstring says it is refused. The
+    error names the model's class and the output."""
+    images = rng.uniform(-1, 1, size=(3, 3, 4, 4)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"IgnoresItsInput \(the default output.*ignores its"):
+        attributions(IgnoresItsInput(), images, method=method)
+
+    def first(out):
+        return out[:, 0]
+
+    with pytest.raises(ValueError, match=r"IgnoresItsInput \(output=first\)"):
+        attributions(IgnoresItsInput(), torch.from_numpy(images), output=first)
+    # an output of TinyNet that reads only its head's bias ignores the images too
+    model = TinyNet()
+    six = rng.uniform(-1, 1, size=(3, 3, 6, 6)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"TinyNet \(output=<lambda>\).*do not depend"):
+        attributions(model, six, output=lambda out: model.head.bias.expand(len(out), 2)[:, 0])

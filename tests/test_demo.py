@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from fastrsa.cli import main
-from fastrsa.demo import adjusted_rand_index
 from fastrsa.scenes import KINDS, TASKS, make_scenes
+from fastrsa.support import adjusted_rand_index
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "taskonomy"
 

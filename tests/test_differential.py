@@ -18,7 +18,9 @@ negative strides, transposed / expanded tensors), and checks the contract:
 Examples are derandomized and bounded (CI never flakes); FASTRSA_FUZZ_EXAMPLES=N fuzzes with
 N fresh examples per property. A failure prints `Case(...)`: replay it with
 `helpers_differential.Case(...).build()`. The Triton backend runs under TRITON_INTERPRET=1 on
-tiny shapes only. Below the properties: plain regression tests for known reproductions.
+tiny shapes only. Below the properties: plain regression tests for known reproductions. The
+measures (CKA, DDS, SVCCA, attribution) and statistics at extreme scales, tiny variances and large
+offsets: tests/test_trust_numerics.py.
 """
 
 from __future__ import annotations
@@ -440,3 +442,19 @@ def test_found_compare_float32_long_tied_rows(backend, method):
     a[2] = a[0]
     a[2, :10] += 1
     check_compare(torch.from_numpy(a), None, method, backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_regression_g_cosine_of_rows_sharing_a_large_offset(backend):
+    """(g) issue 22: float32 rows 1e8 + 1e2 N(0,1) have cosine distances near 1e-13; they came
+    back all 0 (or rounding noise). Within the 1e-5 contract as before, and now each within
+    1e-6 of itself (tests/test_trust_numerics.py: every kind, float64, RSA on such RDMs)."""
+    rng = np.random.default_rng(11)
+    x = (1e8 + 1e2 * rng.standard_normal((5, 8))).astype(np.float32)
+    check_rdms(torch.from_numpy(x), "cosine", backend)
+    u = x.astype(np.longdouble)
+    u /= np.sqrt((u * u).sum(-1, keepdims=True))
+    i, j = np.triu_indices(5, 1)
+    want = np.asarray(0.5 * ((u[i] - u[j]) ** 2).sum(-1), dtype=np.float64)
+    got = to_numpy64(fastrsa.rdms(torch.from_numpy(x), "cosine", backend=backend))
+    assert_within(got, want, 0.0, 1e-6, f"cosine of offset rows ({backend}), relative")

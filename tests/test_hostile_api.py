@@ -18,7 +18,7 @@ from scipy.spatial.distance import pdist, squareform
 
 from fastrsa import io
 from fastrsa.cli import main
-from fastrsa.io import arrays as io_arrays
+from fastrsa.io import array_files as io_arrays
 from fastrsa.io import atomic as io_atomic
 from fastrsa.taxonomy import (
     evaluate_transfer,

@@ -7,7 +7,17 @@ in [-1, 1]); float32 results within 2e-5 of the float64 ones.
 
 import numpy as np
 import pytest
-import scipy.linalg
+from helpers_differential import (
+    NORMS,
+    all_pairs,
+    cka_plain,
+    dds_matrix_plain,
+    gram_plain,
+    hsic_biased,
+    hsic_unbiased,
+    linear_cka_features,
+    svcca_plain,
+)
 from scipy.spatial.distance import cdist, pdist, squareform
 
 import fastrsa
@@ -20,64 +30,8 @@ ATOL = 1e-10
 F32_ATOL = 2e-5
 
 
-# ---------------------------------------------------------------- plain references (float64)
-
-
-def centred(x):
-    return x - x.mean(axis=0, keepdims=True)
-
-
-def linear_cka_features(x, y):
-    """Kornblith et al. (2019), eq. of linear CKA in feature space: ‖YᵀX‖²_F /
-    (‖XᵀX‖_F ‖YᵀY‖_F) on column-centred features."""
-    x, y = centred(x), centred(y)
-    return np.linalg.norm(y.T @ x) ** 2 / (np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y))
-
-
-def hsic_biased(k, g):
-    """tr(K H L H) / (n-1)²."""
-    n = k.shape[0]
-    h = np.eye(n) - np.ones((n, n)) / n
-    return np.trace(k @ h @ g @ h) / (n - 1) ** 2
-
-
-def hsic_unbiased(k, g):
-    """Song et al. (JMLR 2012), eq. (5): with K̃, L̃ the Grams with zero diagonals,
-    [tr(K̃L̃) + 1ᵀK̃1 1ᵀL̃1 / ((n-1)(n-2)) - 2/(n-2) 1ᵀK̃L̃1] / (n(n-3))."""
-    n = k.shape[0]
-    kt = k - np.diag(np.diag(k))
-    lt = g - np.diag(np.diag(g))
-    one = np.ones(n)
-    return (
-        np.trace(kt @ lt)
-        + (one @ kt @ one) * (one @ lt @ one) / ((n - 1) * (n - 2))
-        - 2.0 / (n - 2) * (one @ kt @ lt @ one)
-    ) / (n * (n - 3))
-
-
-def cka_plain(k, g, debiased=False):
-    hsic = hsic_unbiased if debiased else hsic_biased
-    return hsic(k, g) / np.sqrt(hsic(k, k) * hsic(g, g))
-
-
-def rbf_plain(x, threshold):
-    """Kornblith's rbf Gram: bandwidth = threshold · median distance (median over all n² squared
-    distances, diagonal included)."""
-    d2 = cdist(x, x, "sqeuclidean")
-    return np.exp(-d2 / (2 * threshold**2 * np.median(d2)))
-
-
-def gram_plain(x, kernel, threshold=1.0):
-    if kernel == "linear":
-        return x @ x.T
-    if kernel == "rbf":
-        return rbf_plain(x, threshold)
-    return np.exp(-cdist(x, x, "cityblock") / x.shape[1])  # sklearn laplacian_kernel, gamma=1/d
-
-
-def all_pairs(fn, xs, ys=None):
-    ys = xs if ys is None else ys
-    return np.array([[fn(x, y) for y in ys] for x in xs])
+# ---------------------------------------------------------------- plain references (float64):
+# tests/helpers_differential.py (shared with tests/test_trust_numerics.py)
 
 
 def models(rng, n, widths, scale=1.0):
@@ -181,54 +135,6 @@ def test_minibatch_defaults_to_unbiased(rng):
 # ---------------------------------------------------------------- DDS
 
 
-def znorm_plain(x):
-    """sklearn StandardScaler().fit_transform: (x - mean) / std (ddof 0)."""
-    return (x - x.mean(0)) / x.std(0)
-
-
-def group_norm_plain(x, h, w, c, groups, eps=1e-9):
-    """DDS utils.py group_norm, written as loops over images and groups of channels."""
-    x4 = x.reshape(len(x), h, w, c).copy()
-    per = c // groups
-    for i in range(len(x)):
-        for g in range(groups):
-            block = x4[i, :, :, g * per : (g + 1) * per]
-            x4[i, :, :, g * per : (g + 1) * per] = (block - block.mean()) / np.sqrt(
-                block.var() + eps
-            )
-    return x4.reshape(len(x), -1)
-
-
-def batch_norm_plain(x, h, w, c, eps=1e-9):
-    x4 = x.reshape(len(x), h, w, c).copy()
-    for k in range(c):
-        ch = x4[..., k]
-        x4[..., k] = (ch - ch.mean()) / np.sqrt(ch.var() + eps)
-    return x4.reshape(len(x), -1)
-
-
-def dds_matrix_plain(x, kernel):
-    if kernel == "pearson":
-        return 1 - np.corrcoef(x)
-    if kernel == "euclidean":
-        return cdist(x, x, "euclidean")
-    if kernel == "cosine":
-        unit = x / np.linalg.norm(x, axis=1, keepdims=True)
-        return 1 - unit @ unit.T
-    return gram_plain(x, kernel, 0.5)  # their rbf threshold: 0.5
-
-
-NORMS = {
-    "none": lambda x, s: x,
-    "centering": lambda x, s: centred(x),
-    "znorm": lambda x, s: znorm_plain(x),
-    "group": lambda x, s: group_norm_plain(x, *s, groups=2),
-    "instance": lambda x, s: group_norm_plain(x, *s, groups=s[2]),
-    "layer": lambda x, s: group_norm_plain(x, *s, groups=1),
-    "batch": lambda x, s: batch_norm_plain(x, *s),
-}
-
-
 @pytest.mark.parametrize("kernel", ["linear", "rbf", "laplacian", "pearson", "euclidean", "cosine"])
 @pytest.mark.parametrize("normalization", ["znorm", "none", "centering"])
 def test_dds_equals_their_definitions(rng, normalization, kernel):
@@ -271,23 +177,6 @@ def test_dds_znorm_matches_sklearn_and_biased_option(rng):
 
 
 # ---------------------------------------------------------------- SVCCA
-
-
-def svcca_plain(x, y, variance):
-    """Raghu et al. (2017): SVD-reduce each centred set to the directions keeping `variance`,
-    then CCA (scipy.linalg): singular values of Caa^-1/2 Cab Cbb^-1/2; their mean."""
-
-    def reduce(z):
-        z = centred(z)
-        u, s, vt = scipy.linalg.svd(z, full_matrices=False)
-        share = np.cumsum(s**2) / np.sum(s**2)
-        k = int(np.argmax(share >= variance - 1e-12)) + 1
-        return z @ vt[:k].T
-
-    a, b = reduce(x), reduce(y)
-    inv_sqrt = lambda c: scipy.linalg.inv(scipy.linalg.sqrtm(c).real)  # noqa: E731
-    m = inv_sqrt(a.T @ a) @ (a.T @ b) @ inv_sqrt(b.T @ b)
-    return np.mean(np.clip(scipy.linalg.svdvals(m), 0, 1))
 
 
 @pytest.mark.parametrize("variance", [0.99, 0.9, 0.5])

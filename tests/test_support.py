@@ -128,7 +128,7 @@ def test_cluster_support_refuses_bad_input(rng):
         cluster_support(sim[0], sim[0])
     with pytest.raises(ValueError, match="linkage must be one of"):
         cluster_support(sim[0], sim, "centroid")
-    with pytest.raises(ValueError, match="no samples"):
+    with pytest.raises(ValueError, match="no resamples"):
         cluster_support(sim[0], sim[:0])
 
 
@@ -260,7 +260,12 @@ def fake_stats(monkeypatch):
     def bootstrap_first_row(rdms, method, n_boot, seed, backend="auto"):
         return bootstrap(rdms, method, n_boot, seed, backend).samples[:, 0, 1:]
 
-    monkeypatch.setattr(importlib.import_module("fastrsa.taxonomy"), "bootstrap", bootstrap)
+    def bootstrap_batches(rdms, method="spearman", n_boot=1000, seed=None, backend="auto", **_):
+        yield 0, bootstrap(rdms, method, n_boot, seed, backend).samples  # one block
+
+    monkeypatch.setattr(
+        importlib.import_module("fastrsa.taxonomy"), "bootstrap_batches", bootstrap_batches
+    )
     ranking = importlib.import_module("fastrsa.transfer.ranking")
     monkeypatch.setattr(ranking, "bootstrap_first_row", bootstrap_first_row)
     return calls

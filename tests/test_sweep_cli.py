@@ -236,6 +236,8 @@ def bad_input_folder(tmp_path_factory):
          "--features and --rdms"),
         (["sweep", "--store", "{d}/s", "--models", "{d}/enc.onnx"], "--images"),
         (["sweep", "--features", "{d}/m0.npy"], "--store"),
+        (["sweep", "--store", "{d}/m0.npy", "--features", "{d}/m0.npy"], "--store: "),
+        (["sweep", "--verify", "{d}/nowhere"], "--verify"),
         (["sweep", "--status", "{d}/nowhere"], "--status"),
         (["sweep", "--store", "{d}/s", "--rdms", "{d}/nothing.npz"], "--rdms"),
         (["sweep", "--store", "{d}/s", "--features", "{d}/m0.npy", "--address", "x:1"],
@@ -286,3 +288,24 @@ def test_sweep_rdms_honours_condensed(tmp_path, rng):
     store = open_store(tmp_path / "s")
     assert store.n == 3 and len(store.labels) == 3
     np.testing.assert_allclose(np.asarray(store.rdms()), rows)
+
+
+def test_status_and_verify_report_damage_instead_of_crashing(swept, capsys):
+    """An index with a field removed by hand (a traceback from --status before): --status names
+    it (the copy is read meanwhile); --verify checks every checksum and exits 1 while anything
+    is damaged; a run of the same sweep rewrites it."""
+    _, paths, _, store = swept
+    index = json.loads((store / "fastrsa.json").read_text())
+    del index["metric"]
+    (store / "fastrsa.json").write_text(json.dumps(index))
+    assert main(["sweep", "--status", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert "default: RDMs 5/5" in out and "damaged: fastrsa.json: its field 'metric'" in out
+    assert main(["sweep", "--verify", str(store)]) == 1
+    assert "damaged: fastrsa.json" in capsys.readouterr().out
+    assert main(["sweep", "--status", str(store), "--verify", str(store)]) == 2
+    assert "--verify: give the store once" in capsys.readouterr().err
+    assert _sweep(store, "--features", *paths) == 0
+    assert "1 damaged file(s) in the store, redone; RDMs: 0 computed" in capsys.readouterr().out
+    assert main(["sweep", "--status", str(store), "--verify"]) == 0
+    assert "verified (checksums): no damage; nothing to compute" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""Sweep sources, the image set and the features -> RDM buffer (fastrsa.sweeps.images, .sources,
+"""Sweep sources, the image set and the features -> RDM buffer (fastrsa.sweeps.image_set, .sources,
 .feature_buffer): every source kind against the in-memory path (extract + rdms, or rdms of the
 arrays), the spilled FeatureBuffer against the float64 reference, and bad input named before any
 work."""
@@ -15,7 +15,7 @@ import pytest
 import fastrsa
 from fastrsa.reference import METRICS, rdm_ref
 from fastrsa.sweeps.feature_buffer import FeatureBuffer, spill_files
-from fastrsa.sweeps.images import ImageSet, image_set
+from fastrsa.sweeps.image_set import ImageSet, image_set
 from fastrsa.sweeps.sources import (
     FeatureSource,
     ModuleSource,

@@ -244,13 +244,13 @@ def test_not_a_store(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         open_store(tmp_path / "none")
     (tmp_path / "f").write_text("x")
-    with pytest.raises(UserError, match="is not a folder"):
+    with pytest.raises(UserError, match="is a file, not a store folder"):
         open_store(tmp_path / "f")
     (tmp_path / "d").mkdir()
     with pytest.raises(UserError, match="not a fastrsa sweep store"):
         open_store(tmp_path / "d")
     (tmp_path / "d" / "fastrsa.json").write_text("{nope")
-    with pytest.raises(UserError, match="not valid JSON"):
+    with pytest.raises(UserError, match="fastrsa.json is damaged: it is not valid JSON"):
         open_store(tmp_path / "d")
     (tmp_path / "e").mkdir()
     (tmp_path / "e" / "precious.txt").write_text("x")

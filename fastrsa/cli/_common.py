@@ -19,9 +19,11 @@ import numpy as np
 from .. import io
 from .._backend import BACKENDS
 from .._checks import check_count, check_n_boot, one_line
+from .._memory import parse_memory
 from ..features import extract
 from ..rdms import n_from_condensed, rdms, rdms_of_feature_file
 from ..sweeps import open_store
+from ..sweeps.file_sources import check_rdm_file
 from ..taxonomy import taxonomy_from_store
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "add_bootstrap",
     "add_command",
     "check_output",
+    "check_rdm_files",
     "checked_seed",
     "labelled_rdms",
     "load_rdms",
@@ -159,6 +162,16 @@ def load_rdms(path: str, option: str, args) -> tuple[list[str], np.ndarray]:
     """(labels, condensed RDMs (K, m)) of an RDM file: io.load_rdms with the command's
     --condensed/--square choice; its notes go to stderr."""
     return io.load_rdms(path, option, reading(args), note=note)
+
+
+def check_rdm_files(args) -> None:
+    """Each --rdms file of `sweep` checked before the sweep, a block of RDMs at a time within
+    --memory (never read whole): errors name --rdms, notes on square arrays go to stderr, and
+    what the check found is kept for the sweep, which does not read the file again to check it
+    (fastrsa.sweeps.file_sources.check_rdm_file)."""
+    memory = None if args.memory is None else parse_memory(args.memory, "--memory")
+    for path in args.rdms:
+        check_rdm_file(path, reading(args), memory, "--rdms", note)
 
 
 def one_source(args) -> None:

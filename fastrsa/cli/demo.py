@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..demo import format_demo, run_demo, run_real_data
+from .._checks import check_count
+from ..demo import DEMO_LAYERS, check_demo, format_demo, run_demo, run_real_data
 from ..taxonomy import TAXONOMY_FILES
 from ._common import add_backend, add_command, check_output, note, reading
 
@@ -14,7 +15,7 @@ def register(subparsers) -> None:
         subparsers, "demo", "the embedded default: a miniature Taskonomy, end to end", True
     )
     p.add_argument("--images", type=int, default=300, help="generated scenes (default 300)")
-    p.add_argument("--layer", default="block4", choices=("block4", "compressed"))
+    p.add_argument("--layer", default="block4", choices=DEMO_LAYERS)
     p.add_argument("--clusters", type=int, help="flat clusters (default 3; 4 with --real-data)")
     add_backend(p)
     p.add_argument("--no-reference", action="store_true", help="skip the (slow) naive reference")
@@ -26,12 +27,18 @@ def register(subparsers) -> None:
 
 
 def run(args) -> None:
+    # the numbers first, named by their flags (and --clusters 0 is refused, not the default)
+    if args.real_data:
+        clusters = 4 if args.clusters is None else check_count(args.clusters, "--clusters")
+    else:
+        clusters = 3 if args.clusters is None else args.clusters
+        check_demo(args.images, clusters, args.layer, ("--images", "--clusters", "--layer"))
     check_output(args.out, "--out", "folder", TAXONOMY_FILES + ("demo.json",))
     if args.real_data:
         print(
             run_real_data(
                 args.real_data,
-                n_clusters=args.clusters or 4,
+                n_clusters=clusters,
                 out_dir=args.out,
                 reading=reading(args),
                 note=note,
@@ -41,7 +48,7 @@ def run(args) -> None:
     result = run_demo(
         n_images=args.images,
         layer=args.layer,
-        n_clusters=args.clusters or 3,
+        n_clusters=clusters,
         backend=args.backend,
         out_dir=args.out,
         with_reference=not args.no_reference,

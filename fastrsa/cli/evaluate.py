@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from .. import io
 from .._checks import draw_seed
+from .._memory import get_memory_budget
 from ..io import load_affinities
+from ..rdms import n_from_condensed
 from ..reference import METHODS
-from ..stats import bootstrap
+from ..stats import OverBudget, bootstrap, check_bootstrap_held
+from ..stats.batches import CLI_BUDGET
 from ..taxonomy import taxonomy
 from ..transfer import evaluate_transfer
 from ._common import (
@@ -84,12 +87,17 @@ def run(args) -> None:
         result = store_taxonomy(args)
     else:
         labels, rows = labelled_rdms(args)
+        if args.bootstrap:  # the (K, B, B) samples are held whole: refused before any work
+            n = n_from_condensed(rows.shape[1], "--rdms" if args.rdms else "--features")
+            budget = get_memory_budget()
+            check_bootstrap_held(args.bootstrap, len(labels), n, budget, "--bootstrap", CLI_BUDGET)
         result = taxonomy(rows, labels, method=args.method, backend=args.backend)
         if args.bootstrap:
             seed = draw_seed() if seed is None else seed
-            boot = bootstrap(
-                rows, method=args.method, n_boot=args.bootstrap, seed=seed, backend=args.backend
-            )
+            try:
+                boot = bootstrap(rows, args.method, args.bootstrap, seed, backend=args.backend)
+            except OverBudget as err:
+                raise err.renamed("--bootstrap") from None
             samples = boot.samples
     ev = evaluate_transfer(result.similarity, result.labels, affinities, aliases, samples)
     ev.seed = seed  # None without --bootstrap

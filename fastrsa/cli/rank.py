@@ -4,11 +4,10 @@ files or a sweep store), with --bootstrap P(top-1) and intervals; --json, --plot
 from __future__ import annotations
 
 from .. import io
-from .._checks import one_line
 from ..plots import figure_format, plot_ranking
-from ..rdm_inputs import check_rows
 from ..rdms import n_from_condensed
 from ..reference import METHODS
+from ..stats import OverBudget
 from ..transfer import Ranking, rank_in_store, rank_sources
 from ._common import (
     LAYER_HELP,
@@ -93,15 +92,18 @@ def run(args) -> None:
                 f"--target covers {n_from_condensed(target.shape[1])} images, --sources "
                 f"{n_from_condensed(sources.shape[1])}: they must share the same images"
             )
-        ranking = rank_sources(
-            target[0],
-            sources,
-            labels,
-            method=args.method,
-            backend=args.backend,
-            n_boot=args.bootstrap,
-            seed=seed,
-        )
+        try:
+            ranking = rank_sources(
+                target[0],
+                sources,
+                labels,
+                method=args.method,
+                backend=args.backend,
+                n_boot=args.bootstrap,
+                seed=seed,
+            )
+        except OverBudget as err:  # the resamples' scores, held whole: refused before the work
+            raise err.renamed("--bootstrap") from None
     # Files first, then stdout: `fastrsa rank ... | head` closing the pipe loses no file.
     written = []
     if args.json:
@@ -139,34 +141,16 @@ def _target(args):
 def _store_ranking(args) -> Ranking:
     """The Ranking of --sources-store's RDMs of --layer by similarity to --target (a file) or
     to --target-label (an RDM of the same store, left out of the ranking):
-    fastrsa.transfer.rank_in_store, with the flags checked first so that errors name them."""
+    fastrsa.transfer.rank_in_store, its errors naming the flags."""
     store, layer = store_layer(args.sources_store, args.layer, "--sources-store", "--layer")
-    target = None
-    if args.target_label:
-        labels = store.rdms(layer).labels
-        if args.target_label not in labels:
-            raise ValueError(
-                f"--target-label: {args.target_label!r} is not in layer {layer!r} of store "
-                f"{args.sources_store}; it holds {labels[:10]}{' ...' if len(labels) > 10 else ''}"
-            )
-        if len(labels) == 1:
-            raise ValueError(f"--sources-store: store {args.sources_store} holds no other source")
-        option = "--target-label"
-    else:
-        target = _target(args)
-        try:
-            check_rows(None, target, args.method, "--target")
-        except ValueError as err:
-            raise ValueError(one_line(err)) from None
-        if target.shape[1] != store.m:
-            raise ValueError(
-                f"--target covers {n_from_condensed(target.shape[1])} images, store "
-                f"{store.path} {store.n}: they must share the same images"
-            )
-        target, option = target[0], "--target"
-    try:
-        return rank_in_store(
-            store, layer, target, args.target_label, method=args.method, backend=args.backend
-        )
-    except ValueError as err:  # Store.compare's
-        raise ValueError(f"{option}: {one_line(err)}") from None
+    target = None if args.target_label else _target(args)[0]
+    flags = {"store": "--sources-store", "target_rdm": "--target", "target_label": "--target-label"}
+    return rank_in_store(
+        store,
+        layer,
+        target,
+        args.target_label,
+        method=args.method,
+        backend=args.backend,
+        names=flags,
+    )

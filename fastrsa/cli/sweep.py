@@ -1,14 +1,23 @@
 """`fastrsa sweep`: many models x layers -> RDMs and all-pairs similarity in a store, out of
-core and resumable; --status shows what a store holds and lacks."""
+core and resumable; --status shows what a store holds and lacks (and the damage found by a quick
+check), --verify checks every file of it (exit 1 when something is damaged or left to compute)."""
 
 from __future__ import annotations
 
-from .. import io
+import os
+
 from .._checks import check_count, one_line
 from .._memory import parse_memory
 from ..reference import METHODS, METRICS
 from ..sweeps import FeatureSource, ONNXSource, RDMSource, open_store, sweep
-from ._common import RDM_FILES, SWEEP_FEATURES, add_backend, add_command, note, reading
+from ._common import (
+    RDM_FILES,
+    SWEEP_FEATURES,
+    add_backend,
+    add_command,
+    check_rdm_files,
+    reading,
+)
 
 __all__ = ["register", "run"]
 
@@ -22,6 +31,14 @@ def register(subparsers) -> None:
     )
     p.add_argument("--store", help="the store folder (or fsspec URL) written; created if absent")
     p.add_argument("--status", metavar="STORE", help="instead: show what STORE holds and lacks")
+    p.add_argument(
+        "--verify",
+        nargs="?",
+        const=True,
+        metavar="STORE",
+        help="instead: check every file of STORE (or of --status STORE), each chunk's checksum "
+        "included, and list what is damaged and what a re-run would compute; exit 1 if any",
+    )
     p.add_argument("--models", nargs="+", metavar="ONNX", help="ONNX encoders (with --images)")
     p.add_argument("--images", help="image folder (with --models)")
     p.add_argument("--layers", nargs="+", help="layers of --models (default compressed)")
@@ -47,10 +64,9 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def run(args) -> None:
-    if args.status:
-        _status(args)
-        return
+def run(args) -> int | None:
+    if args.status or args.verify:
+        return _status(args)
     sources, images, layers = _sources(args)
     if args.address and args.executor != "ray":
         raise ValueError("--address: names a Ray cluster; give it with --executor ray")
@@ -76,6 +92,7 @@ def run(args) -> None:
     print(f"store {store.path}: {len(store.labels)} sources x layers {layers_done}, n={store.n}")
     if store.summary is not None:
         print(store.summary.line())
+    return None
 
 
 def _sources(args) -> tuple[list, str | None, list[str] | None]:
@@ -88,6 +105,8 @@ def _sources(args) -> tuple[list, str | None, list[str] | None]:
         raise ValueError("give the sources: --models (with --images), --features or --rdms")
     if not args.store:
         raise ValueError("--store: give the store folder the sweep writes (or --status STORE)")
+    if os.path.isfile(args.store):
+        raise ValueError(f"--store: {args.store} is a file, not a store folder: give a folder")
     if args.models:
         if not args.images:
             raise ValueError("--images: --models need an image folder (--images DIR)")
@@ -111,21 +130,28 @@ def _rdm_sources(args) -> list:
     """RDMSource of every --rdms file: each RDM of a file is a source of its own, labelled as
     the other commands label them. Each file is read here first, so that a bad file is named
     as --rdms and the notes on how square arrays were read go to stderr as with the other
-    commands (the sweep reads square arrays the same way: a valid RDM as one square RDM)."""
-    for path in args.rdms:
-        io.load_rdms(path, "--rdms", reading(args), note=note)
+    commands (the sweep reads square arrays the same way: a valid RDM as one square RDM); a
+    block of RDMs at a time within --memory, and not again by the sweep."""
+    check_rdm_files(args)
     return [RDMSource(path, reading=reading(args)) for path in args.rdms]
 
 
-def _status(args) -> None:
+def _status(args) -> int | None:
+    """--status STORE, --verify STORE, --status STORE --verify: what the store holds, and the
+    damage found (--status: chunks' presence and sizes; --verify: every checksum too)."""
+    option = "--status" if args.status else "--verify"
+    path = args.status or args.verify
+    if args.status and isinstance(args.verify, str):
+        raise ValueError("--verify: give the store once: --verify STORE or --status STORE --verify")
     options = ("store", "models", "features", "rdms", "images")
     given = [f"--{o}" for o in options if getattr(args, o)]
     if given:
-        raise ValueError(f"--status: reads a store; give it alone, not with {' and '.join(given)}")
+        raise ValueError(f"{option}: reads a store; give it alone, not with {' and '.join(given)}")
     try:
-        store = open_store(args.status)
+        store = open_store(path)
+        report = store.verify(deep=bool(args.verify))
     except (ValueError, OSError) as err:
-        raise ValueError(f"--status: {one_line(err)}") from None
+        raise ValueError(f"{option}: {one_line(err)}") from None
     print(
         f"store {store.path}: n={store.n} images, metric {store.metric}, "
         f"{len(store.labels)} sources, {len(store.layers)} layer(s)"
@@ -137,3 +163,9 @@ def _status(args) -> None:
             or "no tiles yet"
         )
         print(f"  {layer}: RDMs {done}/{total}; {tiles}")
+    if report.damage or args.verify:
+        for line in report.lines():
+            print(f"  {line}")
+    if report.damage:
+        print(f"  a run of the same sweep on {store.path} recomputes what is damaged")
+    return 1 if args.verify and not report.clean else None

@@ -1,8 +1,9 @@
 """Reading and writing user files: .npy/.npz without pickle, JSON, RDM files, transfer
 affinities; every write is atomic.
 
-Modules: `atomic` (one file), `file_sets` (files written together), `arrays` (safe .npy/.npz
-reading), `rdm_files` (RDMs from arrays and files), `affinities` (transfer-affinity files).
+Modules: `atomic` (one file), `file_sets` (files written together), `array_files` (safe
+.npy/.npz reading, also a block of rows at a time), `rdm_files` (RDMs from arrays and files),
+`rdm_blocks` (RDM files a block of RDMs at a time), `affinities` (transfer-affinity files).
 Everything public is re-exported here: `from fastrsa import io; io.save_json(...)`.
 
 Writes
@@ -26,13 +27,17 @@ Writes
 """
 
 from .affinities import load_affinities
-from .arrays import load_arrays, read_npy_header, too_big_error
+from .array_files import RowReader, load_arrays, open_rows, read_npy_header, rows_of, too_big_error
 from .atomic import atomic_write, clean_temporaries, json_bytes, save_json, save_npz
 from .file_sets import file_sha256, recover, verify_set, write_set
+from .rdm_blocks import RDMFile, RDMScan
 from .rdm_files import READINGS, load_rdms, rdms_from_arrays
 
 __all__ = [
     "READINGS",
+    "RDMFile",
+    "RDMScan",
+    "RowReader",
     "atomic_write",
     "clean_temporaries",
     "file_sha256",
@@ -40,9 +45,11 @@ __all__ = [
     "load_affinities",
     "load_arrays",
     "load_rdms",
+    "open_rows",
     "rdms_from_arrays",
     "read_npy_header",
     "recover",
+    "rows_of",
     "save_json",
     "save_npz",
     "too_big_error",

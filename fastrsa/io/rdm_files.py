@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import warnings
@@ -11,11 +12,16 @@ from collections.abc import Callable
 import numpy as np
 
 from .._condensed import n_from_condensed, squareform
-from .arrays import load_arrays
+from .array_files import load_arrays
 
 __all__ = [
     "READINGS",
+    "check_rdm_length",
+    "condensed_length",
     "load_rdms",
+    "rdm_kind",
+    "rdm_length",
+    "rdm_problem",
     "rdms_from_arrays",
 ]
 
@@ -24,7 +30,7 @@ __all__ = [
 READINGS = ("auto", "condensed", "square")
 
 
-def _condensed_length(k: int) -> bool:
+def condensed_length(k: int) -> bool:
     """Whether k = n*(n-1)/2 for some n >= 3: a length condensed RDMs can have."""
     try:
         return n_from_condensed(k) >= 3
@@ -32,7 +38,7 @@ def _condensed_length(k: int) -> bool:
         return False
 
 
-def _rdm_problem(err: ValueError) -> str:
+def rdm_problem(err: ValueError) -> str:
     """What squareform found wrong with a square array, without its internal name "x"."""
     text = str(err)
     if "symmetric" in text:
@@ -44,6 +50,74 @@ def _rdm_problem(err: ValueError) -> str:
 
 def _warn_note(message: str) -> None:
     warnings.warn(message, UserWarning, stacklevel=3)
+
+
+def rdm_kind(
+    what: str,
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    reading: str,
+    square_problem: Callable[[], str | None],
+    note: Callable[[str], None],
+) -> str:
+    """How an array of `shape` in an RDM file is read: "one" (a condensed RDM), "rows" (condensed
+    RDMs), "square" (one square RDM) or "stack" (square RDMs); the errors and notes of
+    `rdms_from_arrays`. square_problem(): what is wrong with the (square 2-D) array as one RDM
+    ("not symmetric", ...), None when it is one; called only when the reading depends on it."""
+    if dtype.kind not in "fiu":
+        raise TypeError(f"{what} holds {dtype}, not numbers")
+    if math.prod(shape) == 0:
+        raise ValueError(f"{what} is empty")
+    ndim = len(shape)
+    if ndim == 2 and shape[0] == shape[1] and reading != "condensed":
+        k = shape[0]
+        if reading == "square" or not condensed_length(k):
+            problem = square_problem()
+            if problem is not None:
+                hint = "; pass --condensed if its rows are condensed RDMs"
+                hint = hint if condensed_length(k) else ""
+                raise ValueError(f"{what} is not a square RDM ({problem}){hint}")
+            return "square"
+        if square_problem() is not None:
+            note(
+                f"{what} is not a symmetric zero-diagonal RDM, so it was read as {k} "
+                "condensed RDMs (rows); pass --condensed or --square to choose"
+            )
+            return "rows"
+        if reading == "auto":
+            note(
+                f"{what} was read as one square RDM of {k} images; pass --condensed if "
+                f"it holds {k} condensed RDMs (rows)"
+            )
+        return "square"
+    if reading == "square" and ndim == 2:
+        raise ValueError(f"{what} is not square, but --square was given")
+    if ndim == 3 and reading != "condensed" and shape[1] == shape[2]:
+        return "stack"
+    if ndim in (1, 2):
+        return "one" if ndim == 1 else "rows"
+    raise ValueError(f"{what} is not an RDM, nor a batch of RDMs")
+
+
+def rdm_length(kind: str, shape: tuple[int, ...]) -> int:
+    """The condensed length of the RDMs of an array of `kind` (see rdm_kind) and `shape`."""
+    if kind in ("square", "stack"):
+        n = shape[-1]
+        return n * (n - 1) // 2
+    return shape[-1]
+
+
+def check_rdm_length(what: str, m: int) -> None:
+    """ValueError naming `what` unless m = n*(n-1)/2 for some n >= 3."""
+    if not condensed_length(m):
+        try:
+            n = n_from_condensed(m)
+            why = f"RDMs of {n} images cannot be compared (at least 3 are needed)"
+        except ValueError:
+            why = f"{m} is not n*(n-1)/2 for any n >= 3: not a condensed RDM"
+        raise ValueError(
+            f"{what} holds RDMs of length {m}; {why} (features are read with --features)"
+        )
 
 
 def rdms_from_arrays(
@@ -74,58 +148,32 @@ def rdms_from_arrays(
     labels, rows = [], []
     for key, arr in arrays.items():
         what = f"{name}: array {key!r} of shape {arr.shape}"
-        if arr.dtype.kind not in "fiu":
-            raise TypeError(f"{what} holds {arr.dtype}, not numbers")
-        if arr.size == 0:
-            raise ValueError(f"{what} is empty")
-        if arr.ndim == 2 and arr.shape[0] == arr.shape[1] and reading != "condensed":
-            k = arr.shape[0]
+        cell: list[np.ndarray] = []
+
+        def problem(arr: np.ndarray = arr, cell: list = cell) -> str | None:
             try:
-                arr = np.asarray(squareform(arr, to="condensed"))
+                cell.append(np.asarray(squareform(arr, to="condensed")))
             except ValueError as err:
-                if reading == "square" or not _condensed_length(k):
-                    hint = "; pass --condensed if its rows are condensed RDMs"
-                    raise ValueError(
-                        f"{what} is not a square RDM ({_rdm_problem(err)})"
-                        + (hint if _condensed_length(k) else "")
-                    ) from None
-                note(
-                    f"{what} is not a symmetric zero-diagonal RDM, so it was read as {k} "
-                    "condensed RDMs (rows); pass --condensed or --square to choose"
-                )
-            else:
-                if reading == "auto" and _condensed_length(k):
-                    note(
-                        f"{what} was read as one square RDM of {k} images; pass --condensed if "
-                        f"it holds {k} condensed RDMs (rows)"
-                    )
-        elif reading == "square" and arr.ndim == 2:
-            raise ValueError(f"{what} is not square, but --square was given")
-        elif arr.ndim == 3 and reading != "condensed" and arr.shape[1] == arr.shape[2]:
+                return rdm_problem(err)
+            return None
+
+        kind = rdm_kind(what, arr.shape, arr.dtype, reading, problem, note)
+        if kind == "stack":
             try:
                 arr = np.asarray(squareform(arr, to="condensed"))
             except ValueError as err:
                 raise ValueError(
-                    f"{what} is not a stack of square RDMs ({_rdm_problem(err)})"
+                    f"{what} is not a stack of square RDMs ({rdm_problem(err)})"
                 ) from None
+        elif kind == "square":
+            arr = cell[-1] if cell else np.asarray(squareform(arr, to="condensed"))
         if arr.ndim == 1:
             labels.append(key)
             rows.append(arr)
-        elif arr.ndim == 2:
+        else:
             labels += [f"{key}[{i}]" for i in range(arr.shape[0])]
             rows += list(arr)
-        else:
-            raise ValueError(f"{what} is not an RDM, nor a batch of RDMs")
-        m = len(rows[-1])
-        if not _condensed_length(m):
-            try:
-                n = n_from_condensed(m)
-                why = f"RDMs of {n} images cannot be compared (at least 3 are needed)"
-            except ValueError:
-                why = f"{m} is not n*(n-1)/2 for any n >= 3: not a condensed RDM"
-            raise ValueError(
-                f"{what} holds RDMs of length {m}; {why} (features are read with --features)"
-            )
+        check_rdm_length(what, len(rows[-1]))
     for label, row in zip(labels, rows, strict=True):
         if row.dtype.kind == "f" and not np.isfinite(row).all():
             first = int(np.argmax(~np.isfinite(row)))

@@ -156,6 +156,13 @@ def _default_output(out: Any) -> Any:
     return out.reshape(out.shape[0], -1).sum(dim=1)
 
 
+def _output_name(output: Any) -> str:
+    """How the error messages name the scores: output= by its name, or the default."""
+    if output is None:
+        return "the default output: the sum of the model's output per image"
+    return f"output={getattr(output, '__name__', type(output).__name__)}"
+
+
 def _model_place(model: Any, device: Any) -> tuple[Any, Any]:
     """(device, dtype) the model computes on: those of its first floating parameter or buffer;
     a model without any computes where `device` says (CPU by default) in float32."""
@@ -205,7 +212,9 @@ def attributions(
     Returns (N, ...) maps in that dtype (float32 for usual models): a numpy array, or (torch
     input, or output_type="torch") a tensor on the model's device; output_type="numpy" forces
     numpy. Refused: an unknown method, NaN/Inf images, a score that is not one number per image
-    or does not depend on the images.
+    or does not depend on the images (detached, or computed without them: a model that ignores
+    its input, whose maps would all be zero), naming the model's class and output=. A score that
+    depends on the images with a gradient of zero (e.g. out - out) gives zero maps.
     """
     import torch
 
@@ -259,7 +268,12 @@ def attributions(
                         "check output= and that the model does not detach its input"
                     )
                 (g,) = torch.autograd.grad(s.sum(), x, allow_unused=True)
-                g = torch.zeros_like(x) if g is None else g
+                if g is None:  # the scores come from parameters only: all-zero maps
+                    raise ValueError(
+                        f"the scores of model {type(model).__name__} ({_output_name(output)}) "
+                        "do not depend on the images: no gradient path leads from the images "
+                        "to them (a model that ignores its input?), so every map would be zero"
+                    )
                 m = g.abs() if method == "saliency" else x.detach() * g
                 if on_device is not None:
                     on_device[start:stop] = m

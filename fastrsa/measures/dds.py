@@ -22,10 +22,18 @@ matrix f (`kernel=`):
     distances    "pearson" 1 - Pearson r of rows, "euclidean", "cosine" 1 - cosine: fastrsa's
                  `rdm` op (fastrsa.rdms), as square (n, n) matrices with zero diagonals
 then CKA of those matrices, debiased=True (U-centred) by default, as theirs.
+
+Range: normalisations are taken in a range-safe way (column means in float64; znorm scales each
+column by a power of two before its variance; the shaped ones in float64); then, for every
+matrix but the laplacian kernel (the only one not invariant to a model's scale), each model is
+rescaled by a power of two when its largest |value| lies outside the safe range, and the
+linear kernel is taken of column-centred features (its centred form is the same). Each centred
+matrix is scaled by a power of two before the inner products, as in CKA (fastrsa.measures.cka).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -73,7 +81,7 @@ def check_options(normalization: str, kernel: str, shape: Any, groups: int) -> N
 
 
 def _std(x: Any, dims: Any) -> tuple[Any, Any]:
-    """Mean and population variance over `dims` (kept)."""
+    """Mean and population variance over `dims` (kept), of float64 x."""
     if A.is_torch(x):
         return x.mean(dim=dims, keepdim=True), x.var(dim=dims, keepdim=True, correction=0)
     return x.mean(axis=dims, keepdims=True), x.var(axis=dims, keepdims=True)
@@ -83,17 +91,43 @@ def _sqrt(x: Any) -> Any:
     return x.sqrt() if A.is_torch(x) else np.sqrt(x)
 
 
+def _float64(x: Any) -> Any:
+    return x.double() if A.is_torch(x) else x.astype(np.float64)
+
+
 def _znorm(x: Any) -> Any:
     """sklearn StandardScaler().fit_transform: columns centred and divided by their std; a
     column whose variance is within rounding of 0 (sklearn's `_is_constant_feature` bound) is
-    only centred."""
+    only centred. Each centred column is first scaled by a power of two to a largest |value| in
+    [0.5, 1) (exact), so its variance neither overflows nor underflows in x's dtype."""
     n = x.shape[0]
-    mean, var = _std(x, 0)
+    c, mean = G.centred_and_mean(x)
+    on_torch = A.is_torch(x)
+    top = c.abs().amax(dim=0).double().cpu().numpy() if on_torch else np.abs(c).max(axis=0)
+    e = np.frexp(top.astype(np.float64))[1]  # per column; 0 for an all-zero column
+    cs = G.pow2_scaled(c, -e)
+    if on_torch:
+        var = (cs * cs).sum(dim=0, dtype=sys.modules["torch"].float64).cpu().numpy() / n
+        mean = mean.cpu().numpy()
+    else:
+        var = np.einsum("ij,ij->j", cs, cs, dtype=np.float64) / n
     eps = float(np.finfo(np.float64).eps)  # sklearn's bound uses float64's eps for all dtypes
-    constant = var <= n * eps * var + (n * mean * eps) ** 2
-    std = _sqrt(var)
-    scale = std.masked_fill(constant, 1.0) if A.is_torch(x) else np.where(constant, 1.0, std)
-    return (x - mean) / scale
+    # sklearn's test var <= n eps var + (n mean eps)**2, on the variance scaled by 4**-e
+    constant = var * (1 - n * eps) <= (n * np.ldexp(mean[0], -e) * eps) ** 2
+    std = np.sqrt(np.where(constant, 1.0, var))
+    if on_torch:
+        torch = sys.modules["torch"]
+        mask = torch.from_numpy(constant).to(x.device)
+        return torch.where(mask, c, cs / torch.from_numpy(std).to(x.device, x.dtype))
+    return np.where(constant, c, cs / std.astype(x.dtype))
+
+
+def _shaped(x: Any, dims: Any) -> Any:
+    """(x - mean) / sqrt(var + EPS) over `dims`, in float64 (any scale), back in x's dtype."""
+    y = _float64(x)
+    mean, var = _std(y, dims)
+    out = (y - mean) / _sqrt(var + EPS)
+    return out.to(x.dtype) if A.is_torch(x) else out.astype(x.dtype)
 
 
 def normalise(x: Any, normalization: str, shape: Any = None, groups: int = 2) -> Any:
@@ -107,13 +141,9 @@ def normalise(x: Any, normalization: str, shape: Any = None, groups: int = 2) ->
     n = x.shape[0]
     h, w, c = (int(s) for s in shape)
     if normalization == "batch":
-        x4 = x.reshape(n, h, w, c)
-        mean, var = _std(x4, (0, 1, 2))
-        return ((x4 - mean) / _sqrt(var + EPS)).reshape(n, h * w * c)
+        return _shaped(x.reshape(n, h, w, c), (0, 1, 2)).reshape(n, h * w * c)
     g = {"group": groups, "instance": c, "layer": 1}[normalization]
-    x5 = x.reshape(n, h, w, g, c // g)
-    mean, var = _std(x5, (1, 2, 4))
-    return ((x5 - mean) / _sqrt(var + EPS)).reshape(n, h * w * c)
+    return _shaped(x.reshape(n, h, w, g, c // g), (1, 2, 4)).reshape(n, h * w * c)
 
 
 def _square(condensed: Any, n: int) -> Any:
@@ -181,7 +211,13 @@ def dds_matrix(
     def maker(models: Sequence[Any], names: Sequence[str]) -> Any:
         def make(i: int) -> Any:
             z = normalise(models[i], normalization, shape, groups)
-            return G.centre(matrix(z, kernel, threshold, backend, memory, names[i]), debiased)
+            if kernel != "laplacian":  # every other matrix is invariant to the model's scale
+                z = A.rescaled_matrix(z)
+            if kernel in G.KERNELS:
+                k = C.centred_gram(z, kernel, threshold, debiased, names[i])
+            else:
+                k = G.centre(matrix(z, kernel, threshold, backend, memory, names[i]), debiased)
+            return G.unit_scaled(k)[0]  # one scale per model: it cancels in the normalisation
 
         return make
 

@@ -34,12 +34,15 @@ from .._checks import check_choice
 
 __all__ = [
     "centre",
+    "centred_and_mean",
     "column_centred",
     "gram",
     "inner_products",
     "KERNELS",
     "median",
+    "pow2_scaled",
     "sq_distances",
+    "unit_scaled",
 ]
 
 KERNELS = ("linear", "rbf", "laplacian")
@@ -53,11 +56,52 @@ def _torch() -> Any:
     return sys.modules["torch"]
 
 
-def column_centred(x: Any) -> Any:
-    """(n, d) -> features minus each column's mean."""
+def centred_and_mean(x: Any) -> tuple[Any, Any]:
+    """(n, d) -> (features minus each column's mean, the means (1, d) in float64).
+
+    The means are taken in float64 and what their rounding to x's dtype leaves is subtracted
+    too, so a large common offset (1e8 + noise in float32) costs no accuracy."""
     if A.is_torch(x):
-        return x - x.mean(dim=0, keepdim=True)
-    return x - x.mean(axis=0, keepdims=True)
+        mean = x.mean(dim=0, keepdim=True, dtype=_torch().float64)
+        if x.dtype == _torch().float64:
+            return x - mean, mean
+        rounded = mean.to(x.dtype)
+        return (x - rounded).sub_((mean - rounded).to(x.dtype)), mean
+    mean = x.mean(axis=0, keepdims=True, dtype=np.float64)
+    if x.dtype == np.float64:
+        return x - mean, mean
+    rounded = mean.astype(x.dtype)
+    out = x - rounded
+    out -= (mean - rounded).astype(x.dtype)
+    return out, mean
+
+
+def column_centred(x: Any) -> Any:
+    """(n, d) -> features minus each column's mean (`centred_and_mean`: offsets cost nothing)."""
+    return centred_and_mean(x)[0]
+
+
+def pow2_scaled(x: Any, e: Any) -> Any:
+    """x * 2**e, exact (e integers broadcasting against x), without overflowing a factor: in
+    two steps of 2**(e/2) in x's dtype (torch), or np.ldexp."""
+    if not A.is_torch(x):
+        return np.ldexp(x, np.asarray(e, dtype=np.int32))
+    torch = _torch()
+    e = torch.as_tensor(e, device=x.device).to(torch.float64)
+    half = torch.floor(e / 2)
+    return x * torch.exp2(half).to(x.dtype) * torch.exp2(e - half).to(x.dtype)
+
+
+def unit_scaled(k: Any) -> tuple[Any, int]:
+    """A matrix whose largest |entry| is not in [0.5, 1) -> (k * 2**-e, e), exact, e the binary
+    exponent of that entry (0 for a zero matrix): its inner products with other such matrices
+    neither overflow nor underflow in float32 (CKA is invariant to a per-model factor)."""
+    if A.is_torch(k):
+        top = float(k.abs().amax())
+    else:
+        top = float(np.abs(k).max())
+    e = int(np.frexp(top)[1])
+    return (k if e == 0 else pow2_scaled(k, -e)), e
 
 
 def _fill_diagonal(k: Any, value: float) -> Any:
@@ -91,12 +135,20 @@ def sq_distances(x: Any) -> Any:
     return _fill_diagonal(d2, 0.0)
 
 
-def gram(x: Any, kernel: str = "linear", threshold: float = 1.0, name: str = "features") -> Any:
+def gram(
+    x: Any,
+    kernel: str = "linear",
+    threshold: float = 1.0,
+    name: str = "features",
+    minus_one: bool = False,
+) -> Any:
     """(n, d) features -> (n, n) Gram matrix of `kernel` (formulas in the module docstring).
 
     The linear Gram is of the features as given (centre their columns first for the centred
-    linear kernel; centring the Gram does the same). ValueError naming `name` when the rbf
-    bandwidth is zero (more than half of all pairs of rows identical).
+    linear kernel; centring the Gram does the same). minus_one (rbf, laplacian): K - 1 by expm1,
+    whose centred (and U-centred) form is K's, and which keeps kernel values within rounding of
+    1 (features of tiny scale for the laplacian kernel) apart. ValueError naming `name` when the
+    rbf bandwidth is zero (more than half of all pairs of rows identical).
     """
     check_choice(kernel, KERNELS, "kernel")
     if kernel == "linear":
@@ -110,14 +162,18 @@ def gram(x: Any, kernel: str = "linear", threshold: float = 1.0, name: str = "fe
                 "identical), so the rbf bandwidth is 0"
             )
         scale = -1.0 / (2.0 * threshold**2 * m)
-        return (d2 * scale).exp_() if A.is_torch(d2) else np.exp(d2 * scale, out=d2)
+        if A.is_torch(d2):
+            return (d2 * scale).expm1_() if minus_one else (d2 * scale).exp_()
+        return (np.expm1 if minus_one else np.exp)(d2 * scale, out=d2)
     if kernel == "laplacian":
         d = x.shape[1]
         if A.is_torch(x):
-            return (_torch().cdist(x, x, p=1) * (-1.0 / d)).exp_()
+            k = _torch().cdist(x, x, p=1) * (-1.0 / d)
+            return k.expm1_() if minus_one else k.exp_()
         from scipy.spatial.distance import cdist
 
-        return np.exp(cdist(x, x, "cityblock").astype(x.dtype, copy=False) * (-1.0 / d))
+        k = cdist(x, x, "cityblock").astype(x.dtype, copy=False) * (-1.0 / d)
+        return (np.expm1 if minus_one else np.exp)(k, out=k)
     raise AssertionError(f"kernel {kernel!r} is in KERNELS but has no formula here")
 
 

@@ -30,8 +30,10 @@ __all__ = ["reduced_basis", "svcca_matrix"]
 
 def reduced_basis(x: Any, variance: float, name: str = "features") -> Any:
     """(n, d) features -> U_k (n, k): the orthonormal basis of the top-k SVD directions of the
-    centred features that keep `variance` of their variance (float64 cumulative shares)."""
-    xc = G.column_centred(x)
+    centred features that keep `variance` of their variance (float64 cumulative shares). The
+    features are rescaled by a power of two when far from unit scale (the basis is the same)
+    and centred with float64 means (offsets cost nothing), so any finite scale works."""
+    xc = G.column_centred(A.rescaled_matrix(x))
     if A.is_torch(xc):
         import torch
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import namedtuple
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,13 +16,22 @@ from .. import _arrays as A
 from .._backend import check_backend_name
 from .._checks import check_choice, check_count, check_level, check_seed
 from .._condensed import n_from_condensed
+from .._memory import budget_for
 from .._typing import ArrayIn
 from ..compare import compare
 from ..rdm_inputs import unwrap_rsatoolbox
 from ..reference import METHODS
+from .batches import (
+    API_BUDGET,
+    SETTING_BUDGET,
+    block_rows,
+    check_held,
+    draw_rows,
+    images_of,
+    rows_shape,
+)
 from .resampling import (
     check_distinct,
-    draw_indices,
     int_rows,
     resampler,
     similarity_resample,
@@ -33,7 +43,9 @@ __all__ = [
     "ConfidenceInterval",
     "StandardError",
     "bootstrap",
+    "bootstrap_batches",
     "bootstrap_first_row",
+    "check_bootstrap_held",
 ]
 
 # scipy's (scipy.stats._common.ConfidenceInterval): the interval's two bounds
@@ -213,7 +225,8 @@ def bootstrap(
     "tau-a").
 
     n_boot: K (int >= 1; ignored when `indices` is given). seed: int or None, for
-    `np.random.default_rng(seed).integers(0, n, (K, n))`. indices: explicit (K, n) integer
+    `np.random.default_rng(seed).integers(0, n, (K, n))` (drawn a block of rows at a time from
+    that one generator: the same rows whatever the budget). indices: explicit (K, n) integer
     rows in [0, n). A resample with fewer than 3 distinct images (so at most one distinct
     dissimilarity: the correlation is undefined) raises ValueError naming the resample: no
     NaN and no silent skip (with random draws this needs a very small n). n >= 3 required.
@@ -223,37 +236,42 @@ def bootstrap(
     images for the acceleration), `standard_error` and `confidence_interval` (BCa at 0.95,
     scipy's default). backend: as for `fastrsa.compare` (torch rows stay on their device).
 
-    memory: the budget (default `fastrsa.get_memory_budget()`). The weighted path holds about
-    30 (numba), 120 (numpy), 140 (torch; Spearman) or 32 (Pearson, cosine) bytes per entry (B x M)
-    for the whole run, refused with a ValueError naming the need when over the budget; other
-    methods hold one gathered copy of the rows per resample plus what `compare` holds. The
-    result holds K x B x B float64 samples (not counted: it is the output).
+    memory: the budget (default `fastrsa.get_memory_budget()`). The result holds K x (B x B + n)
+    8-byte values (samples and indices): checked against the budget before any work (ValueError
+    naming `n_boot`, or `indices` when given, the bytes and the budget; `bootstrap_batches`
+    streams the samples of any count instead). The weighted path holds about 30 (numba), 120
+    (numpy), 140 (torch; Spearman) or 32 (Pearson, cosine) bytes per entry (B x M) for the whole
+    run, refused with a ValueError naming the need when over the budget; other methods hold one
+    gathered copy of the rows per resample plus what `compare` holds.
     """
     check_choice(method, METHODS, "method")
     check_backend_name(backend)
     n_boot = check_count(n_boot, "n_boot")
     seed = check_seed(seed)
     rdms = unwrap_rsatoolbox(rdms, "rdms")
-    opts: dict[str, Any] = dict(backend=backend, memory=memory)
-    observed = A.back_to(compare(rdms, None, method, **opts), A.Origin("numpy"))  # validates
-    rows: Any = rdms if A.is_torch(rdms) else A.as_checked(rdms, "rdms", keep_int=True)
-    n = n_from_condensed(rows.shape[1], "rdms")
-    if n < 3:
-        raise ValueError(f"rdms: a bootstrap over images needs n >= 3 images; got n = {n}")
+    budget = budget_for(memory)
+    count, argument = n_boot, "n_boot"
     if indices is not None:
-        idx = check_distinct(int_rows(indices, "indices", n, "image indices"))
+        given_shape = getattr(indices, "shape", None) or np.shape(indices)
+        count, argument = (int(given_shape[0]) if len(given_shape) else 0), "indices"
+    shape = rows_shape(rdms)
+    images = None if shape is None else images_of(shape[1])
+    if shape is not None and images is not None:  # before any work
+        check_bootstrap_held(count, shape[0], images, budget, argument)
+    rows, n, observed, opts = _checked(rdms, method, backend, memory)
+    if images is None:  # a shape known only once read
+        check_bootstrap_held(count, rows.shape[0], n, budget, argument)
+    given = None
+    if indices is not None:
+        given = check_distinct(int_rows(indices, "indices", n, "image indices"))
         seed = None
-    else:
-        idx = draw_indices(n_boot, seed, n)
+    idx = np.empty((n_boot, n), dtype=np.int64) if given is None else given
     samples = np.empty((idx.shape[0],) + observed.shape, dtype=np.float64)
-    if weighted(method, rows):
-        resample = resampler(rows, method, n, backend, memory)
-        with resample.threads():
-            for k, r in enumerate(idx):
-                samples[k] = resample(np.bincount(r, minlength=n), f"resample {k}")
-    else:
-        for k, r in enumerate(idx):
-            samples[k] = similarity_resample(rows, r, n, method, opts)
+    blocks = _index_blocks(idx.shape[0], n, seed, rows.shape[0], budget, given)
+    for k0, drawn, block in _sample_blocks(rows, method, n, blocks, opts):
+        if given is None:
+            idx[k0 : k0 + len(drawn)] = drawn
+        samples[k0 : k0 + len(block)] = block
     return BootstrapResult(
         samples=samples,
         observed=observed.astype(np.float64),
@@ -265,21 +283,108 @@ def bootstrap(
     )
 
 
+def check_bootstrap_held(
+    count: int, b: int, n: int, budget: int, argument: str = "n_boot", how: str = API_BUDGET
+) -> int:
+    """The bytes `bootstrap` holds for its result, K x (B x B + n) 8-byte values (the (K, B, B)
+    samples and (K, n) indices), for K = `count` resamples of B RDMs of n images; OverBudget (a
+    ValueError) naming `argument` (e.g. "n_boot", "--bootstrap") when over `budget`."""
+    what = f"resamples (the samples (K, {b}, {b}) float64 and indices (K, {n}) of the result)"
+    return check_held(count, 8 * (b * b + n), budget, argument, what, how=how)
+
+
+def bootstrap_batches(
+    rdms: ArrayIn,
+    method: str = "spearman",
+    n_boot: int = 1_000,
+    seed: int | None = None,
+    backend: str = "auto",
+    memory: int | str | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """`bootstrap`'s samples a block at a time, for any n_boot in bounded memory: yields (k0,
+    samples (c, B, B) float64), resamples k0 .. k0 + c - 1, the same values as
+    `bootstrap(rdms, method, n_boot, seed).samples[k0 : k0 + c]` (the same draws, whatever the
+    budget). A block holds its indices and samples within an eighth of the budget (at least
+    one resample). rdms, method and the arguments are checked before this returns."""
+    check_choice(method, METHODS, "method")
+    check_backend_name(backend)
+    n_boot = check_count(n_boot, "n_boot")
+    seed = check_seed(seed)
+    rows, n, _, opts = _checked(unwrap_rsatoolbox(rdms, "rdms"), method, backend, memory)
+    blocks = _index_blocks(n_boot, n, seed, rows.shape[0], budget_for(memory))
+    return ((k0, block) for k0, _, block in _sample_blocks(rows, method, n, blocks, opts))
+
+
+def _checked(rdms: Any, method: str, backend: str, memory: Any) -> tuple[Any, int, Any, dict]:
+    """(rows (B, M), n, observed (B, B) numpy, compare's options) of checked RDMs."""
+    opts: dict[str, Any] = dict(backend=backend, memory=memory)
+    observed = A.back_to(compare(rdms, None, method, **opts), A.Origin("numpy"))  # validates
+    rows: Any = rdms if A.is_torch(rdms) else A.as_checked(rdms, "rdms", keep_int=True)
+    n = n_from_condensed(rows.shape[1], "rdms")
+    if n < 3:
+        raise ValueError(f"rdms: a bootstrap over images needs n >= 3 images; got n = {n}")
+    return rows, n, observed, opts
+
+
+def _index_blocks(
+    count: int, n: int, seed: int | None, b: int, budget: int, given: Any = None
+) -> Iterator[np.ndarray]:
+    """Blocks of resamples' image indices (c, n): rows of `given` (explicit indices, already
+    checked), else drawn from `seed` (stats/batches.py) and checked for 3 distinct images. A
+    block and its samples (c, B, B) fit an eighth of the budget."""
+    block = block_rows(count, 8 * (n + b * b) + 16 * n, budget // 8)
+    if given is not None:
+        yield from (given[s : s + block] for s in range(0, count, block))
+        return
+    what = f"the resamples drawn (seed {seed}, n = {n} images)"
+    drawn = draw_rows("indices", count, n, seed, block)
+    for s, idx in zip(range(0, count, block), drawn, strict=True):
+        yield check_distinct(idx, what, first=s)
+
+
+def _sample_blocks(
+    rows: Any, method: str, n: int, blocks: Iterator[np.ndarray], opts: dict, first: bool = False
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Yields (k0, indices (c, n), samples) per block of resamples: samples (c, B, B) float64,
+    or with `first` only row 0 without its diagonal, (c, B - 1)."""
+    b = rows.shape[0]
+    fast = weighted(method, rows)
+    resample = resampler(rows, method, n, **opts) if fast else None
+    k0 = 0
+    with resample.threads() if resample is not None else contextlib.nullcontext():
+        for idx in blocks:
+            out = np.empty((len(idx), b - 1) if first else (len(idx), b, b))
+            for k, r in enumerate(idx):
+                if resample is not None:
+                    what = f"resample {k0 + k}"
+                    sim = resample(np.bincount(r, minlength=n), what, first=first)
+                    out[k] = sim[1:] if first else sim
+                else:
+                    sim = similarity_resample(rows, r, n, method, opts)
+                    out[k] = sim[0, 1:] if first else sim
+            yield k0, idx, out
+            k0 += len(idx)
+
+
 def bootstrap_first_row(
     rdms: Any, method: str, n_boot: int, seed: int | None, backend: str = "auto"
 ) -> np.ndarray:
     """(K, B - 1) float64: the similarity of rdms[0] to each of rdms[1:] over K image
     resamples: `bootstrap(rdms, method, n_boot, seed).samples[:, 0, 1:]` (the same draws, the
     same values up to rounding, ~1e-16) computing only that row (B products per resample, not
-    B^2): for ranking sources against one target. rdms: (B, M) condensed, already checked."""
+    B^2): for ranking sources against one target. rdms: (B, M) condensed, already checked.
+    The result, K x (B - 1) float64, is checked against the budget first (ValueError naming
+    `n_boot`); the resamples are drawn a block at a time."""
     rows = np.asarray(rdms)
     n = n_from_condensed(rows.shape[1], "rdms")
-    idx = draw_indices(check_count(n_boot, "n_boot"), check_seed(seed), n)
-    if not weighted(method, rows):
-        return bootstrap(rows, method, indices=idx, backend=backend).samples[:, 0, 1:]
-    resample = resampler(rows, method, n, backend, None)
-    out = np.empty((len(idx), rows.shape[0] - 1))
-    with resample.threads():
-        for k, r in enumerate(idx):
-            out[k] = resample(np.bincount(r, minlength=n), f"resample {k}", first=True)[1:]
+    n_boot, seed = check_count(n_boot, "n_boot"), check_seed(seed)
+    budget = budget_for(None)
+    b = rows.shape[0]
+    what = f"resamples (their scores (K, {b - 1}) float64)"
+    check_held(n_boot, 8 * (b - 1), budget, "n_boot", what, how=SETTING_BUDGET)
+    out = np.empty((n_boot, b - 1))
+    opts: dict[str, Any] = dict(backend=backend, memory=None)
+    blocks = _index_blocks(n_boot, n, seed, b, budget)
+    for k0, _, block in _sample_blocks(rows, method, n, blocks, opts, first=True):
+        out[k0 : k0 + len(block)] = block
     return out

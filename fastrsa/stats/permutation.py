@@ -3,11 +3,14 @@ recompute all-pairs similarities for a null distribution of every pair.
 
 The Spearman and Pearson paths are the backend's "permute" op (a gather of unit rows through the
 permuted pair index and one matrix product per batch of rounds), batched within the memory
-budget (`fastrsa._memory`); other methods call `fastrsa.compare` once per round.
+budget (`fastrsa._memory`); other methods call `fastrsa.compare` once per round. Random
+permutations are drawn a block at a time (stats/batches.py), so any count runs in bounded memory;
+a returned null, which grows with the count, is checked against the budget before any work.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +25,7 @@ from .._typing import ArrayIn
 from ..compare import compare, rank_transform
 from ..rdm_inputs import unwrap_rsatoolbox
 from ..reference import METHODS
+from .batches import block_rows, check_held, draw_rows, images_of, rows_shape
 from .resampling import int_rows, pair_index, to_kind
 
 __all__ = ["ALTERNATIVES", "PermutationResult", "permutation_test"]
@@ -47,9 +51,11 @@ class PermutationResult:
     `alternative`. null_distribution (alias `null`): (K, Ba, Bb) null similarities (round k:
     a's images relabelled by permutation k) when `return_null`, else None (scipy's is
     always there; its rounds are on the last axis, here on the first). n_perm: K, the number
-    of rounds (rows of the permutations used). seed: the seed given (None when permutations
-    were given or no seed). Arrays are the kind of array `a` was (numpy, or torch tensors);
-    each scipy name is the same object as its alias.
+    of rounds. seed: the seed given (None when permutations were given or no seed).
+    permutations: (K, n) int64, the permutations used, when given or with `return_null`, else
+    None (drawn a block at a time, not held: `np.random.default_rng(seed)` draws them again).
+    Arrays are the kind of array `a` was (numpy, or torch tensors); each scipy name is the same
+    object as its alias.
     """
 
     observed: Any
@@ -77,16 +83,20 @@ class PermutationResult:
         return self.null
 
 
-def _check_permutations(perms: Any, n: int) -> np.ndarray:
+def _check_permutations(perms: Any, n: int, block: int) -> np.ndarray:
+    """perms as (K, n) int64 rows, each checked to be a permutation of 0..n-1, `block` rows at
+    a time (the sort that checks them holds one block)."""
     arr = int_rows(perms, "permutations", n, "image indices")
-    bad_rows = np.flatnonzero((np.sort(arr, axis=1) != np.arange(n)).any(axis=1))
-    if bad_rows.size:
-        row = int(bad_rows[0])
-        values, counts = np.unique(arr[row], return_counts=True)
-        raise ValueError(
-            f"permutations: row {row} is not a permutation of 0..{n - 1} (value "
-            f"{int(values[counts > 1][0])} repeats; {bad_rows.size} such rows in all)"
-        )
+    for s in range(0, arr.shape[0], block):
+        part = arr[s : s + block]
+        bad_rows = np.flatnonzero((np.sort(part, axis=1) != np.arange(n)).any(axis=1))
+        if bad_rows.size:
+            row = s + int(bad_rows[0])
+            values, counts = np.unique(arr[row], return_counts=True)
+            raise ValueError(
+                f"permutations: row {row} is not a permutation of 0..{n - 1} (value "
+                f"{int(values[counts > 1][0])} repeats)"
+            )
     return arr
 
 
@@ -101,21 +111,51 @@ def _unit_rows(x: Any) -> Any:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def _null_batches(be: Backend, ra: Any, rb: Any, perms: np.ndarray, n: int, budget: int) -> Any:
-    """Yields (k0, null) per batch of rounds: null (c, Ba, Bb) = sum_m ra[:, g_k(m)] rb[:, m]
-    of unit rows for rounds k0 .. k0 + c - 1, in ra's kind and dtype (the backend's "permute"
-    op; possibly a buffer reused by the next batch: consume it first). A batch's relabelled
-    rows fit min(half the budget, 256 MB) on the CPU, half the budget on a GPU."""
+def _round_bytes(ra: Any, bb: int) -> tuple[int, int]:
+    """(bytes per round, bytes per call) of the "permute" op on unit rows ra (Ba, M) against
+    Bb rows: per round the relabelled rows, or the building of their pair index (the numpy and
+    torch ops hold ~6 int64 index arrays (c, M) at its peak), then the product and the tally's
+    two boolean masks; per call the pair list of the triangle (two int64 (M,))."""
     ba, m = ra.shape
     itemsize = ra.element_size() if A.is_torch(ra) else ra.itemsize
-    # per round: relabelled rows, pair index, the product and the tally's two boolean masks
-    per_round = ba * m * itemsize + m * 8 + ba * rb.shape[0] * (itemsize + 2)
+    per_round = max(6 * m * 8, m * 8 + ba * m * itemsize) + ba * bb * (itemsize + 2)
+    return per_round, 2 * m * 8
+
+
+def _null_batches(
+    be: Backend, ra: Any, rb: Any, blocks: Iterator[np.ndarray], n: int, budget: int
+) -> Iterator[tuple[int, Any]]:
+    """Yields (k0, null) per batch of rounds: null (c, Ba, Bb) = sum_m ra[:, g_k(m)] rb[:, m]
+    of unit rows for rounds k0 .. k0 + c - 1 (the rows of `blocks`, blocks of permutations in
+    round order), in ra's kind and dtype (the backend's "permute" op; possibly a buffer reused
+    by the next batch: consume it first). A batch fits min(half the budget, 256 MB) on the
+    CPU, half the budget on a GPU."""
+    per_round, per_call = _round_bytes(ra, rb.shape[0])
     on_gpu = A.is_torch(ra) and ra.is_cuda
     cap = budget // 2 if on_gpu else min(budget // 2, _CPU_BATCH_BYTES)
-    rounds = int(max(1, min(perms.shape[0], cap // per_round)))
+    rounds = int(max(1, (cap - per_call) // per_round))
     if be.permuted_products is None:  # get_backend(op="permute") guarantees it
         raise AssertionError(f"backend {be.name!r} declares no permute op")
-    yield from be.permuted_products(ra, rb, perms, n, rounds)
+    k0 = 0
+    for perms in blocks:
+        for k, batch in be.permuted_products(ra, rb, perms, n, min(rounds, perms.shape[0])):
+            yield k0 + k, batch
+        k0 += perms.shape[0]
+
+
+def _keeping(blocks: Iterator[np.ndarray], kept: np.ndarray) -> Iterator[np.ndarray]:
+    """The blocks, each also copied into `kept` (K, n) in turn."""
+    k0 = 0
+    for perms in blocks:
+        kept[k0 : k0 + perms.shape[0]] = perms
+        k0 += perms.shape[0]
+        yield perms
+
+
+def _inverse(blocks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    """The inverse of each permutation, block by block."""
+    for perms in blocks:
+        yield np.argsort(perms, axis=1)
 
 
 class _Tally:
@@ -195,10 +235,15 @@ def permutation_test(
 
     memory: working-memory budget (default `fastrsa.get_memory_budget()`). Holds the ranked
     unit rows of a and b (float32 or float64, (Ba + Bb, M)), one batch of relabelled rows
-    (within half the budget; at most 256 MB on the CPU), and counts (Ba, Bb) int64; the numba
-    backend also holds a's square RDMs (Ba, n, n). p-values are counted batch by batch: the
-    (K, Ba, Bb) null is held only with `return_null` (it is then part of the output). Results
-    do not depend on the backend or batching.
+    (within half the budget; at most 256 MB on the CPU), one block of permutations (drawn a
+    block at a time from the seed's generator: the same rows as one whole draw, so results do
+    not depend on the budget) and counts (Ba, Bb) int64; the numba backend also holds a's
+    square RDMs (Ba, n, n). Any n_perm runs in this memory (a huge count takes long: that is
+    the caller's call). p-values are counted batch by batch: the (K, Ba, Bb) null and the
+    permutations (K, n) int64 are held only with `return_null` or given `permutations`; what is
+    held is checked against the budget before any work (ValueError naming `n_perm` or
+    `permutations`, the count, the bytes and the budget), and the batches share what it leaves.
+    Results do not depend on the backend or batching.
     """
     check_choice(method, METHODS, "method")
     check_choice(alternative, ALTERNATIVES, "alternative")
@@ -206,54 +251,110 @@ def permutation_test(
     n_perm = check_count(n_perm, "n_perm")
     seed = check_seed(seed)
     a, b = unwrap_rsatoolbox(a, "a"), None if b is None else unwrap_rsatoolbox(b, "b")
-    observed = compare(a, b, method, backend=backend, memory=memory)  # validates a and b
-    origin = A.origin_of(a)
-    obs = A.back_to(observed, A.Origin("numpy")).astype(np.float64)
     gathered = method in ("spearman", "pearson")  # the backend's "permute" op
     be = get_backend(backend, cuda=A.is_cuda(a), op="permute" if gathered else None)
     device = device_for(be, a)
     budget = budget_for(memory, device)
+    held = _held(a, b, n_perm, permutations, return_null, budget)  # before any work
+    observed = compare(a, b, method, backend=backend, memory=memory)  # validates a and b
+    origin = A.origin_of(a)
+    obs = A.back_to(observed, A.Origin("numpy")).astype(np.float64)
     va = A.as_checked(a, "a", be.kind, device)
     vb = va if b is None else A.as_checked(b, "b", be.kind, device)
+    if held is None:  # inputs whose shape was known only once read
+        held = _held(va, None if b is None else vb, n_perm, permutations, return_null, budget)
+    work = max(1, budget - (held or 0))  # what the batches may hold beside the held output
     n = n_from_condensed(va.shape[1], "a")
+    given = None
     if permutations is not None:
-        perms = _check_permutations(permutations, n)
+        given = _check_permutations(permutations, n, block_rows(len(permutations), 16 * n, work))
         seed = None
+    k = n_perm if given is None else given.shape[0]
+    block = block_rows(k, 3 * n * 8, work // 8)  # a block of permutations and its inverses
+    kept = given
+    if given is None:
+        blocks = draw_rows("permutations", k, n, seed, block)
+        if return_null:  # the permutations come back with the null (counted in `held`)
+            kept = np.empty((k, n), dtype=np.int64)
+            blocks = _keeping(blocks, kept)
     else:
-        rng = np.random.default_rng(seed)
-        perms = rng.permuted(np.broadcast_to(np.arange(n), (n_perm, n)), axis=1)
+        blocks = (given[s : s + block] for s in range(0, k, block))
     wide = A.is_float64(va) or A.is_float64(vb)
     tol = _TIES[np.dtype(np.float64 if wide else np.float32)]
     like = A.cast_result(va[:1, :1] if A.is_torch(va) else np.zeros(1), wide)
-    tally = _Tally(obs, tol, perms.shape[0], return_null, like)
+    tally = _Tally(obs, tol, k, return_null, like)
     if gathered:
         if method == "spearman":
-            ra = rank_transform(va, backend=be.name, memory=budget)
-            rb = ra if b is None else rank_transform(vb, backend=be.name, memory=budget)
+            ra = rank_transform(va, backend=be.name, memory=work)
+            rb = ra if b is None else rank_transform(vb, backend=be.name, memory=work)
         else:
             ra, rb = va, vb
         ra = A.cast_result(_unit_rows(ra), wide)
         rb = ra if b is None else A.cast_result(_unit_rows(rb), wide)
         if rb.shape[0] < ra.shape[0]:  # relabel the smaller side: <P a, b> = <a, P^-1 b>
-            for k0, batch in _null_batches(be, rb, ra, np.argsort(perms, axis=1), n, budget):
+            for k0, batch in _null_batches(be, rb, ra, _inverse(blocks), n, work):
                 tally.add(
                     k0, batch.transpose(1, 2) if A.is_torch(batch) else batch.transpose(0, 2, 1)
                 )
         else:
-            for k0, batch in _null_batches(be, ra, rb, perms, n, budget):
+            for k0, batch in _null_batches(be, ra, rb, blocks, n, work):
                 tally.add(k0, batch)
-    else:  # one compare per round
-        for k0, idx in enumerate(pair_index(perms, n)):
-            sim = compare(va[:, to_kind(idx, va)], vb, method, backend=be.name, memory=budget)
-            tally.add(k0, A.cast_result(sim, wide)[None])
+    else:  # one compare per round, on the rows gathered through that round's pair index
+        itemsize = va.element_size() if A.is_torch(va) else va.itemsize
+        rest = max(1, work - block * 3 * n * 8 - va.shape[1] * (6 * 8 + va.shape[0] * itemsize))
+        k0 = 0
+        for perms in blocks:
+            for p in perms:
+                idx = to_kind(pair_index(p[None], n)[0], va)
+                sim = compare(va[:, idx], vb, method, backend=be.name, memory=rest)
+                tally.add(k0, A.cast_result(sim, wide)[None])
+                k0 += 1
     p = tally.p_values(alternative)
-    null = tally.null
     return PermutationResult(
         observed=A.back_to(obs, origin),
         p=A.back_to(p, origin),
-        n_perm=int(perms.shape[0]),
+        n_perm=int(k),
         seed=seed,
         alternative=alternative,
-        null=A.back_to(null, origin) if return_null else None,
-        permutations=perms,
+        null=A.back_to(tally.null, origin) if return_null else None,
+        permutations=kept,
     )
+
+
+def _narrow(x: Any) -> bool:
+    """Whether rows of x's dtype are worked on in float32 (float16/float32 arrays and
+    tensors)."""
+    return str(getattr(x, "dtype", "")).endswith(("float32", "float16"))
+
+
+def _held(
+    a: Any, b: Any, n_perm: int, permutations: Any, return_null: bool, budget: int
+) -> int | None:
+    """Bytes held whole for the run: the returned null (K, Ba, Bb) with `return_null`, explicit
+    `permutations` as int64 (K, n); OverBudget (a ValueError) naming `n_perm` or `permutations`
+    when they exceed the budget. None when a's or b's shape is not known yet (lists), 0 when
+    nothing is held or a's length is no condensed length (its check names it)."""
+    sa = rows_shape(a)
+    sb = sa if b is None else rows_shape(b)
+    if sa is None or sb is None:
+        return None
+    n = images_of(sa[1])
+    if n is None:
+        return 0
+    wide = not (_narrow(a) and (b is None or _narrow(b)))
+    per, parts = 0, []
+    if return_null:
+        per += sa[0] * sb[0] * (8 if wide else 4)
+        dtype = "float64" if wide else "float32"
+        parts.append(f"the null (K, {sa[0]}, {sb[0]}) {dtype} that return_null returns")
+    count, argument = n_perm, "n_perm"
+    if permutations is not None:
+        shape = getattr(permutations, "shape", None) or np.shape(permutations)
+        count, argument = (int(shape[0]) if len(shape) else 0), "permutations"
+    if permutations is not None or return_null:
+        per += n * 8
+        parts.append(f"the permutations (K, {n}) int64")
+    if not per:
+        return 0
+    what = f"rounds ({' and '.join(parts)})"
+    return check_held(count, per, budget, argument, what)

@@ -17,14 +17,15 @@ import numpy as np
 from .. import _arrays as A
 from .._backend import Backend, device_for, get_backend
 from .._condensed import condensed_index
+from .._condensed import pair_index as permuted_pairs
 from .._memory import budget_for
 from ..compare import compare
+from .batches import API_BUDGET, size_text
 
 __all__ = [
     "WEIGHTED_METHODS",
     "Resampler",
     "check_distinct",
-    "draw_indices",
     "int_rows",
     "pair_index",
     "resample_pairs",
@@ -67,8 +68,7 @@ def pair_index(perms: np.ndarray, n: int) -> np.ndarray:
     """(K, n) permutations -> (K, M) int64: entry m of the relabelled RDM is entry [k, m] of the
     original (rows and columns reordered together: D'[i, j] = D[p[i], p[j]])."""
     i, j = np.triu_indices(n, k=1)
-    p, q = perms[:, i], perms[:, j]
-    return condensed_index(np.minimum(p, q), np.maximum(p, q), n)
+    return permuted_pairs(perms, n, i, j)
 
 
 def resample_pairs(idx: np.ndarray, n: int) -> np.ndarray:
@@ -102,23 +102,18 @@ def weighted(method: str, rows: Any) -> bool:
     return True
 
 
-def check_distinct(idx: np.ndarray, what: str = "indices") -> np.ndarray:
+def check_distinct(idx: np.ndarray, what: str = "indices", first: int = 0) -> np.ndarray:
     """`idx` (K, n) when every resample draws at least 3 distinct images; ValueError naming the
-    first that does not (its correlation would be undefined)."""
+    first that does not (its correlation would be undefined), numbered from `first` (the
+    block's first resample)."""
     distinct = np.array([np.unique(r).size for r in idx])
     if (distinct < 3).any():
         k = int(np.flatnonzero(distinct < 3)[0])
         raise ValueError(
-            f"{what}: resample {k} has only {distinct[k]} distinct images; at least 3 are "
-            "needed for a defined correlation"
+            f"{what}: resample {first + k} has only {distinct[k]} distinct images; at least 3 "
+            "are needed for a defined correlation"
         )
     return idx
-
-
-def draw_indices(n_boot: int, seed: int | None, n: int) -> np.ndarray:
-    """(K, n) int64 image indices, `np.random.default_rng(seed).integers(0, n, (K, n))`."""
-    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
-    return check_distinct(idx, f"the resamples drawn (seed {seed}, n = {n} images)")
 
 
 def similarity_resample(rows: Any, r: np.ndarray, n: int, method: str, opts: dict) -> Any:
@@ -151,10 +146,10 @@ def check_weighted_memory(shape: tuple, method: str, be: Backend, budget: int) -
     need = per_entry * shape[0] * shape[1] + 24 * shape[1]  # + the pairs' image indices
     if need > budget:
         raise ValueError(
-            f"bootstrap: {shape[0]} RDMs of {shape[1]} pairs need about {need / 1e9:.2f} GB "
+            f"bootstrap: {shape[0]} RDMs of {shape[1]} pairs need about {size_text(need)} "
             f"for the resampling ({per_entry} bytes per entry); the memory budget is "
-            f"{budget / 1e9:.2f} GB: raise the budget (memory=, fastrsa.set_memory_budget or "
-            "FASTRSA_MEMORY) or bootstrap fewer RDMs at once"
+            f"{size_text(budget)}: raise the budget ({API_BUDGET}) or bootstrap fewer RDMs at "
+            "once"
         )
 
 

@@ -13,9 +13,11 @@ only those below it:
     tiles           a layer's all-pairs similarity in tiles (units)
     sources         what a sweep reads (resolve_sources); encoders (ONNX, torch modules),
                     file_sources (feature and RDM files), source_base (the Source contract)
-    images          the sweep's image set, a batch at a time
+    image_set       the sweep's image set, a batch at a time
     feature_buffer  one (source, layer)'s features -> its RDM, in memory or spilled to a file
-    store           the store (Store, open_store); rdm_view (lazy RDMs)
+    store           the store (Store, open_store); rdm_view (lazy RDMs); store_checks
+                    (Store.verify: the whole store checked, Report/Damage); store_writes (the
+                    markers and writes Store inherits)
     blocks          tile plan and block-by-block comparison (tiles and Store.compare)
     store_arrays    the store's zarr arrays, verified chunk reads
     store_index     the index and content keys

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .._arrays import check_values
 from ..compare import compare, rank_transform
 from .store_index import content_key
 
@@ -37,8 +38,9 @@ MAX_TILE_ROWS = 4096  # beyond this a tile is no faster, and resuming loses more
 
 def tile_rows(budget: int, m: int, itemsize: int, rows: int) -> int:
     """Rows per block so that one tile fits `budget` bytes: two blocks as read (itemsize) and
-    the comparison's working copies (float64, two blocks), plus the (b, b) result."""
-    per_row = m * (2 * itemsize + 16) + 8 * min(rows, MAX_TILE_ROWS)
+    the comparison's working copies (float64, two per block: the rows made float64, then
+    centred and scaled; measured with tracemalloc), plus the (b, b) result."""
+    per_row = m * (2 * itemsize + 32) + 8 * min(rows, MAX_TILE_ROWS)
     return int(max(1, min(MAX_TILE_ROWS, rows, budget // per_row)))
 
 
@@ -93,6 +95,7 @@ def array_rows(targets: Any, method: str) -> tuple[int, Reader, int]:
         arr = arr[None]
     if arr.ndim != 2:
         raise ValueError(f"targets must be (T, M) condensed RDMs or a Store; got shape {arr.shape}")
+    check_values(arr, "targets")  # named as the caller wrote it, before ranking
     if method in RANK_METHODS:  # compared as ranks, like the store's rows
         arr = np.asarray(rank_transform(arr), dtype=arr.dtype if arr.dtype.kind == "f" else None)
     return arr.shape[0], lambda rows: arr[rows.start : rows.stop], arr.shape[1]

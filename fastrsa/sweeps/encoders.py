@@ -18,7 +18,7 @@ from ..errors import MissingPackage
 from ..onnx import input_size as onnx_input_size
 from ..onnx import session as onnx_session
 from .feature_buffer import FeatureBuffer
-from .images import ImageSet
+from .image_set import ImageSet
 from .source_base import Keep, Source, check_layers, hash_file
 
 __all__ = ["ModuleSource", "ONNXSource"]

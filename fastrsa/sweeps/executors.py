@@ -11,6 +11,11 @@ Ray (`pip install fastrsa[ray]`):
   cluster with all of this machine's cores (and GPUs). `address="auto"` connects to a running
   cluster on this machine, `"ray://host:10001"` to a remote one through Ray Client, `"host:6379"`
   to a cluster this machine is a node of.
+- Before connecting to an address (given, or in `RAY_ADDRESS`), `check_ray_address` opens a TCP
+  connection to its host and port, waiting at most `connect_timeout` seconds (default
+  RAY_CONNECT_TIMEOUT, 10 s): an address nobody answers at fails then, naming the address, where
+  `ray.init` would retry for many minutes. A port that answers but is not a Ray cluster is left
+  to Ray's own (long) timeouts.
 - A cluster `run_units` starts (or connects to) stays up for the rest of the process, so several
   sweeps in one session pay Ray's start-up once; `shutdown_if_started()` stops it (Ray also stops
   it when the process exits).
@@ -24,17 +29,31 @@ Ray (`pip install fastrsa[ray]`):
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
+import socket
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from ..errors import MissingPackage, NeedsDevice
+from ..errors import MissingPackage, NeedsDevice, UserError
 from .progress import Progress
 
-__all__ = ["EXECUTORS", "KILL_ONCE_ENV", "Unit", "run_units", "shutdown_if_started"]
+__all__ = [
+    "EXECUTORS",
+    "KILL_ONCE_ENV",
+    "RAY_CONNECT_TIMEOUT",
+    "Unit",
+    "check_ray_address",
+    "run_units",
+    "shutdown_if_started",
+]
 
 EXECUTORS = ("local", "ray")
+
+# Seconds to wait for a Ray address's host to accept a TCP connection before giving up on it.
+RAY_CONNECT_TIMEOUT = 10.0
+RAY_CLIENT_PORT = 10001  # Ray Client's port, when a "ray://host" address names none
 
 # Test hook: when this environment variable (read in the driver, at submission) names a file that
 # exists when a unit starts on a Ray worker, that worker deletes the file and SIGKILLs itself, once
@@ -65,6 +84,7 @@ def run_units(
     progress: Progress | None = None,
     max_retries: int = 3,
     max_in_flight: int | None = None,
+    connect_timeout: float = RAY_CONNECT_TIMEOUT,
 ) -> list[dict]:
     """Run every unit once and return what each `run()` returned, in the order of `units`.
 
@@ -72,7 +92,9 @@ def run_units(
     (`num_cpus=1`, `num_gpus=1` when `unit.gpu`), at most `max_in_flight` submitted at once
     (default: 2 x the cluster's CPUs; more wait with `ray.wait`), a task whose worker dies retried
     up to `max_retries` times. `address`: the Ray cluster (see the module docstring; ignored by
-    "local"). `progress.update(1)` after each unit finishes (Ray: in the order they finish).
+    "local"); one that does not accept a connection within `connect_timeout` seconds is refused
+    (UserError naming it; see `check_ray_address`). `progress.update(1)` after each unit
+    finishes (Ray: in the order they finish).
 
     A unit that raises stops the run: the error is re-raised with its own type, its message
     prefixed by the unit's name (Ray's RayTaskError unwrapped; tasks still in flight cancelled).
@@ -90,12 +112,41 @@ def run_units(
         raise ValueError(f"max_in_flight: expected None or an int >= 1, got {max_in_flight!r}")
     if address is not None and not isinstance(address, str):
         raise TypeError(f"address: expected a str or None, got {type(address).__name__}")
+    _check_timeout(connect_timeout)
     units = list(units)
     if executor == "local":
         return _run_local(units, progress)
     if not units:  # nothing to do: do not start a cluster for it
         return []
-    return _run_ray(units, address, progress, max_retries, max_in_flight)
+    return _run_ray(units, address, progress, max_retries, max_in_flight, connect_timeout)
+
+
+def check_ray_address(address: str | None, timeout: float = RAY_CONNECT_TIMEOUT) -> None:
+    """Refuse a Ray address nothing answers at, within `timeout` seconds (default
+    RAY_CONNECT_TIMEOUT): UserError naming the address (and RAY_ADDRESS when it came from there).
+
+    address: "host:port" (a cluster's GCS, e.g. "10.0.0.5:6379"), "ray://host[:port]" (Ray
+    Client, port 10001 by default), or None / "auto" / "local" (None: RAY_ADDRESS when set is
+    checked; "auto" and "local" name no host here and pass). Only the TCP port is tried: a port
+    that answers but is not a Ray cluster passes. Needs no Ray; talks to nothing but that port.
+    """
+    _check_timeout(timeout, "timeout")
+    name = "address"
+    if address is None:
+        address = os.environ.get("RAY_ADDRESS") or None
+        name = "RAY_ADDRESS"
+    if address is None or address.strip() in ("auto", "local"):
+        return
+    host, port = _host_port(address, name)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as err:
+        reason = "no answer" if isinstance(err, TimeoutError) else (err.strerror or str(err))
+        raise UserError(
+            f"{name} {address!r}: cannot reach a Ray cluster there ({reason}; waited at most "
+            f"{timeout:g} s); start one there (`ray start --head`) or correct the address"
+        ) from None
 
 
 def shutdown_if_started() -> bool:
@@ -145,11 +196,40 @@ def _import_ray() -> Any:
     return ray
 
 
-def _connect(ray: Any, address: str | None) -> None:
-    """ray.init(address) unless this process is already connected (then `address` is unused)."""
+def _check_timeout(timeout: Any, name: str = "connect_timeout") -> None:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"{name}: expected a number of seconds > 0, got {type(timeout).__name__}")
+    if not (timeout > 0 and math.isfinite(timeout)):
+        raise ValueError(f"{name}: expected a number of seconds > 0, got {timeout!r}")
+
+
+def _host_port(address: str, name: str) -> tuple[str, int]:
+    """(host, port) of "host:port", "[v6]:port" or "ray://host[:port]"; ValueError naming
+    `name` for anything else."""
+    rest = address.strip()
+    client = rest.startswith("ray://")
+    if client:
+        rest = rest[len("ray://") :].split("/", 1)[0]
+    host, sep, port_text = rest.rpartition(":")
+    if not sep or host.endswith(":") or (":" in host and not host.startswith("[")):
+        host, port_text = rest, ""  # no port (or a bare IPv6 address)
+    host = host.strip("[]")
+    if not port_text and client:
+        port_text = str(RAY_CLIENT_PORT)
+    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(
+            f"{name}: expected 'host:port', 'ray://host[:port]', 'auto' or 'local'; got {address!r}"
+        )
+    return host, int(port_text)
+
+
+def _connect(ray: Any, address: str | None, timeout: float) -> None:
+    """ray.init(address) unless this process is already connected (then `address` is unused);
+    an address nothing answers at within `timeout` seconds is refused first."""
     global _started_ray
     if ray.is_initialized():
         return
+    check_ray_address(address, timeout)
     ray.init(
         address=address,
         include_dashboard=False,  # faster start; nothing here needs it
@@ -184,9 +264,10 @@ def _run_ray(
     progress: Progress | None,
     max_retries: int,
     max_in_flight: int | None,
+    connect_timeout: float,
 ) -> list[dict]:
     ray = _import_ray()
-    _connect(ray, address)
+    _connect(ray, address, connect_timeout)
     resources = ray.cluster_resources()
     if not resources.get("GPU", 0):
         gpu_units = [_unit_name(u) for u in units if getattr(u, "gpu", False)]

@@ -4,25 +4,31 @@ checked against the bytes there."""
 
 from __future__ import annotations
 
-import functools
 import os
-import warnings
 import zipfile
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import numpy as np
 
 from .. import io
 from .._checks import check_choice
-from .._condensed import n_from_condensed
 from .._memory import budget_for
 from ..errors import MissingPackage
-from .feature_buffer import FeatureBuffer, read_exact
-from .images import ImageSet
+from ..reference import UNCORRECTED
+from .feature_buffer import FeatureBuffer
+from .image_set import ImageSet
 from .source_base import FileSource, Keep, Source, hash_file, hash_tree
 
-__all__ = ["FEATURE_SUFFIXES", "READINGS", "FeatureSource", "RDMSource"]
+__all__ = [
+    "FEATURE_SUFFIXES",
+    "OPEN_FILES",
+    "READINGS",
+    "FeatureSource",
+    "RDMSource",
+    "check_rdm_file",
+    "open_rdm_file",
+]
 
 FEATURE_SUFFIXES = (".npy", ".npz", ".zarr")
 
@@ -30,24 +36,11 @@ FEATURE_SUFFIXES = (".npy", ".npz", ".zarr")
 # ---- feature files ------------------------------------------------------------------------------
 
 
-class _Array:
-    """A readable (n, d) array in a file: shape, dtype, read(rows) -> the next rows, close()."""
-
-    def __init__(
-        self,
-        shape: tuple[int, ...],
-        dtype: np.dtype,
-        read: Callable[[int], Any],
-        close: Callable[[], None] = lambda: None,
-    ):
-        self.shape, self.dtype, self.read, self.close = shape, dtype, read, close
-
-
 class FeatureSource(FileSource):
     """Features (n, d) of one source in a file: a .npy (one array), an .npz member (`key`), or
     a zarr array (a .zarr array, or the array `key` of a zarr group). Read in row batches of at
-    most an eighth of the budget each (.npz members in one sequential pass), never whole when
-    large (only .npy headers of version 3 and Fortran-order arrays are read whole)."""
+    most an eighth of the budget each (fastrsa.io.open_rows), never whole when large (only
+    .npy headers of version 3 and Fortran-order arrays are read whole)."""
 
     kind = "features"
     member = "array"
@@ -113,17 +106,28 @@ class FeatureSource(FileSource):
         except Exception as err:  # zarr's own errors for what is not a zarr store
             raise self._fail(f"cannot read it as zarr ({' '.join(str(err).split())})") from None
 
-    def _open(self) -> _Array:
+    def _open(self) -> io.RowReader:
         """The array's shape and dtype, and a reader of its rows (close it when done)."""
         self._exists()
         fmt = self._format()
         if fmt == "zarr":
             return self._open_zarr()
+        if fmt == "npy" and self.key is not None:
+            raise self._fail(f"is a .npy file: it has no array {self.key!r}")
+        key = None
         if fmt == "npz":
-            return self._open_npz()
-        return self._open_npy()
+            keys = self.keys() or []
+            if self.key is None and len(keys) != 1:
+                raise self._fail(f"holds {len(keys)} arrays; give key= one of {keys}")
+            if self.key is not None and self.key not in keys:
+                raise self._fail(f"has no array {self.key!r}; it has {keys}")
+            key = self.key if self.key is not None else keys[0]
+        try:
+            return io.open_rows(self.path, key, what=self.who())
+        except (zipfile.BadZipFile, OSError, EOFError, KeyError) as err:
+            raise self._fail(f"cannot read it ({' '.join(str(err).split())})") from None
 
-    def _open_zarr(self) -> _Array:
+    def _open_zarr(self) -> io.RowReader:
         node = self._zarr_root()
         if hasattr(node, "array_keys"):
             keys = sorted(node.array_keys())
@@ -134,79 +138,7 @@ class FeatureSource(FileSource):
             node = node[self.key]
         elif self.key is not None:
             raise self._fail(f"is a zarr array, not a group: it has no array {self.key!r}")
-        return _sliced(node)
-
-    def _open_npy(self) -> _Array:
-        if self.key is not None:
-            raise self._fail(f"is a .npy file: it has no array {self.key!r}")
-        try:
-            f = open(self.path, "rb")
-        except OSError as err:
-            raise self._fail(f"cannot read it ({err.strerror})") from None
-        try:
-            shape, dtype, need = io.read_npy_header(f, self.who())
-            f.seek(0)
-            fortran = _fortran_order(f)
-            start = f.tell() if fortran is not None else 0
-            have = os.fstat(f.fileno()).st_size - start
-            if need > have:
-                raise io.too_big_error(need, have, shape, self.who())
-        except BaseException:
-            f.close()
-            raise
-        if fortran is None or fortran:  # a rare layout: read whole, safely
-            f.close()
-            return _sliced(io.load_arrays(self.path, self.who())[self.path.stem])
-        return _Array(shape, dtype, self._reader(f, shape, dtype), f.close)
-
-    def _open_npz(self) -> _Array:
-        keys = self.keys() or []
-        if self.key is None:
-            if len(keys) != 1:
-                raise self._fail(f"holds {len(keys)} arrays; give key= one of {keys}")
-            key = keys[0]
-        elif self.key not in keys:
-            raise self._fail(f"has no array {self.key!r}; it has {keys}")
-        else:
-            key = self.key
-        what = self.who()
-        size = self.path.stat().st_size
-        try:
-            zf = zipfile.ZipFile(self.path)
-            info = zf.getinfo(f"{key}.npy")
-            if info.compress_size > size:
-                raise self._fail("claims more bytes than the file holds: forged")
-            f = zf.open(info)
-            shape, dtype, need = io.read_npy_header(f, what)
-            f.close()
-            f = zf.open(info)
-            fortran = _fortran_order(f)
-        except (zipfile.BadZipFile, OSError, KeyError) as err:
-            raise self._fail(f"cannot read it as .npz ({err})") from None
-
-        def close() -> None:
-            f.close()
-            zf.close()
-
-        have = info.file_size - f.tell()
-        if need > have:
-            close()
-            raise io.too_big_error(need, have, shape, what)
-        if fortran is None or fortran:
-            close()
-            return _sliced(io.load_arrays(self.path, what)[key])
-        return _Array(shape, dtype, self._reader(f, shape, dtype), close)
-
-    def _reader(self, f: Any, shape: tuple[int, ...], dtype: np.dtype) -> Callable[[int], Any]:
-        """read(rows) -> the next rows of a C-order array whose data `f` is at."""
-
-        def read(rows: int) -> np.ndarray:
-            out = np.empty((rows, *shape[1:]), dtype=dtype)
-            if not read_exact(f, out):
-                raise self._fail("is truncated")
-            return out
-
-        return read
+        return io.rows_of(node)
 
     def _shape(self) -> tuple[tuple[int, ...], np.dtype]:
         arr = self._open()
@@ -255,7 +187,7 @@ class FeatureSource(FileSource):
         try:
             with self._named(), FeatureBuffer(n, d, arr.dtype, budget, spill_dir) as buf:
                 for start in range(0, n, step):
-                    rows = np.asarray(arr.read(min(step, n - start)))
+                    rows = np.asarray(arr.read(start, min(step, n - start)))
                     if keep is not None:
                         keep(layer, start, rows)
                     buf.add(start, rows)
@@ -265,51 +197,68 @@ class FeatureSource(FileSource):
         yield layer, out
 
 
-def _fortran_order(f) -> bool | None:
-    """The fortran_order flag of an .npy header (f at its start; left at the data), or None for
-    a header version this does not parse (then the caller reads the array whole)."""
-    fmt = np.lib.format
-    version = fmt.read_magic(f)
-    if version == (1, 0):
-        return bool(fmt.read_array_header_1_0(f, max_header_size=10000)[1])
-    if version == (2, 0):
-        return bool(fmt.read_array_header_2_0(f, max_header_size=10000)[1])
-    return None
-
-
-def _sliced(arr: Any) -> _Array:
-    """An array (numpy, or zarr: read by slices) as an _Array."""
-    at = 0
-
-    def read(rows: int) -> np.ndarray:
-        nonlocal at
-        out = np.asarray(arr[at : at + rows])
-        at += rows
-        return out
-
-    return _Array(tuple(arr.shape), np.dtype(arr.dtype), read)
-
-
 # ---- RDM files ----------------------------------------------------------------------------------
 
 
 READINGS = io.READINGS  # how square 2-D arrays are read: "auto", "condensed", "square"
 
+_OPEN: OrderedDict[tuple, io.RDMFile] = OrderedDict()  # the RDM files open in this process
+OPEN_FILES = 4  # RDM files kept open (headers, and what their scan found)
 
-@functools.lru_cache(maxsize=2)
-def _rdm_file(path: str, reading: str, size: int, mtime_ns: int) -> tuple[list[str], np.ndarray]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "read as one square RDM" notes
-        return io.load_rdms(path, "rdms", reading)
+
+def open_rdm_file(
+    path: str | os.PathLike,
+    reading: str = "auto",
+    name: str | None = None,
+    note: Callable[[str], None] | None = None,
+) -> io.RDMFile:
+    """The io.RDMFile of `path` (headers read; see fastrsa.io.RDMFile), opened once per process
+    while the file is unchanged (the last OPEN_FILES stay open, with what their scan found).
+    name: the file in errors (default "RDM file PATH"); note: notes on square arrays (default:
+    none)."""
+    name = name or f"RDM file {path}"
+    try:
+        st = os.stat(path)
+    except OSError:  # RDMFile names what is wrong
+        return io.RDMFile(path, name, reading, note or (lambda _: None))
+    key = (os.path.realpath(path), reading, st.st_size, st.st_mtime_ns)
+    rf = _OPEN.get(key)
+    if rf is not None:
+        _OPEN.move_to_end(key)
+        return rf
+    rf = io.RDMFile(path, name, reading, note or (lambda _: None))
+    _OPEN[key] = rf
+    while len(_OPEN) > OPEN_FILES:
+        _OPEN.popitem(last=False)[1].close()
+    return rf
+
+
+def check_rdm_file(
+    path: str | os.PathLike,
+    reading: str = "auto",
+    memory: int | str | None = None,
+    name: str | None = None,
+    note: Callable[[str], None] | None = None,
+) -> io.RDMScan:
+    """Every RDM of the file checked (fastrsa.io.RDMFile.scan, reading at most an eighth of the
+    budget at a time), once per process while the file is unchanged: what it found."""
+    rf = open_rdm_file(path, reading, name, note)
+    return rf.found if rf.found is not None else rf.scan(budget_for(memory))
+
+
+def _refusal(method: str) -> str | None:
+    """What `method` cannot compare: "constant" RDMs, "zero" RDMs (cosine) or nothing."""
+    return None if method in UNCORRECTED else "zero" if method == "cosine" else "constant"
 
 
 class RDMSource(FileSource):
     """A precomputed RDM: the one labelled `key` in an RDM file (as fastrsa.io.load_rdms reads
-    it: condensed (m,) or square (n, n) per .npz key, stacks labelled `key[i]`). Without `key`,
-    resolve_sources makes one source per RDM of the file, labelled as load_rdms labels them.
-    The file is read whole (RDM files are small beside features), once per process while it
-    is unchanged (the last two files read stay cached). reading: how square 2-D arrays are
-    read, as `fastrsa.io.load_rdms` (and the commands' --condensed / --square) say: "auto",
+    it: condensed (m,) or square (n, n) per .npz key, stacks labelled `key[i]`; also a zarr
+    array or group). Without `key`, resolve_sources makes one source per RDM of the file,
+    labelled as load_rdms labels them. The file is never read whole: its headers once per
+    process (fastrsa.io.RDMFile), its values checked once (`check_rdms`) a block of RDMs at a
+    time within the budget, and each source reads its own RDM. reading: how square 2-D arrays
+    are read, as `fastrsa.io.load_rdms` (and the commands' --condensed / --square) say: "auto",
     "condensed" or "square"."""
 
     kind = "rdms"
@@ -325,23 +274,20 @@ class RDMSource(FileSource):
         self.reading = check_choice(reading, READINGS, "reading")
         super().__init__(path, label, key)
 
-    def _load(self) -> tuple[list[str], np.ndarray]:
+    def _file(self) -> io.RDMFile:
         self._exists()
-        st = self.path.stat()
-        try:
-            return _rdm_file(str(self.path), self.reading, st.st_size, st.st_mtime_ns)
-        except (ValueError, TypeError) as err:
-            raise self._fail(str(err)) from None
+        return open_rdm_file(self.path, self.reading)
 
-    def _row(self) -> np.ndarray:
-        labels, rdms = self._load()
+    def _label(self) -> str:
+        """The label of this source's RDM in the file."""
+        labels = self._file().labels
         if self.key is None:
             if len(labels) != 1:
                 raise self._fail(f"holds {len(labels)} RDMs; give key= one of {labels[:10]}")
-            return rdms[0]
+            return labels[0]
         if self.key not in labels:
             raise self._fail(f"has no RDM {self.key!r}; it has {labels[:10]}")
-        return rdms[labels.index(self.key)]
+        return self.key
 
     def fingerprint(self) -> str:
         self._exists()
@@ -351,7 +297,7 @@ class RDMSource(FileSource):
     def expand(self) -> list[Source]:
         if self.key is not None:
             return [self]
-        labels, _ = self._load()
+        labels = self._file().labels
         if len(labels) == 1:
             label = None if self.auto_label else self.label
             return [RDMSource(self.path, label, labels[0], self.reading)]
@@ -359,12 +305,33 @@ class RDMSource(FileSource):
         return [RDMSource(self.path, label, key, self.reading) for label, key in named]
 
     def n_images(self) -> int | None:
-        return n_from_condensed(len(self._row()), self.who())
+        return self._file().n
 
     def check(self, layers: list[str], n: int | None) -> None:
+        self._label()
         got = self.n_images()
         if n is not None and got != n:
             raise self._fail(f"is an RDM of {got} images; the sweep has {n}")
+
+    def check_rdms(self, layers: list[str], method: str, memory: int | str | None = None) -> None:
+        """Every RDM of the file checked (once per process: see check_rdm_file), and this one
+        refused when `method` cannot compare it: constant (spearman, pearson, kendall) or all
+        zeros (cosine)."""
+        self._exists()
+        found = check_rdm_file(self.path, self.reading, memory)
+        at = self._file().index(self._label())
+        refuse = _refusal(method)
+        if refuse == "constant" and found.constant[at]:
+            problem = "is constant (all its values are equal)"
+        elif refuse == "zero" and found.zero[at]:
+            problem = "is all zeros (its norm is 0)"
+        else:
+            return
+        layer = self.layer_names(layers)[0]
+        raise self._fail(
+            f"layer {layer!r}: the RDM {problem}, so {method} cannot compare it; remove it "
+            "from the sweep"
+        )
 
     def rdms(
         self,
@@ -378,7 +345,10 @@ class RDMSource(FileSource):
         device: str = "auto",
         keep: Keep | None = None,
     ) -> Iterator[tuple[str, np.ndarray]]:
-        """The file's RDM (as stored: float32 or float64) under `layers[0]`."""
+        """The file's RDM (as stored: float32 or float64) under `layers[0]`: only this RDM is
+        read (checked: finite; square ones symmetric with a zero diagonal)."""
         layer = self.layer_names(layers)[0]
         self.check([layer], images.n if images is not None else None)
-        yield layer, np.array(self._row())
+        with self._named():
+            rdm = self._file().rdm(self._label())
+        yield layer, rdm

@@ -18,14 +18,15 @@ from ..compare import rank_transform
 from ..errors import UserError
 from ..reference import METRICS
 from .blocks import TILE_METHODS
-from .executors import EXECUTORS, run_units
-from .feature_buffer import spill_dir
-from .images import image_set
+from .executors import EXECUTORS, check_ray_address, run_units
+from .feature_buffer import spill_base, spill_dir
+from .image_set import image_set
 from .progress import Progress, peak_rss, summary_line
 from .sources import resolve_sources
 from .storage import files_for, holder, is_url, writing
-from .store import Store, create_or_open, open_store
+from .store import Store, create_or_open, existing_store, open_store
 from .store_arrays import zarr_module
+from .store_checks import check_store
 from .store_index import content_key, rank_dtype
 from .tiles import tile_units, uses_gpu
 
@@ -112,13 +113,15 @@ class Summary:
     rdms_reused: int = 0
     tiles_computed: int = 0
     tiles_reused: int = 0
+    damaged: int = 0  # damaged files found in the store (their units computed again)
     seconds: float = 0.0
     peak_rss: int = 0
     stages: dict[str, float] = field(default_factory=dict)
 
     def line(self) -> str:
         return (
-            f"RDMs: {self.rdms_computed} computed, {self.rdms_reused} reused; tiles: "
+            (f"{self.damaged} damaged file(s) in the store, redone; " if self.damaged else "")
+            + f"RDMs: {self.rdms_computed} computed, {self.rdms_reused} reused; tiles: "
             f"{self.tiles_computed} computed, {self.tiles_reused} reused; "
             + summary_line(
                 self.rdms_computed + self.tiles_computed,
@@ -235,6 +238,8 @@ def sweep(
     this call computed and reused.
     """
     _check_args(method, metric, executor, backend, batch_size)
+    if executor == "ray":  # an unreachable cluster is refused before the store is touched
+        check_ray_address(address)
     budget = budget_for(memory)
     start = time.perf_counter()
     if isinstance(layers, str):
@@ -251,8 +256,10 @@ def sweep(
         imageset.check()  # every image file opens (headers only)
     for s in srcs:  # every source checked before any work starts
         s.check(s.layer_names(layers), n)
+        s.check_rdms(s.layer_names(layers), method, budget)
         if s.needs_images and imageset is not None:
             imageset.check_size(s.input_size(), f"source {s.label!r}")
+    spill_base()  # FASTRSA_SPILL_DIR, when set, names a folder to spill to
     fingerprints = {s.label: s.fingerprint() for s in srcs}
     path = os.fspath(store)
     path = path if is_url(path) else os.path.abspath(path)
@@ -260,9 +267,14 @@ def sweep(
     summary = Summary()
     gpu = uses_gpu(backend)
     files = files_for(path)
+    found = existing_store(path, n, metric, images_fp)  # a refused run writes nothing:
+    if found is not None:  # every check of the store before the lock (its file) is touched
+        _register(found, srcs, layers, fingerprints, images_fp)
     with files.lock(holder()):
         files.clean_partials()  # what writes killed mid-way left (never read: not results)
         st = create_or_open(path, n, metric, images_fp)
+        with writing(path):  # damaged files found lose their markers, metadata is rewritten
+            summary.damaged = len(check_store(st, deep=False, mend=True).damage)
         plan, touched = _register(st, srcs, layers, fingerprints, images_fp)
         with writing(path):
             for layer in touched:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .. import io
-from .images import ImageSet
+from .image_set import ImageSet
 
 __all__ = ["FileSource", "Keep", "Source", "check_layers", "hash_file", "hash_tree"]
 
@@ -63,6 +63,12 @@ class Source:
     def check(self, layers: list[str], n: int | None) -> None:
         """Before any work: readable, `layers` exist, shapes fit `n` images (None: unknown)."""
         raise NotImplementedError
+
+    def check_rdms(self, layers: list[str], method: str, memory: int | str | None = None) -> None:
+        """Before any work, after `check`: a source of precomputed RDMs (RDMSource) reads its
+        values within `memory` and refuses an RDM that the tiles of `method` cannot compare
+        (constant; all zeros for cosine), naming itself and the layer. Others: nothing to do
+        (their RDMs do not exist yet)."""
 
     def n_images(self) -> int | None:
         """The images this source was computed on, when it knows (files); None for encoders."""

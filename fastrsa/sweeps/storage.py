@@ -64,6 +64,9 @@ class Files:
     def list(self, prefix: str) -> list[str]:  # names directly under prefix ([] if none)
         raise NotImplementedError
 
+    def sizes(self, prefix: str) -> dict[str, int]:  # {key under prefix: bytes}, every depth
+        raise NotImplementedError
+
     def lock(self, holder: dict[str, Any]) -> contextlib.AbstractContextManager[None]:
         raise NotImplementedError
 
@@ -129,6 +132,19 @@ class LocalFiles(Files):
             return sorted(e.name for e in os.scandir(self._p(prefix)) if ".partial" not in e.name)
         except FileNotFoundError:
             return []
+
+    def sizes(self, prefix: str) -> dict[str, int]:
+        top = self._p(prefix)
+        out = {}
+        for folder, _, names in os.walk(top):
+            rel = Path(folder).relative_to(top).as_posix()
+            for name in names:
+                if ".partial" in name:
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    key = name if rel == "." else f"{rel}/{name}"
+                    out[key] = os.stat(os.path.join(folder, name)).st_size
+        return out
 
     def clean_partials(self) -> int:
         count = 0
@@ -199,6 +215,19 @@ class FsspecFiles(Files):
         except FileNotFoundError:
             return []
         return sorted(str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries)
+
+    def sizes(self, prefix: str) -> dict[str, int]:
+        top = self._p(prefix).rstrip("/")
+        try:
+            found = self.fs.find(top, detail=True)
+        except FileNotFoundError:
+            return {}
+        out = {}
+        for name, info in found.items():
+            key = str(name).lstrip("/")[len(top.lstrip("/")) + 1 :]
+            if key:
+                out[key] = int(info.get("size") or 0)
+        return out
 
     @contextlib.contextmanager
     def lock(self, holder: dict[str, Any]) -> Iterator[None]:

@@ -5,6 +5,7 @@ idempotent and resumable.
 Layout (keys under the store's root, a folder or an fsspec URL):
     fastrsa.json                  the index (format, n, metric, image-set fingerprint, sources,
                                   labels, layers with their rows and keys, package versions)
+    fastrsa.copy.json             its copy, written before it: read when the index is damaged
     rdms/<id>                     (rows, M) condensed RDMs, one chunk per RDM, crc32c-checked
     ranks/<id>                    (rows, M) their average-tie ranks (what Spearman tiles read)
     similarity/<id>/<method>      (rows, rows) float64, one chunk per tile
@@ -14,12 +15,14 @@ Layout (keys under the store's root, a folder or an fsspec URL):
                                   tile's content key (the keys of its rows and columns)
 Layer <id>s are "0", "1", ... in the order layers were added (layer names may hold any
 character). The index is written only by the sweep holding the store's lock; units write
-their own chunks and markers. Every file is written whole (a temporary file, then a rename) or
-not at all, so a sweep killed at any moment leaves no half-written result: what has no marker
-is computed again.
+their own chunks and markers, data first, then the marker. A sweep killed at any moment leaves
+no half-written result: what has no marker is computed again. Every read checks what it reads
+(the arrays' metadata against the index, each chunk's size and checksum, the markers); what is
+missing or corrupt is named, loses its marker, and the next sweep computes exactly that again.
 
 Beneath: storage (the folder or URL, small files, the lock), store_index (the index, content
-keys), store_arrays (zarr arrays, verified chunk reads), blocks (tile plan, block comparisons).
+keys), store_arrays (zarr arrays, verified chunk reads), store_checks (the whole store checked:
+Store.verify), blocks (tile plan, block comparisons).
 """
 
 from __future__ import annotations
@@ -33,29 +36,34 @@ import numpy as np
 from .._checks import check_choice
 from .._memory import budget_for
 from ..errors import UserError
-from .blocks import RANK_METHODS, TILE_METHODS, array_rows, cross, plan, tile_rows
+from .blocks import RANK_METHODS, TILE_METHODS, array_rows, cross, tile_rows
 from .rdm_view import RDMView
 from .storage import Files, files_for, is_url, writing
 from .store_arrays import (
     READ_CONCURRENCY,
     CorruptChunk,
-    ensure_array,
+    meta_problem,
     open_array,
     read_chunk_rows,
     read_rows,
+    read_similarity,
     zarr_module,
 )
+from .store_checks import Report, array_wants, check_store, unmark
 from .store_index import (
+    COPY,
     FORMAT,
     INDEX,
     RANK_FLOAT32_LIMIT,
     VERSION,
     content_key,
     index_problems,
+    lost_index,
     new_index,
     rank_dtype,
     read_index,
 )
+from .store_writes import StoreWrites
 
 __all__ = [
     "FORMAT",
@@ -64,9 +72,11 @@ __all__ = [
     "READ_CONCURRENCY",
     "VERSION",
     "RDMView",
+    "Report",
     "Store",
     "content_key",
     "create_or_open",
+    "existing_store",
     "open_store",
     "rank_dtype",
     "read_chunk_rows",
@@ -75,7 +85,7 @@ __all__ = [
 ]
 
 
-class Store:
+class Store(StoreWrites):
     """A sweep store opened for reading (`fastrsa.open_store`) or by a sweep (under its lock).
     `summary`: what the `fastrsa.sweep` call that returned it computed and reused (else None)."""
 
@@ -85,6 +95,7 @@ class Store:
         self.path = path
         self.files = files
         self.index = index
+        self._meta_ok: set[str] = set()  # arrays whose zarr.json was checked
 
     # ----- reading -----
     @property
@@ -151,7 +162,7 @@ class Store:
         if label not in info["rows"]:
             raise ValueError(f"store {self.path}: no label {label!r} in layer {layer!r}")
         row = info["rows"].index(label)
-        arr = self.array("features", layer, str(row))
+        arr = open_array(self.path, f"features/{info['id']}/{row}")
         if arr is None or info["keys"][label] not in self.done_rdms(layer):
             raise ValueError(
                 f"store {self.path}: no features kept for {label!r} in layer {layer!r} (sweep "
@@ -159,21 +170,30 @@ class Store:
             )
         return arr
 
-    def _name(self, kind: str, layer: str, method: str | None = None) -> str:
+    def array_name(self, kind: str, layer: str, method: str | None = None) -> str:
+        """The key of the array `kind` ("rdms", "ranks", "similarity" of `method`) of a layer."""
         return f"{kind}/{self.layer_info(layer)['id']}" + (f"/{method}" if method else "")
 
     def array(self, kind: str, layer: str, method: str | None = None):
-        """The zarr array `kind` ("rdms", "ranks", "similarity", "features") of a layer (the
-        similarity of `method`, the features of row `method`), or None."""
-        return open_array(self.path, self._name(kind, layer, method))
+        """The zarr array `kind` ("rdms", "ranks", "similarity") of a layer (the similarity of
+        `method`), or None; for writing (reads go through read_rows and similarity)."""
+        return open_array(self.path, self.array_name(kind, layer, method))
 
-    def done_rdms(self, layer: str) -> set[str]:
-        return set(self.files.list(f"done/rdm/{self.layer_info(layer)['id']}"))
-
-    def missing_rows(self, layer: str, rows: Sequence[int]) -> list[int]:
-        info = self.layer_info(layer)
-        done = self.done_rdms(layer)
-        return [r for r in rows if info["keys"][info["rows"][r]] not in done]
+    def checked_name(self, kind: str, layer: str, method: str | None = None) -> str:
+        """array_name, once its zarr.json is checked against the index: UserError naming the
+        file when it is missing, not JSON, or not the array the index describes."""
+        name = self.array_name(kind, layer, method)
+        if name not in self._meta_ok:
+            problem = meta_problem(
+                self.files.read(f"{name}/zarr.json"), array_wants(self, layer, kind)
+            )
+            if problem is not None:
+                raise UserError(
+                    f"store {self.path}: {name}/zarr.json (the metadata of the {method or kind} "
+                    f"of layer {layer!r}) is {problem}; run the sweep again to repair it"
+                )
+            self._meta_ok.add(name)
+        return name
 
     def read_rows(self, kind: str, layer: str, rows: Sequence[int]) -> np.ndarray:
         """(len(rows), M) rows of the layer's "rdms" or "ranks" array, in the layer's dtype.
@@ -187,13 +207,12 @@ class Store:
                 f"store {self.path}: RDMs of {labels} in layer {layer!r} are not computed yet "
                 "(run the sweep again to finish them)"
             )
-        arr = self.array(kind, layer)
-        if arr is None:
-            raise ValueError(f"store {self.path}: layer {layer!r} has no {kind} yet")
+        name = self.checked_name(kind, layer)
+        dtype = info["dtype"] if kind == "rdms" else rank_dtype(self.m)
         try:
-            out = read_rows(self.path, self._name(kind, layer), arr, rows, self.m)
+            out = read_rows(self.files, name, rows, self.m, dtype)
         except CorruptChunk as bad:
-            raise self._corrupt(kind, layer, bad.row) from None
+            raise self._corrupt(kind, layer, bad) from None
         return np.asarray(out, dtype=info["dtype"])
 
     def block(self, layer: str, method: str, rows: Sequence[int]) -> np.ndarray:
@@ -201,58 +220,48 @@ class Store:
         RDMs of the layer's `rows`."""
         return self.read_rows("ranks" if method in RANK_METHODS else "rdms", layer, list(rows))
 
-    def _corrupt(self, kind: str, layer: str, row: int | None) -> UserError:
-        """The error for a corrupt chunk: names the label, and removes its done-marker (when the
-        store is writable) so that a sweep's next run recomputes it."""
-        if row is None:
-            return UserError(f"store {self.path}: a {kind} chunk of layer {layer!r} is corrupt")
+    def _corrupt(self, kind: str, layer: str, bad: CorruptChunk) -> UserError:
+        """The error for a damaged chunk: names the label and the file, and removes the label's
+        done-marker (when the store is writable) so that a sweep's next run recomputes it."""
         info = self.layer_info(layer)
-        label = info["rows"][row]
-        self.files.remove(f"done/rdm/{info['id']}/{info['keys'][label]}")
+        label = info["rows"][bad.row]
+        unmark(self, f"done/rdm/{info['id']}/{info['keys'][label]}")
         return UserError(
-            f"store {self.path}: the {kind} chunk of {label!r} in layer {layer!r} is corrupt "
-            "(missing, short, or checksum mismatch); run the sweep again to recompute it"
+            f"store {self.path}: the {kind} chunk of {label!r} in layer {layer!r} is "
+            f"{bad.problem} ({bad.key}); run the sweep again to recompute it"
         )
-
-    def tile_plan(self, layer: str, method: str) -> list[tuple[int, int, str]]:
-        """[(i, j, content key)] of the layer's tiles i <= j (block indices) for `method`."""
-        info = self.layer_info(layer)
-        b = info.get("tile_rows")
-        if not b:
-            return []
-        keys = [info["keys"][label] for label in info["rows"]]
-        return plan(keys, b, method)
-
-    def done_tiles(self, layer: str, method: str) -> dict[str, str]:
-        """{"i-j": content key} of the tiles with markers."""
-        prefix = f"done/tile/{self.layer_info(layer)['id']}/{method}"
-        out = {}
-        for name in self.files.list(prefix):
-            data = self.files.read(f"{prefix}/{name}")
-            if data is not None:
-                out[name] = data.decode()
-        return out
-
-    def missing_tiles(self, layer: str, method: str) -> list[tuple[int, int, str]]:
-        done = self.done_tiles(layer, method)
-        return [t for t in self.tile_plan(layer, method) if done.get(f"{t[0]}-{t[1]}") != t[2]]
 
     def similarity(self, layer: str | None = None, method: str = "spearman") -> np.ndarray:
         """(B, B) float64 similarity of the layer's RDMs in label order (`rdms(layer).labels`),
-        assembled from the stored tiles; ValueError if any tile is not computed."""
+        assembled from the stored tiles, each chunk checked; ValueError if any tile is not
+        computed, UserError naming the tile and its file when one is damaged (its marker is
+        removed: the next sweep recomputes it)."""
         layer = self.layer_name(layer)
-        b = len(self.layer_info(layer)["rows"])
+        info = self.layer_info(layer)
+        count = len(info["rows"])
         tiles = self.tile_plan(layer, method)
         missing = self.missing_tiles(layer, method) if tiles else None
         if not tiles or missing:
             done = len(tiles) - len(missing or [])
+            lack = " ".join(f"{i},{j}" for i, j, _ in (missing or [])[:5])
+            how = f" ({done} of {len(tiles)} tiles done; lacks {lack})" if tiles else ""
             raise ValueError(
                 f"store {self.path}: the {method} similarity of layer {layer!r} is not computed"
-                f"{f' ({done} of {len(tiles)} tiles done)' if tiles else ''}; run `fastrsa "
-                f"sweep --store {self.path} ... --method {method}` (or fastrsa.sweep) to finish it"
+                f"{how}; run `fastrsa sweep --store {self.path} ... --method {method}` (or "
+                "fastrsa.sweep) to finish it"
             )
-        arr = self.array("similarity", layer, method)
-        return np.asarray(arr[:b, :b], dtype=np.float64)
+        name, b = self.checked_name("similarity", layer, method), int(info["tile_rows"])
+        try:
+            return read_similarity(self.files, name, [t[:2] for t in tiles], b, count)
+        except CorruptChunk as bad:
+            i, j = bad.tile or (0, 0)
+            unmark(self, f"done/tile/{info['id']}/{method}/{i}-{j}")
+            rows = info["rows"][i * b : (i + 1) * b]
+            raise UserError(
+                f"store {self.path}: the {method} similarity tile {i},{j} of layer {layer!r} "
+                f"(rows {rows[0]!r}..{rows[-1]!r}) is damaged: {bad.key} is {bad.problem}; run "
+                "the sweep again to recompute it"
+            ) from None
 
     def compare(
         self,
@@ -295,6 +304,17 @@ class Store:
             return count, lambda rows: targets.block(layer, method, rows), targets.m
         return array_rows(targets, method)
 
+    def verify(self, deep: bool = True) -> Report:
+        """Check the whole store: the index and its copy, every zarr.json (against what the
+        index says each array is), every chunk a done-marker vouches for (deep=True: read, and
+        its crc32c checked; deep=False: only its presence and size, as each sweep checks on
+        start) and the markers. Whatever is damaged loses its marker (the store being
+        writable), so the next run of the sweep computes exactly that again (and rewrites
+        damaged metadata from the index). Returns a Report: `.damage` (Damage: file, problem,
+        layer, label, tile), `.todo` (what a re-run computes, per layer: RDMs by label, tiles
+        by method), `.clean`, `.lines()`. `fastrsa sweep --verify STORE` prints it."""
+        return check_store(self, deep=deep)
+
     def status(self) -> dict:
         """{layer: {"rdms": (done, total), "tiles": {method: (done, total)}}}."""
         out = {}
@@ -310,86 +330,67 @@ class Store:
             out[layer] = {"rdms": (sum(k in done for k in keys), len(keys)), "tiles": tiles}
         return out
 
-    # ----- writing: the sweep holding the lock (index), or units (their own chunks) -----
-    def save_index(self) -> None:
-        self.files.write_json(INDEX, self.index)
-
-    def mark(self, key: str, content: str = "") -> None:
-        self.files.write(key, content.encode())
-
-    def ensure_layer(self, layer: str, dtype: str) -> dict:
-        """The layer's index entry, added (with its arrays' id) when new."""
-        layers = self.index["layers"]
-        if layer not in layers:
-            layers[layer] = {
-                "id": str(len(layers)),
-                "dtype": dtype,
-                "rows": [],
-                "keys": {},
-                "methods": [],
-                "tile_rows": None,
-            }
-        return layers[layer]
-
-    def allocate(self, layer: str) -> None:
-        """Create or grow the layer's rdms and ranks arrays to its rows (one chunk per row)."""
-        info = self.layer_info(layer)
-        rows, m = max(1, len(info["rows"])), self.m
-        for kind, dtype in (("rdms", info["dtype"]), ("ranks", rank_dtype(m))):
-            name = self._name(kind, layer)
-            ensure_array(self.path, name, self.array(kind, layer), (rows, m), (1, m), dtype)
-
-    def allocate_similarity(self, layer: str, method: str) -> None:
-        """Create or grow the layer's similarity array of `method`, one chunk per tile."""
-        info = self.layer_info(layer)
-        rows, b = max(1, len(info["rows"])), int(info["tile_rows"])
-        existing = self.array("similarity", layer, method)
-        name = self._name("similarity", layer, method)
-        ensure_array(self.path, name, existing, (rows, rows), (b, b), "float64")
-        if method not in info["methods"]:
-            info["methods"].append(method)
-
 
 def open_store(path: str | os.PathLike) -> Store:
     """Open a sweep store (a folder or an fsspec URL) for reading: labels, layers, lazy RDMs,
-    similarity matrices, status. ValueError naming the path when it is not a store."""
+    similarity matrices, status, verify. UserError naming the path when it is not a store or
+    its index (and the index's copy) cannot be read."""
     path = os.fspath(path)
     if not is_url(path) and not os.path.isdir(path):
-        what = "does not exist" if not os.path.exists(path) else "is not a folder"
+        what = "does not exist" if not os.path.exists(path) else "is a file, not a store folder"
         raise UserError(f"store {path} {what}")
     files = files_for(path)
     index = read_index(path, files)
     if index is None:
+        if lost_index(files):
+            raise UserError(
+                f"store {path}: its index {INDEX} and the index's copy {COPY} are missing: its "
+                "results can no longer be matched to their sources; delete the store and run "
+                "the sweep again"
+            )
         raise UserError(f"{path} is not a fastrsa sweep store (no {INDEX})")
     return Store(path, files, index)
 
 
-def create_or_open(path: str, n: int, metric: str, images: str | None) -> Store:
-    """The store at `path` for a sweep of `n` images, `metric` and the image set's fingerprint
-    (None for sources without images), made when absent. UserError when the store was made
-    from another n, metric or image set: results never mix."""
+def existing_store(path: str, n: int, metric: str, images: str | None) -> Store | None:
+    """The store at `path`, checked for a sweep of `n` images, `metric` and the image set's
+    fingerprint (None for sources without images), or None when there is none yet; reads
+    only. UserError when `path` is a file or a folder that is not a store, its index cannot
+    be read, or it was made from another n, metric or image set (results never mix)."""
     if not is_url(path) and os.path.exists(path) and not os.path.isdir(path):
-        raise UserError(f"store {path} exists and is not a folder")
+        raise UserError(f"store {path} is a file, not a store folder: give a folder's path")
+    if not is_url(path) and not os.path.exists(path):
+        return None
     files = files_for(path)
     index = read_index(path, files)
     if index is None:
-        if not is_url(path) and os.path.isdir(path):
-            stray = [e for e in os.listdir(path) if e not in (".lock",)]
-            if stray:
-                raise UserError(
-                    f"store {path} is a folder that is not a fastrsa store (it holds "
-                    f"{sorted(stray)[:3]}); choose an empty or new folder"
-                )
-        zarr_module().open_group(store=path, mode="a", attributes={"fastrsa": FORMAT})
-        store = Store(path, files, new_index(n, metric, images))
-        store.save_index()
-        return store
+        if is_url(path):
+            return None
+        stray = [e for e in os.listdir(path) if e != ".lock"]
+        if lost_index(files):
+            open_store(path)  # the error naming the lost index
+        if stray:
+            raise UserError(
+                f"store {path} is a folder that is not a fastrsa store (it holds "
+                f"{sorted(stray)[:3]}); choose an empty or new folder"
+            )
+        return None
     problems = index_problems(index, n, metric, images)
     if problems:
         raise UserError(
             f"store {path} was made with {'; '.join(problems)}: results of different image "
             "sets or metrics never mix; use another store"
         )
-    if images is not None and index.get("images") is None:
-        index["images"] = images
     return Store(path, files, index)
+
+
+def create_or_open(path: str, n: int, metric: str, images: str | None) -> Store:
+    """existing_store, else a new store made at `path` (the sweep calls it under the lock)."""
+    store = existing_store(path, n, metric, images)
+    if store is None:
+        zarr_module().open_group(store=path, mode="a", attributes={"fastrsa": FORMAT})
+        store = Store(path, files_for(path), new_index(n, metric, images))
+        store.save_index()
+    elif images is not None and store.index.get("images") is None:
+        store.index["images"] = images
+    return store

@@ -5,6 +5,7 @@ percentile intervals over bootstrap samples."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from .._checks import check_level
 from ..io import load_affinities
 from ..io.affinities import check_affinity
 from ..rdm_inputs import check_labels, real_float64
+from ..support import check_samples
 
 __all__ = [
     "TASKONOMY_ALIASES",
@@ -182,31 +184,35 @@ def _transfer_figures(sims: np.ndarray, targets: _Targets, labels: list[str], wh
     }
 
 
-def _check_samples(samples: Any, b: int) -> np.ndarray:
-    """`samples` as (K, B, B) finite float64, K >= 1; errors name `samples`."""
-    arr = real_float64(samples, "samples")
-    if arr.ndim != 3 or arr.shape[1:] != (b, b):
-        raise ValueError(
-            f"samples must be (K, {b}, {b}) similarity matrices (K resamples of the {b}x{b} "
-            f"similarity, same label order); got shape {arr.shape}"
-        )
-    if arr.shape[0] < 1:
-        raise ValueError("samples holds no resamples (K = 0); give K >= 1 or samples=None")
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        k, i, j = (int(v) for v in np.argwhere(bad)[0])
-        raise ValueError(f"samples holds NaN or Inf (first at samples[{k}, {i}, {j}])")
-    return arr
+def _check_aliases(aliases: Any) -> dict[str, str]:
+    """`aliases` (None or a mapping of label strings to affinity-name strings) as a dict; a
+    TypeError naming `aliases` and what it must be otherwise."""
+    if aliases is None:
+        return {}
+    what = "aliases must be a mapping {label: its name in the affinities} of strings, or None"
+    if not isinstance(aliases, Mapping):
+        raise TypeError(f"{what}; got {type(aliases).__name__} {_short(aliases)}")
+    for label, name in aliases.items():
+        if not isinstance(label, str) or not isinstance(name, str):
+            raise TypeError(
+                f"{what}; got the entry {_short(label)}: {_short(name)} "
+                f"({type(label).__name__}: {type(name).__name__})"
+            )
+    return dict(aliases)
 
 
-def _affinity_names(labels: list[str], aliases: dict | None) -> dict[str, str]:
-    """{label: its name in the affinity table} after `aliases`; refuses aliases of unknown
-    labels and two labels given the same name."""
-    aliases = dict(aliases or {})
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _affinity_names(labels: list[str], aliases: dict[str, str]) -> dict[str, str]:
+    """{label: its name in the affinity table} after `aliases` (checked by _check_aliases);
+    refuses aliases of unknown labels and two labels given the same name."""
     unknown = sorted(set(aliases) - set(labels))
     if unknown:
         raise ValueError(f"aliases name labels that are not in labels: {unknown}")
-    name = {lab: str(aliases.get(lab, lab)) for lab in labels}
+    name = {lab: aliases.get(lab, lab) for lab in labels}
     owner: dict[str, str] = {}
     for lab in labels:
         if name[lab] in owner:
@@ -262,15 +268,16 @@ def evaluate_transfer(
     similarity: np.ndarray,
     labels: list[str],
     affinities: dict[tuple[str, str], float] | str | os.PathLike,
-    aliases: dict[str, str] | None = None,
+    aliases: Mapping[str, str] | None = None,
     samples: Any = None,
     level: float = 0.95,
 ) -> TransferEvaluation:
     """The standard evaluation (Dwivedi & Roig 2019, section 4.3; shared/data/taskonomy/README.md).
 
     Tasks: the labels found in the affinity table both as a source and as a target (after
-    `aliases`, label -> affinity name). For each target t, its candidates are the other tasks; it
-    is a top-k hit when the candidate most similar to t (RSA) is among the k with the highest
+    `aliases`: None or a mapping {label: its name in the affinity table}, strings; anything
+    else is a TypeError). For each target t, its candidates are the other tasks; it is a top-k
+    hit when the candidate most similar to t (RSA) is among the k with the highest
     affinity source -> t. Correlations: per target, Pearson and Spearman (Pearson of average
     ranks) between the candidates' similarities and affinities, averaged over targets.
 
@@ -292,12 +299,13 @@ def evaluate_transfer(
     would bias the intervals) or counted as NaN.
     """
     level = check_level(level)
+    alias = _check_aliases(aliases)
     if not isinstance(affinities, dict):
         affinities = load_affinities(affinities)
     sim = real_float64(similarity, "similarity")
     labels = check_similarity_matrix(sim, "similarity", labels)
-    boot = None if samples is None else _check_samples(samples, sim.shape[0])
-    table = _targets(labels, affinities, _affinity_names(labels, aliases))
+    boot = None if samples is None else check_samples(samples, b=sim.shape[0])
+    table = _targets(labels, affinities, _affinity_names(labels, alias))
     point = _transfer_figures(sim[None], table, labels, "similarity")
     rows = []
     for j, t in enumerate(table.tasks):

@@ -8,14 +8,20 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import check_n_boot, check_seed, draw_seed
+from .._checks import check_n_boot, check_seed, draw_seed, one_line
+from .._memory import get_memory_budget
 from ..compare import compare
 from ..rdm_inputs import check_rows, rdm_row, rdm_rows, stack_rdms
 from ..rdms import n_from_condensed
 from ..stats import bootstrap_first_row
+from ..stats.batches import SETTING_BUDGET, check_held
 from ..support import RankingConfidence, ranking_confidence
 
 __all__ = ["Ranking", "rank_in_store", "rank_sources", "ranking_of"]
+
+# (K, S) float64 or int64 arrays a bootstrap of the ranking holds at its peak: the scores, their
+# copy in the ranking's order, and ranking_confidence's negated scores, order, ranks and sort
+_RANKING_ARRAYS = 6
 
 
 @dataclass
@@ -79,7 +85,11 @@ def rank_sources(
     for all, fastrsa.stats.bootstrap with `seed`; drawn and recorded when None) and the result
     carries `confidence` (fastrsa.support.RankingConfidence, sources in the ranking's order:
     probability of being top-1 / in the top 1, 3, 5, 95% percentile interval of the score),
-    `n_boot` and `seed`. n_boot = 0 (default): as without these arguments."""
+    `n_boot` and `seed`. n_boot = 0 (default): as without these arguments. The scores of all
+    resamples are held at once (exact percentiles need them all): (K, S) values, 6 such arrays
+    at the peak, checked against the memory budget (`fastrsa.set_memory_budget`) before any
+    work (ValueError naming `n_boot`, the bytes and the budget); the resamples themselves are
+    drawn a block at a time."""
     n_boot, seed = check_n_boot(n_boot), check_seed(seed)
     from_rsa = rdm_rows(target_rdm, "target_rdm")
     if from_rsa is not None:
@@ -97,6 +107,8 @@ def rank_sources(
             f"target_rdm covers {n_from_condensed(target.shape[1])} images, source_rdms "
             f"{n_from_condensed(sources.shape[1])}: they must share the same images"
         )
+    if n_boot:  # the resamples' scores are held whole: checked before any work
+        _check_ranking_held(n_boot, sources.shape[0], get_memory_budget())
     scores = compare(target, sources, method=method, backend=backend)[0]
     ranking, order = ranking_of(labels, scores)
     if n_boot:
@@ -108,6 +120,16 @@ def rank_sources(
     return ranking
 
 
+def _check_ranking_held(
+    n_boot: int, sources: int, budget: int, argument: str = "n_boot", how: str = SETTING_BUDGET
+) -> int:
+    """The bytes a bootstrap of `rank_sources` holds at its peak for `n_boot` resamples of
+    `sources` sources; OverBudget (a ValueError) naming `argument` (e.g. "--bootstrap") when
+    over `budget`."""
+    what = f"resamples (their scores (K, {sources}) and the ranking's work on them)"
+    return check_held(n_boot, _RANKING_ARRAYS * 8 * sources, budget, argument, what, how=how)
+
+
 def rank_in_store(
     store: Any,
     layer: str | None = None,
@@ -115,34 +137,48 @@ def rank_in_store(
     target_label: str | None = None,
     method: str = "spearman",
     backend: str = "auto",
+    names: dict[str, str] | None = None,
 ) -> Ranking:
     """`rank_sources` for the RDMs of a sweep store (fastrsa.sweeps.Store) of `layer` (None:
     its only layer): their similarity to `target_rdm` (one RDM, condensed or square, of the
     store's images) or to `target_label` (an RDM of the store, then left out of the ranking),
     computed a block at a time (Store.compare). Give exactly one of the two. The order is
-    rank_sources' (`ranking_of`). No bootstrap: a store holds RDMs, not resamples of them."""
+    rank_sources' (`ranking_of`). No bootstrap: a store holds RDMs, not resamples of them.
+    names: how errors name "store", "target_rdm" and "target_label" (a command passes its
+    flags; the store's own errors then start with the flag too)."""
+    name = {"store": "store", "target_rdm": "target_rdm", "target_label": "target_label"}
+    name.update(names or {})
     if (target_rdm is None) == (target_label is None):
-        raise ValueError("give target_rdm or target_label (exactly one)")
+        raise ValueError(f"give {name['target_rdm']} or {name['target_label']} (exactly one)")
     layer = store.layer_name(layer)
     labels = list(store.rdms(layer).labels)
     if target_label is not None:
+        option = name["target_label"]
         if target_label not in labels:
             more = " ..." if len(labels) > 10 else ""
             raise ValueError(
-                f"target_label {target_label!r} is not in layer {layer!r} of store "
+                f"{option}: {target_label!r} is not in layer {layer!r} of store "
                 f"{store.path}; it holds {labels[:10]}{more}"
+            )
+        if len(labels) == 1:
+            raise ValueError(
+                f"{name['store']}: store {store.path} holds no source other than {target_label!r}"
             )
         target = store.rdms(layer)[[target_label]]
     else:
-        target = rdm_row(target_rdm, "target_rdm")[None]
-        check_rows(None, target, method, "target_rdm")
+        option = name["target_rdm"]
+        target = rdm_row(target_rdm, option)[None]
+        check_rows(None, target, method, option)
         if target.shape[1] != store.m:
             raise ValueError(
-                f"target_rdm covers {n_from_condensed(target.shape[1])} images, store "
+                f"{option} covers {n_from_condensed(target.shape[1])} images, store "
                 f"{store.path} {store.n}: they must share the same images"
             )
-    scores = store.compare(target, layer, method=method, backend=backend)[0]
+    try:
+        scores = store.compare(target, layer, method=method, backend=backend)[0]
+    except ValueError as err:  # the store's own (damage, another n): a command names its flag
+        if names is None:
+            raise
+        raise ValueError(f"{option}: {one_line(err)}") from None
     keep = [i for i, label in enumerate(labels) if label != target_label]
-    if not keep:
-        raise ValueError(f"store {store.path} holds no source other than {target_label!r}")
     return ranking_of([labels[i] for i in keep], np.asarray(scores)[keep])[0]

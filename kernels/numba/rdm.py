@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit, prange
 from scipy.linalg import blas
 
-from .._euclidean import refine_ratio
+from .._euclidean import cosine_limit, refine_ratio
 
 __all__ = ["one_blas_thread", "rdm_numba"]
 
@@ -61,14 +61,34 @@ def _centre_columns_kernel(x, out):
                 out[b, i, k] = x[b, i, k] - mean[k]
 
 
+@njit(cache=True)
+def _unit_sqdist(x, b, i, j):
+    """1 - cos of rows i, j of x[b] as |u - v|^2 / 2 of their unit rows, in float64 (accurate
+    relative to the distance itself)."""
+    d = x.shape[2]
+    si = 0.0
+    sj = 0.0
+    for k in range(d):
+        si += np.float64(x[b, i, k]) ** 2
+        sj += np.float64(x[b, j, k]) ** 2
+    ri = 1.0 / np.sqrt(si)
+    rj = 1.0 / np.sqrt(sj)
+    s = 0.0
+    for k in range(d):
+        diff = np.float64(x[b, i, k]) * ri - np.float64(x[b, j, k]) * rj
+        s += diff * diff
+    return 0.5 * s
+
+
 @njit(parallel=True, cache=True)
-def _condense_kernel(gram, x, refine, out):
+def _condense_kernel(gram, x, euclidean, refine, out):
     """gram: (B, n, n) with the upper triangle valid -> out (B, n*(n-1)//2), in float64.
 
     Unit rows: 1 - g[i, j] / sqrt(g[i, i] g[j, j]) (the diagonal division removes the rounding of
-    the normalisation). Euclidean (refine > 0): sqrt(g[i, i] + g[j, j] - 2 g[i, j]), recomputed
-    from the raw rows x (B, n, d) as sqrt(sum((x_i - x_j)^2)) where that is below refine times
-    g[i, i] + g[j, j] (the Gram formula cannot resolve it).
+    the normalisation), recomputed from the raw rows x (B, n, d) as |u - v|^2 / 2 of the float64
+    unit rows where below `refine` (> 0: cosine). Euclidean: sqrt(g[i, i] + g[j, j] - 2 g[i, j]),
+    recomputed as sqrt(sum((x_i - x_j)^2)) where that is below refine times g[i, i] + g[j, j]
+    (the Gram formula cannot resolve it).
     """
     nb, n, _ = gram.shape
     d = x.shape[2]
@@ -80,7 +100,7 @@ def _condense_kernel(gram, x, refine, out):
         for j in range(i + 1, n):
             gij = np.float64(gram[b, i, j])
             gjj = np.float64(gram[b, j, j])
-            if refine > 0.0:
+            if euclidean:
                 d2 = gii + gjj - 2.0 * gij
                 if d2 < refine * (gii + gjj):
                     d2 = 0.0
@@ -89,18 +109,22 @@ def _condense_kernel(gram, x, refine, out):
                         d2 += diff * diff
                 out[b, base + j] = np.sqrt(max(d2, 0.0))
             else:
-                out[b, base + j] = min(max(1.0 - gij / np.sqrt(gii * gjj), 0.0), 2.0)
+                v = 1.0 - gij / np.sqrt(gii * gjj)
+                if refine > 0.0 and v < refine:
+                    v = _unit_sqdist(x, b, i, j)
+                out[b, base + j] = min(max(v, 0.0), 2.0)
 
 
 def rdm_numba(x: np.ndarray, metric: str, chunk_bytes: int = 1 << 30) -> np.ndarray:
     """x: (B, n, d) float32/float64 -> condensed RDMs (B, n*(n-1)//2) in x's dtype.
 
     Means in float64 (large offsets cost no accuracy). correlation/cosine: products in x's dtype
-    (BLAS), normalised in float64. euclidean: columns centred, products in float64, and pairs the
-    Gram formula cannot resolve recomputed directly: relative error < ~1e-7 (float32 results) or
-    ~1e-11 (float64) of each distance. The batch is computed in chunks whose temporaries
-    (prepared rows and Gram matrices, ~(n*d + n*n) * 8 bytes per matrix) take about
-    `chunk_bytes`, at least one matrix at a time.
+    (BLAS), normalised in float64; cosine distances below `cosine_limit` (too small for the
+    Gram's rounding) recomputed from float64 unit rows. euclidean: columns centred,
+    products in float64, and pairs the Gram formula cannot resolve recomputed directly:
+    relative error < ~1e-7 (float32 results) or ~1e-11 (float64) of each distance. The batch is
+    computed in chunks whose temporaries (prepared rows and Gram matrices, ~(n*d + n*n) * 8
+    bytes per matrix) take about `chunk_bytes`, at least one matrix at a time.
     """
     x = np.ascontiguousarray(x)
     nb, n, d = x.shape
@@ -123,8 +147,9 @@ def _rdm_chunk(x: np.ndarray, metric: str) -> np.ndarray:
         kernel(x, prepared)
     gram = _gram(prepared)
     out = np.empty((nb, n * (n - 1) // 2), dtype=x.dtype)
-    refine = refine_ratio(d, x.dtype == np.float64) if euclidean else 0.0
-    _condense_kernel(gram, x, refine, out)
+    wide = x.dtype == np.float64
+    refine = {"euclidean": refine_ratio, "cosine": cosine_limit}.get(metric)
+    _condense_kernel(gram, x, euclidean, 0.0 if refine is None else refine(d, wide), out)
     return out
 
 

@@ -5,6 +5,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from .._condensed import pair_index as permuted_pairs
+
 __all__ = ["pair_index", "permuted_products_numpy"]
 
 
@@ -13,9 +15,7 @@ def pair_index(perms: np.ndarray, n: int) -> np.ndarray:
     is entry [k, m] of the original (rows and columns reordered together: D'[i, j] =
     D[p_i, p_j], pairs i < j row-major as scipy's squareform)."""
     i, j = np.triu_indices(n, k=1)
-    p, q = perms[:, i], perms[:, j]
-    lo, hi = np.minimum(p, q), np.maximum(p, q)
-    return lo * (2 * n - lo - 1) // 2 + (hi - lo - 1)
+    return permuted_pairs(perms, n, i, j)
 
 
 def permuted_products_numpy(

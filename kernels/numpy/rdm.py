@@ -7,19 +7,30 @@ Gram a block of columns at a time and finish it with the same steps.
 
 import numpy as np
 
-from .._euclidean import refine_ratio, refine_step
+from .._euclidean import cosine_limit, refine_ratio, refine_step
 
-__all__ = ["euclidean_numpy", "rdm_from_gram", "rdm_numpy", "sqdist_from_gram", "sqdist_of_pairs"]
+__all__ = [
+    "cosine_of_pairs",
+    "euclidean_numpy",
+    "pair_rows",
+    "rdm_from_gram",
+    "rdm_numpy",
+    "refine_cosine",
+    "sqdist_from_gram",
+    "sqdist_of_pairs",
+]
 
 
 def rdm_numpy(x: np.ndarray, metric: str, chunk_bytes: int = 1 << 30) -> np.ndarray:
     """x: (B, n, d) float32/float64 -> condensed RDMs (B, n*(n-1)//2) in x's dtype.
 
     correlation: 1 - r of rows centred by their own mean (what rounding leaves of the mean is
-    removed from the Gram, so large offsets cost no accuracy); cosine: 1 - cos; products in
-    x's dtype. euclidean: see `euclidean_numpy`. The batch is computed in chunks whose
-    temporaries (centred rows, Gram matrices, condensed intermediates, ~(n*d + 3*n*n) * 8 bytes
-    per matrix) take about `chunk_bytes`, at least one matrix at a time.
+    removed from the Gram, so large offsets cost no accuracy); cosine: 1 - cos, products in
+    x's dtype, and distances too small for the Gram's rounding recomputed from float64 unit
+    rows (`refine_cosine`: accurate relative to themselves). euclidean: see `euclidean_numpy`.
+    The batch is computed in chunks whose temporaries (centred rows, Gram matrices, condensed
+    intermediates, ~(n*d + 3*n*n) * 8 bytes per matrix) take about `chunk_bytes`, at least one
+    matrix at a time.
     """
     nb, n, d = x.shape
     step = max(1, chunk_bytes // ((n * d + 3 * n * n) * 8))
@@ -41,7 +52,10 @@ def _rdm_chunk(x: np.ndarray, metric: str, chunk_bytes: int) -> np.ndarray:
     gram = np.matmul(x, x.swapaxes(-1, -2))  # (B, n, n)
     if metric == "correlation":
         _remove_offset(gram, left, x.shape[-1])
-    return rdm_from_gram(gram)
+    out = rdm_from_gram(gram)
+    if metric == "cosine":
+        refine_cosine(x, out, chunk_bytes // 4)
+    return out
 
 
 def rdm_from_gram(gram: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -59,6 +73,38 @@ def rdm_from_gram(gram: np.ndarray, out: np.ndarray | None = None) -> np.ndarray
         out[..., pos : pos + n - 1 - i] = np.clip(1.0 - r, 0.0, 2.0)
         pos += n - 1 - i
     return out
+
+
+def pair_rows(p: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Condensed indices p (pairs i < j row-major of n rows) -> their rows (i, j), exactly."""
+    rows = np.arange(n - 1)
+    starts = rows * n - rows * (rows + 1) // 2  # condensed index of (i, i + 1)
+    i = np.searchsorted(starts, p, side="right") - 1
+    return i, p - starts[i] + i + 1
+
+
+def cosine_of_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(p,) float64 1 - cos of each pair of rows of a, b (p, d) (nonzero), as |u - v|^2 / 2 of
+    their unit rows in float64: accurate relative to the distance itself."""
+    u = a.astype(np.float64)
+    v = b.astype(np.float64)
+    u /= np.sqrt(np.einsum("kd,kd->k", u, u))[:, None]
+    v /= np.sqrt(np.einsum("kd,kd->k", v, v))[:, None]
+    u -= v
+    return np.minimum(0.5 * np.einsum("kd,kd->k", u, u), 2.0)
+
+
+def refine_cosine(x: np.ndarray, out: np.ndarray, chunk_bytes: int) -> None:
+    """out (B, m) condensed cosine distances of rows x (B, n, d) from a Gram in x's dtype -> in
+    place, those below `cosine_limit` recomputed by `cosine_of_pairs` (their float64 rows taking
+    about `chunk_bytes` at a time)."""
+    n, d = x.shape[-2:]
+    b, p = np.nonzero(out < cosine_limit(d, x.dtype == np.float64))
+    step = max(1, refine_step(d, chunk_bytes) // 2)
+    for s in range(0, len(b), step):
+        bb, pp = b[s : s + step], p[s : s + step]
+        i, j = pair_rows(pp, n)
+        out[bb, pp] = cosine_of_pairs(x[bb, i], x[bb, j])
 
 
 def _remove_offset(gram: np.ndarray, left: np.ndarray, d: int) -> None:

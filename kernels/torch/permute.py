@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from .._condensed import pair_index as permuted_pairs
+
 __all__ = ["pair_index_torch", "permuted_products_torch"]
 
 
@@ -14,9 +16,7 @@ def pair_index_torch(perms: torch.Tensor, n: int) -> torch.Tensor:
     """(K, n) int64 permutations on a device -> (K, M) int64 on that device: entry m of the
     relabelled condensed RDM is entry [k, m] of the original (D'[i, j] = D[p_i, p_j])."""
     i, j = torch.triu_indices(n, n, offset=1, device=perms.device)
-    p, q = perms[:, i], perms[:, j]
-    lo, hi = torch.minimum(p, q), torch.maximum(p, q)
-    return lo * (2 * n - lo - 1) // 2 + (hi - lo - 1)
+    return permuted_pairs(perms, n, i, j)
 
 
 def permuted_products_torch(

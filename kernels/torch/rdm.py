@@ -4,10 +4,10 @@ import math
 
 import torch
 
-from .._euclidean import refine_ratio, refine_step
+from .._euclidean import cosine_limit, refine_ratio, refine_step
 from .corr import matmul_t
 
-__all__ = ["condensed_index", "rdm_torch"]
+__all__ = ["condensed_index", "rdm_torch", "refine_cosine_torch"]
 
 
 def condensed_index(n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -21,7 +21,8 @@ def rdm_torch(x: torch.Tensor, metric: str, chunk_bytes: int = 1 << 30) -> torch
 
     correlation: 1 - r of rows centred by their own mean (what rounding leaves of the mean is
     removed from the Gram: large offsets cost no accuracy); cosine: 1 - cos; float32 products
-    summed over slices of features in float64 (`matmul_t`). euclidean:
+    summed over slices of features in float64 (`matmul_t`); cosine distances too small for the
+    Gram's rounding recomputed from float64 unit rows (`refine_cosine_torch`). euclidean:
     columns centred, products in float64, pairs the Gram formula cannot resolve recomputed
     directly: relative error < ~1e-7 (float32 results) or ~1e-11 (float64) of each distance.
     The batch is computed in chunks whose temporaries (prepared rows, Gram matrices, condensed
@@ -56,8 +57,35 @@ def rdm_torch(x: torch.Tensor, metric: str, chunk_bytes: int = 1 << 30) -> torch
         else:
             norms = sq.sqrt()
             r = gram[:, i, j] / (norms[:, i] * norms[:, j])
-            out[b0 : b0 + step] = (1.0 - r).clamp_(0.0, 2.0)
+            dist = (1.0 - r).clamp_(0.0, 2.0)
+            if metric == "cosine":
+                refine_cosine_torch(x[b0 : b0 + step], dist, chunk_bytes // 4)
+            out[b0 : b0 + step] = dist
     return out
+
+
+def refine_cosine_torch(x: torch.Tensor, dist: torch.Tensor, chunk_bytes: int) -> None:
+    """dist (B, m) condensed cosine distances of rows x (B, n, d) from a Gram in x's precision
+    (float32 for lower ones) -> in place, those below `cosine_limit` recomputed as |u - v|^2 / 2
+    of the float64 unit rows u, v (accurate relative to the distance itself), their float64 rows
+    taking about `chunk_bytes` at a time. One host synchronisation (which pairs)."""
+    n, d = x.shape[-2:]
+    b, p = torch.nonzero(dist < cosine_limit(d, x.dtype == torch.float64), as_tuple=True)
+    if b.numel() == 0:
+        return
+    rows = torch.arange(n - 1, device=x.device)
+    starts = rows * n - rows * (rows + 1) // 2  # condensed index of (i, i + 1)
+    step = max(1, refine_step(d, chunk_bytes) // 2)
+    for s in range(0, b.numel(), step):
+        bb, pp = b[s : s + step], p[s : s + step]
+        i = torch.searchsorted(starts, pp, right=True) - 1
+        j = pp - starts[i] + i + 1
+        u = x[bb, i].double()
+        v = x[bb, j].double()
+        u /= torch.linalg.vector_norm(u, dim=-1, keepdim=True)
+        v /= torch.linalg.vector_norm(v, dim=-1, keepdim=True)
+        u -= v
+        dist[bb, pp] = (0.5 * (u * u).sum(-1)).clamp_(max=2.0).to(dist.dtype)
 
 
 def _remove_offset(gram: torch.Tensor, y: torch.Tensor, mean: torch.Tensor) -> None:

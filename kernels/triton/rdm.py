@@ -6,6 +6,7 @@ import torch
 import triton
 import triton.language as tl
 
+from ..torch.rdm import refine_cosine_torch
 from .prepare import CENTRED_UNIT, COLUMN_CENTRED, UNIT, prepare_rows_triton
 
 __all__ = [
@@ -102,7 +103,10 @@ def rdm_triton(
     sums: about fp32's accuracy (|error| < 2e-6), several times faster; "tf32": one tf32
     product (10-bit mantissas, |error| ~1e-4), fastest. Errors measured on an H100, see
     benchmarks/results/NOTES-gpu.md. Rows longer than SLAB features (correlation, cosine) are
-    summed slab by slab, the slabs in float64 (one more (B, m) float64 buffer).
+    summed slab by slab, the slabs in float64 (one more (B, m) float64 buffer). cosine
+    distances too small for the fp32 Gram's rounding (below `cosine_limit`: rows sharing a large
+    offset) are recomputed from float64 unit rows with torch (`refine_cosine_torch`), accurate
+    relative to themselves, in every precision.
     Rows are first centred and scaled in fp32 (one read, one write), in chunks of the batch
     whose prepared rows (and slab sums) take about `chunk_bytes`, at least one matrix at a time.
     euclidean: the Gram formula in fp32, so the squared distance errs by ~1e-7 of the squared
@@ -125,13 +129,15 @@ def rdm_triton(
         y, sq = prepare_rows_triton(x[b0:b1], mode)
         if not slabs:
             _launch(y, sq, out[b0:b1], 0, d, raw=False, **cfg)
-            continue
-        gram = torch.zeros((b1 - b0, out.shape[1]), dtype=torch.float64, device=x.device)
-        part = torch.empty((b1 - b0, out.shape[1]), dtype=torch.float32, device=x.device)
-        for k0 in range(0, d, SLAB):
-            _launch(y, sq, part, k0, min(d, k0 + SLAB), raw=True, **cfg)
-            gram += part
-        out[b0:b1] = (1.0 - gram).clamp_(0.0, 2.0)
+        else:
+            gram = torch.zeros((b1 - b0, out.shape[1]), dtype=torch.float64, device=x.device)
+            part = torch.empty((b1 - b0, out.shape[1]), dtype=torch.float32, device=x.device)
+            for k0 in range(0, d, SLAB):
+                _launch(y, sq, part, k0, min(d, k0 + SLAB), raw=True, **cfg)
+                gram += part
+            out[b0:b1] = (1.0 - gram).clamp_(0.0, 2.0)
+        if metric == "cosine":  # distances below the fp32 Gram's rounding: from unit rows
+            refine_cosine_torch(x[b0:b1], out[b0:b1], chunk_bytes // 4)
     return out
 
 

@@ -1,12 +1,16 @@
 """Reading .npy and .npz files safely: no pickle, headers checked against the bytes present, and
-.npz members that would inflate far beyond their compressed size (decompression bombs) refused."""
+.npz members that would inflate far beyond their compressed size (decompression bombs) refused.
+Whole (`load_arrays`) or a block of rows at a time (`open_rows`)."""
 
 from __future__ import annotations
 
 import math
 import os
+import struct
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -15,7 +19,11 @@ from .atomic import os_reason
 __all__ = [
     "BOMB_MIN",
     "BOMB_RATIO",
+    "RowReader",
     "load_arrays",
+    "npy_fortran_order",
+    "open_rows",
+    "rows_of",
     "read_npy_header",
     "too_big_error",
 ]
@@ -167,3 +175,144 @@ def load_arrays(path: str | os.PathLike, name: str = "file") -> dict[str, np.nda
     if not arrays:
         raise ValueError(f"{name}: {path} holds no arrays")
     return arrays
+
+
+# ---- reading rows -------------------------------------------------------------------------------
+
+
+def npy_fortran_order(f) -> bool | None:
+    """The fortran_order flag of an .npy header (f at its start; left at the data), or None for
+    a header version this does not parse (3.0: then the array is read whole)."""
+    fmt = np.lib.format
+    version = fmt.read_magic(f)
+    if version == (1, 0):
+        return bool(fmt.read_array_header_1_0(f, max_header_size=10000)[1])
+    if version == (2, 0):
+        return bool(fmt.read_array_header_2_0(f, max_header_size=10000)[1])
+    return None
+
+
+class RowReader:
+    """Rows of an array in a file: `shape`, `dtype`, `read(start, count)` -> rows start ..
+    start + count - 1 (count, *shape[1:]) as a new array, `close()`."""
+
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        dtype: np.dtype,
+        read: Callable[[int, int], np.ndarray],
+        close: Callable[[], None] = lambda: None,
+    ):
+        self.shape, self.dtype, self.read, self.close = shape, dtype, read, close
+
+    def __enter__(self) -> RowReader:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def rows_of(arr: Any) -> RowReader:
+    """An array in memory (or a zarr array: read by slices) as a RowReader."""
+    return RowReader(tuple(arr.shape), np.dtype(arr.dtype), lambda s, c: np.asarray(arr[s : s + c]))
+
+
+def _file_rows(
+    f: Any, shape: tuple[int, ...], dtype: np.dtype, what: str, close: Callable[[], None]
+) -> RowReader:
+    """Rows of a C-order array whose data start at f's position (f seekable)."""
+    base = f.tell()
+    row_bytes = math.prod(shape[1:]) * dtype.itemsize
+
+    def read(start: int, count: int) -> np.ndarray:
+        out = np.empty((count, *shape[1:]), dtype=dtype)
+        f.seek(base + start * row_bytes)
+        view, done = out.data.cast("B"), 0
+        while done < len(view):
+            got = f.readinto(view[done:])
+            if not got:
+                raise ValueError(f"{what} is truncated")
+            done += got
+        return out
+
+    return RowReader(shape, dtype, read, close)
+
+
+def _stored_start(raw: Any, info: zipfile.ZipInfo) -> int:
+    """Where an uncompressed member's bytes start in the zip file (after its local header)."""
+    raw.seek(info.header_offset)
+    head = raw.read(30)
+    if len(head) != 30 or head[:4] != b"PK\x03\x04":
+        raise zipfile.BadZipFile("bad local file header")
+    name_len, extra_len = struct.unpack("<HH", head[26:30])
+    return info.header_offset + 30 + name_len + extra_len
+
+
+def open_rows(
+    path: str | os.PathLike, key: str | None = None, name: str = "file", what: str | None = None
+) -> RowReader:
+    """A reader of the rows of the .npy file `path`, or of the member `key` of the .npz `path`,
+    checked as `load_arrays` checks them (no pickle, the header against the bytes there, no
+    decompression bomb) without reading the data. Rows are read with a seek: directly in a .npy
+    and in uncompressed .npz members, by decompressing forward in compressed ones (reading rows
+    in order costs one pass). Fortran-order arrays and .npy headers of version 3.0 are read
+    whole (rare layouts). Errors name `what` (default: `name`, the file and the member). Close
+    it when done (or use it as a context manager)."""
+    path = Path(path)
+    if path.suffix == ".npy":
+        what = what or f"{name}: {path}"
+        npy = open(path, "rb")
+        try:
+            shape, dtype, need = read_npy_header(npy, what)
+            npy.seek(0)
+            fortran = npy_fortran_order(npy)
+            have = os.fstat(npy.fileno()).st_size - npy.tell()
+            if need > have:
+                raise too_big_error(need, have, shape, what)
+        except BaseException:
+            npy.close()
+            raise
+        if fortran is None or fortran:
+            npy.close()
+            return rows_of(load_arrays(path, name)[path.stem])
+        return _file_rows(npy, shape, dtype, what, npy.close)
+    if key is None:
+        raise ValueError(f"{name}: {path}: give the member (key) of the .npz to read")
+    what = what or f"{name}: {path}, member {key!r}"
+    zf = zipfile.ZipFile(path)
+    f: Any = None
+    try:
+        info = zf.getinfo(f"{key}.npy")
+        if info.compress_size > path.stat().st_size:
+            raise ValueError(f"{what} claims more bytes than the file holds: forged")
+        if info.file_size > BOMB_MIN and info.file_size > BOMB_RATIO * max(info.compress_size, 1):
+            raise ValueError(
+                f"{what} would inflate from {info.compress_size:,} to {info.file_size:,} bytes: "
+                "refused as a decompression bomb"
+            )
+        if info.compress_type == zipfile.ZIP_STORED:  # read in place: a seek is a seek
+            f = open(path, "rb")
+            start = _stored_start(f, info)
+        else:
+            f, start = zf.open(info), 0
+        f.seek(start)
+        shape, dtype, need = read_npy_header(f, what)
+        f.seek(start)
+        fortran = npy_fortran_order(f)
+        have = info.file_size - (f.tell() - start)
+        if need > have:
+            raise too_big_error(need, have, shape, what)
+    except BaseException:
+        if f is not None:
+            f.close()
+        zf.close()
+        raise
+
+    def close() -> None:
+        f.close()
+        zf.close()
+
+    if fortran is None or fortran:
+        close()
+        return rows_of(load_arrays(path, name)[key])
+    return _file_rows(f, shape, dtype, what, close)
