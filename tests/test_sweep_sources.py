@@ -14,7 +14,7 @@ import pytest
 
 import fastrsa
 from fastrsa.reference import METRICS, rdm_ref
-from fastrsa.sweeps.feature_buffer import FeatureBuffer, spill_files
+from fastrsa.sweeps.feature_buffer import FeatureBuffer
 from fastrsa.sweeps.image_set import ImageSet, image_set
 from fastrsa.sweeps.sources import (
     FeatureSource,
@@ -23,6 +23,7 @@ from fastrsa.sweeps.sources import (
     RDMSource,
     resolve_sources,
 )
+from fastrsa.sweeps.spill import spill_files
 
 SIZE = 32
 # (dtype, atol of correlation/cosine, relative tolerance of euclidean): the rdms contract

@@ -21,8 +21,8 @@ from fastrsa import io
 from fastrsa.cli import main
 from fastrsa.io.atomic import HOST
 from fastrsa.sweeps import RDMSource
-from fastrsa.sweeps.feature_buffer import SPILL_ENV, spill_dir
 from fastrsa.sweeps.file_sources import check_rdm_file, open_rdm_file
+from fastrsa.sweeps.spill import SPILL_ENV, spill_dir
 
 
 def _rdms(k: int = 4, n: int = 7, seed: int = 0) -> np.ndarray:

@@ -15,6 +15,7 @@ only those below it:
                     file_sources (feature and RDM files), source_base (the Source contract)
     image_set       the sweep's image set, a batch at a time
     feature_buffer  one (source, layer)'s features -> its RDM, in memory or spilled to a file
+    spill           the spill folders (one per process; killed runs' folders removed)
     store           the store (Store, open_store); rdm_view (lazy RDMs); store_checks
                     (Store.verify: the whole store checked, Report/Damage); store_writes (the
                     markers and writes Store inherits)

@@ -19,10 +19,10 @@ from ..errors import UserError
 from ..reference import METRICS
 from .blocks import TILE_METHODS
 from .executors import EXECUTORS, check_ray_address, run_units
-from .feature_buffer import spill_base, spill_dir
 from .image_set import image_set
 from .progress import Progress, peak_rss, summary_line
 from .sources import resolve_sources
+from .spill import spill_base, spill_dir
 from .storage import files_for, holder, is_url, writing
 from .store import Store, create_or_open, existing_store, open_store
 from .store_arrays import zarr_module

@@ -4,7 +4,8 @@ with a DeprecationWarning."""
 
 import warnings
 
-from .feature_buffer import MIN_CHUNK, FeatureBuffer, read_exact, spill_files
+from .feature_buffer import MIN_CHUNK, FeatureBuffer, read_exact
+from .spill import spill_files
 
 __all__ = ["MIN_CHUNK", "FeatureBuffer", "read_exact", "spill_files"]
 

@@ -17,7 +17,7 @@ from .._memory import budget_for
 from ..errors import UserError
 from ..reference import UNCORRECTED
 from .blocks import MAX_TILE_ROWS, TILE_METHODS, compared, plan, tile_rows
-from .feature_buffer import spill_dir
+from .spill import spill_dir
 from .storage import writing
 from .store import Store, open_store
 
