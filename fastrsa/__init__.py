@@ -11,6 +11,7 @@ from ._backend import BACKENDS, available_backends
 from ._memory import get_memory_budget, set_memory_budget
 from .compare import compare, rank_transform
 from .interop import from_rsatoolbox, to_rsatoolbox
+from .layers import layers
 from .measures.attribution import attribution_similarity, attributions
 from .rdms import rdms, squareform
 from .similarity import similarity
@@ -31,6 +32,7 @@ __all__ = [
     "evaluate_transfer",
     "from_rsatoolbox",
     "get_memory_budget",
+    "layers",
     "rank_sources",
     "taxonomies",
     "taxonomy",

@@ -15,6 +15,7 @@ import numpy as np
 from .._checks import check_count
 from .._memory import budget_for
 from ..errors import MissingPackage
+from ..layers import has_glob, select_layers
 from ..onnx import input_size as onnx_input_size
 from ..onnx import session as onnx_session
 from .feature_buffer import FeatureBuffer
@@ -112,7 +113,17 @@ class ONNXSource(_Encoder):
         return hash_file(self.path)
 
     def layer_names(self, layers: list[str] | None) -> list[str]:
-        return check_layers(layers if layers else ["compressed"])
+        """The outputs named by `layers` (default "compressed"); glob patterns ("block*") are
+        expanded against the model's outputs, in their order."""
+        layers = check_layers(layers if layers else ["compressed"])
+        if not has_glob(layers):
+            return layers
+        with self._named():
+            return select_layers(self._outputs(), layers)
+
+    def _outputs(self, session: Any = None) -> list[str]:
+        sess = session if session is not None else self._session()
+        return [o.name for o in sess.get_outputs()]
 
     def _check_file(self) -> None:
         if not self.path.exists():
@@ -133,10 +144,8 @@ class ONNXSource(_Encoder):
 
     def check(self, layers: list[str], n: int | None) -> None:
         session = self._session()
-        outputs = [o.name for o in session.get_outputs()]
-        missing = [layer for layer in layers if layer not in outputs]
-        if missing:
-            raise self._fail(f"has no output {missing}; it has {outputs}")
+        with self._named():  # a name of no output: refused with the closest names
+            select_layers(self._outputs(session), layers)
         self.input_size(session)
 
     def rdms(
@@ -222,21 +231,24 @@ class ModuleSource(_Encoder):
         if not layers:
             raise ValueError(
                 f"{self.who()}: layers are required for a torch module (names of its "
-                "submodules, e.g. 'layer4')"
+                "submodules, e.g. 'layer4', or glob patterns, e.g. 'blocks.*')"
             )
-        return check_layers(layers)
+        layers = check_layers(layers)
+        if not has_glob(layers):
+            return layers
+        with self._named():
+            return select_layers(self._submodules(), layers)
+
+    def _submodules(self) -> list[str]:
+        return [name for name, _ in self.module.named_modules() if name]
 
     def input_size(self, session: Any = None) -> int:
         """The image size the module is given (`input_size`); `session` is not used."""
         return self._input_size
 
     def check(self, layers: list[str], n: int | None) -> None:
-        names = dict(self.module.named_modules())
-        missing = [layer for layer in layers if layer not in names]
-        if missing:
-            shown = [k for k in names if k][:12]
-            more = " ..." if len(names) > 13 else ""
-            raise self._fail(f"has no submodule {missing}; it has {shown}{more}")
+        with self._named():  # a name of no submodule: refused with the closest names
+            select_layers(self._submodules(), layers)
 
     def rdms(
         self,

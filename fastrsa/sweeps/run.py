@@ -221,7 +221,8 @@ def sweep(
         with its own label, e.g. "run3/epoch10"). See fastrsa.sweeps.sources.
     images: the image set (a folder, image paths, or an array as fastrsa.features.load_images
         takes), read a batch at a time; needed for encoders.
-    layers: layer names (ONNX outputs / module names; default ["compressed"] for ONNX); for
+    layers: layer names or glob patterns ("blocks.*"; ONNX outputs / module names, listed by
+    fastrsa.layers; default ["compressed"] for ONNX); for
         feature and RDM files, one name for their layer (default "default").
     store: a folder or an fsspec URL. Created when absent; a store made from other images,
         another n or another metric is refused. Finished RDMs and tiles are skipped, so the

@@ -1,0 +1,46 @@
+"""`fastrsa layers`: every layer of an ONNX encoder with its output shape, from one forward pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import io
+from ..layers import layers, select_layers
+from ._common import add_command, check_output, writing
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers) -> None:
+    p = add_command(subparsers, "layers", "the layers of an ONNX encoder and their output shapes")
+    p.add_argument(
+        "model",
+        help="an ONNX encoder file (.onnx; torch modules: fastrsa.layers(module, example) in "
+        "Python)",
+    )
+    p.add_argument(
+        "--layers",
+        nargs="+",
+        metavar="NAME",
+        help="only these layers: names or glob patterns, e.g. 'block*' (one that matches "
+        "nothing is refused with the closest names)",
+    )
+    p.add_argument("--json", metavar="PATH", help='also write [{"name", "shape"}] to this JSON')
+    p.set_defaults(func=run)
+
+
+def run(args) -> None:
+    if Path(args.model).suffix.lower() != ".onnx":
+        raise ValueError(f"model: {args.model} is not an .onnx file (only ONNX files for now)")
+    if args.json:
+        check_output(args.json, "--json")
+    found = layers(args.model)
+    if args.layers:
+        keep = set(select_layers([name for name, _ in found], args.layers, "--layers"))
+        found = [(name, shape) for name, shape in found if name in keep]
+    if args.json:  # written before anything is printed: a closed stdout cannot lose it
+        with writing("--json", args.json):
+            io.save_json(args.json, [{"name": n, "shape": list(s)} for n, s in found])
+    width = max(len(name) for name, _ in found)
+    for name, shape in found:
+        print(f"{name:<{width}}  {tuple(shape)}")
