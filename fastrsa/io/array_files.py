@@ -17,6 +17,7 @@ import numpy as np
 from .atomic import os_reason
 
 __all__ = [
+    "check_array_file",
     "BOMB_MIN",
     "BOMB_RATIO",
     "RowReader",
@@ -142,22 +143,15 @@ def _load_npz(path: Path, name: str) -> dict[str, np.ndarray]:
     return arrays
 
 
-def load_arrays(path: str | os.PathLike, name: str = "file") -> dict[str, np.ndarray]:
-    """Arrays of a .npy (one, keyed by the file's stem) or .npz (all, by their keys) file.
-
-    Pickled objects are refused without running them. Before anything is allocated, each array's
-    header is checked against the bytes really there (a .npy's file size, an .npz member's size in
-    the zip directory), and an .npz member that would inflate more than 200-fold beyond 64 MiB
-    is refused as a decompression bomb. A missing, corrupt, forged or empty file, or an .npz
-    member that is not an .npy array, raises an error naming `name`, the file and the member.
-    """
-    path = Path(path)
+def check_array_file(path: Path, name: str, expected: str = "a .npy or .npz file") -> None:
+    """`path` is an existing .npy or .npz file that starts as one (its magic bytes); errors name
+    `name` and the file (FileNotFoundError when missing, else ValueError)."""
     if not path.is_file():
         if path.is_dir():
             raise ValueError(f"{name}: {path} is a folder; expected a .npy or .npz file")
         raise FileNotFoundError(f"{name}: no such file: {path}")
     if path.suffix not in (".npy", ".npz"):
-        raise ValueError(f"{name}: expected a .npy or .npz file; got {path.name}")
+        raise ValueError(f"{name}: expected {expected}; got {path.name}")
     magic = {".npy": b"\x93NUMPY", ".npz": b"PK"}[path.suffix]
     try:
         with open(path, "rb") as f:
@@ -168,6 +162,19 @@ def load_arrays(path: str | os.PathLike, name: str = "file") -> dict[str, np.nda
         raise ValueError(
             f"{name}: {path} is not a valid {path.suffix} file (corrupt or another format)"
         )
+
+
+def load_arrays(path: str | os.PathLike, name: str = "file") -> dict[str, np.ndarray]:
+    """Arrays of a .npy (one, keyed by the file's stem) or .npz (all, by their keys) file.
+
+    Pickled objects are refused without running them. Before anything is allocated, each array's
+    header is checked against the bytes really there (a .npy's file size, an .npz member's size in
+    the zip directory), and an .npz member that would inflate more than 200-fold beyond 64 MiB
+    is refused as a decompression bomb. A missing, corrupt, forged or empty file, or an .npz
+    member that is not an .npy array, raises an error naming `name`, the file and the member.
+    """
+    path = Path(path)
+    check_array_file(path, name)
     if path.suffix == ".npy":
         arrays = {path.stem: _load_npy(path, name)}
     else:

@@ -118,18 +118,24 @@ def owner_gone(entry: os.DirEntry | Path) -> bool:
         return False
 
 
-def clean_temporaries(folder: str | os.PathLike[str]) -> list[str]:
-    """Remove the temporary files and folders (`.NAME....tmp`) that killed writes left in
-    `folder`; returns their names. Best effort: what cannot be removed stays."""
+def clean_temporaries(
+    folder: str | os.PathLike[str], match: Callable[[str], bool] | None = None
+) -> list[str]:
+    """Remove the temporary files and folders (`.NAME....tmp`, or the names `match` accepts)
+    that processes now gone left in `folder` (`owner_gone`: a running process's stay); returns
+    their names. Best effort: what cannot be removed stays."""
+    if match is None:
+
+        def match(name: str) -> bool:
+            return name.startswith(".") and name.endswith(".tmp")
+
     removed: list[str] = []
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return removed
     for entry in entries:
-        if not (entry.name.startswith(".") and entry.name.endswith(".tmp")):
-            continue
-        if not owner_gone(entry):
+        if not match(entry.name) or not owner_gone(entry):
             continue
         try:
             if entry.is_dir(follow_symlinks=False):

@@ -20,8 +20,7 @@ from typing import Any
 import numpy as np
 
 from .._condensed import n_from_condensed, squareform
-from .array_files import RowReader, open_rows, rows_of
-from .atomic import os_reason
+from .array_files import RowReader, check_array_file, open_rows, rows_of
 from .rdm_files import READINGS, check_rdm_length, rdm_kind, rdm_length, rdm_problem
 
 __all__ = ["RDMFile", "RDMScan"]
@@ -109,22 +108,7 @@ class RDMFile:
         if path.is_dir() and (path.suffix.lower() == ".zarr" or (path / "zarr.json").is_file()):
             yield from self._zarr_arrays()
             return
-        if not path.is_file():
-            if path.is_dir():
-                raise ValueError(f"{name}: {path} is a folder; expected a .npy or .npz file")
-            raise FileNotFoundError(f"{name}: no such file: {path}")
-        if path.suffix not in (".npy", ".npz"):
-            raise ValueError(f"{name}: expected a .npy, .npz or .zarr file; got {path.name}")
-        magic = {".npy": b"\x93NUMPY", ".npz": b"PK"}[path.suffix]
-        try:
-            with open(path, "rb") as f:
-                head = f.read(len(magic))
-        except OSError as err:
-            raise ValueError(f"{name}: cannot read {path}: {os_reason(err)}") from None
-        if head != magic:
-            raise ValueError(
-                f"{name}: {path} is not a valid {path.suffix} file (corrupt or another format)"
-            )
+        check_array_file(path, name, "a .npy, .npz or .zarr file")
         keys = [path.stem] if path.suffix == ".npy" else self._members()
         if not keys:
             raise ValueError(f"{name}: {path} holds no arrays")

@@ -11,7 +11,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..io.atomic import os_reason, owner_gone, temp_tag
+from ..io.atomic import clean_temporaries, os_reason, temp_tag
 
 __all__ = ["SPILL_ENV", "SPILL_PREFIX", "clean_spills", "spill_base", "spill_dir", "spill_files"]
 
@@ -54,24 +54,7 @@ def clean_spills() -> list[str]:
     """Remove the spill folders (and spill files) that processes now gone left in spill_base():
     a killed sweep's. A running process's are left alone (another machine's: once a day old,
     as fastrsa.io.clean_temporaries). Returns the names removed."""
-    base = spill_base()
-    removed: list[str] = []
-    try:
-        entries = list(os.scandir(base))
-    except OSError:
-        return removed
-    for entry in entries:
-        if not entry.name.startswith(SPILL_PREFIX) or not owner_gone(entry):
-            continue
-        try:
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path)
-            else:
-                os.unlink(entry.path)
-            removed.append(entry.name)
-        except OSError:
-            pass
-    return removed
+    return clean_temporaries(spill_base(), lambda name: name.startswith(SPILL_PREFIX))
 
 
 def spill_dir() -> str:
