@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from . import _arrays as A
-from . import _gpu_stream
 from ._backend import check_backend_name, device_for, get_backend
 from ._checks import check_choice
+from ._gpu_stream import compare_blocked, fits, ranked
 from ._memory import budget_for
 from ._typing import ArrayIn, ArrayOut
 from .rdm_inputs import unwrap_rsatoolbox
@@ -41,7 +41,7 @@ def rank_transform(x: ArrayIn, backend: str = "auto", memory: int | str | None =
     A.check_values(arr, "x")
     rows = arr.reshape(-1, arr.shape[-1])
     if be.kind == "torch" and not resident:
-        out = _gpu_stream.ranked(be, rows, device, budget)
+        out = ranked(be, rows, device, budget)
     else:
         out = be.rank(rows, budget=budget)
     return A.back_to(out.reshape(arr.shape), origin)
@@ -70,7 +70,7 @@ def _prepared(v: Any, name: str, method: str, be, device, budget: int) -> Any:
     if A.is_integer(v):
         if method in RANK_METHODS:
             if be.kind == "torch" and v.device != device:  # host rows: ranked on the device
-                return _gpu_stream.ranked(be, v, device, budget)
+                return ranked(be, v, device, budget)
             return be.rank(v, budget=budget)
         return A.exact_float64(v, lo, -1) if method == "pearson" else A.exact_float64(v, None, None)
     if method in ("pearson", "cosine"):
@@ -140,8 +140,8 @@ def compare(
     if be.kind == "torch" and not resident:
         if method not in be.capabilities.native_methods:  # computed on the CPU: stays there
             out = be.compare(va, vb, method, budget=budget)
-        elif not _gpu_stream.fits(budget, va, vb):
-            out = _gpu_stream.compare_blocked(be, va, vb, method, device, budget)
+        elif not fits(budget, va, vb):
+            out = compare_blocked(be, va, vb, method, device, budget)
         else:
             va, vb = va.to(device), None if vb is None else vb.to(device)
             out = be.compare(va, vb, method, budget=budget // 2)

@@ -8,10 +8,11 @@ from typing import Any
 import numpy as np
 
 from . import _arrays as A
-from . import _gpu_stream, io
+from . import io
 from ._backend import check_backend_name, device_for, get_backend, supporting
 from ._checks import check_choice
 from ._condensed import n_from_condensed, squareform
+from ._gpu_stream import rdms_streamed
 from ._memory import budget_for
 from ._typing import ArrayIn, ArrayOut
 from .reference import METRICS
@@ -104,7 +105,7 @@ def rdms(
         x, exps = A.rescaled(x, lo, hi, per_matrix=metric == "euclidean")
     x3 = x.reshape(-1, n, d)
     if be.kind == "torch" and not resident:
-        out = _gpu_stream.rdms_streamed(be, x3, metric, device, precision, budget)
+        out = rdms_streamed(be, x3, metric, device, precision, budget)
     else:
         out = be.rdm(x3, metric, precision=precision, budget=budget)
     if metric == "euclidean":
