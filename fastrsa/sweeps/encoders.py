@@ -12,20 +12,24 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import check_count
+from .._checks import check_choice, check_count
 from .._memory import budget_for
 from ..errors import MissingPackage
-from ..layers import has_glob, select_layers
+from ..layer_names import has_glob, select_layers
 from ..onnx import input_size as onnx_input_size
 from ..onnx import session as onnx_session
+from ..zoo.capture import capture
+from ..zoo.pooling import POOLINGS, pool, resolve_pool
 from .feature_buffer import FeatureBuffer
 from .image_set import ImageSet
 from .source_base import Keep, Source, check_layers, hash_file
 
-__all__ = ["ModuleSource", "ONNXSource"]
+__all__ = ["Encoder", "ModuleSource", "ONNXSource"]
 
 
-class _Encoder(Source):
+class Encoder(Source):
+    """A model run over the stimuli: its layers' features go into FeatureBuffers (`stream`)."""
+
     needs_images = True
 
     def _split(self, sizes: dict[str, int], budget: int) -> dict[str, bool]:
@@ -39,7 +43,7 @@ class _Encoder(Source):
                 room -= sizes[layer]
         return spill
 
-    def _stream(
+    def stream(
         self,
         layers: list[str],
         batches: Iterator[tuple[int, dict[str, np.ndarray]]],
@@ -89,7 +93,7 @@ class _Encoder(Source):
                 buf.close()
 
 
-class ONNXSource(_Encoder):
+class ONNXSource(Encoder):
     """An ONNX encoder file (as fastrsa.features.extract takes them: input (batch, 3, S, S),
     one output per layer). Run with onnxruntime on `device` ("auto", "cpu", "cuda", "cuda:N")."""
 
@@ -182,21 +186,24 @@ class ONNXSource(_Encoder):
                     rows[layer] = out.reshape(len(pixels), -1).astype(np.float32, copy=False)
                 yield start, rows
 
-        yield from self._stream(
+        yield from self.stream(
             layers, batches(), images.n, metric, backend, memory, spill_dir, keep
         )
 
 
-class ModuleSource(_Encoder):
+class ModuleSource(Encoder):
     """A torch.nn.Module; its layers are the names of submodules (`dict(module.named_modules())`)
-    whose outputs (tensors, flattened per image) are caught with forward hooks. Run in eval mode
-    under torch.no_grad() on the module's own device (its first parameter's), on images
-    resized to `input_size`; the module's training mode is restored afterwards. Features are
+    whose outputs are caught with forward hooks (a tuple or ModelOutput: its first tensor, the
+    hidden state first), pooled by `pool` ("auto" and "flatten": flattened per image; "gap",
+    "cls", "mean", "last": see fastrsa.zoo.pool). Run in eval mode under torch.no_grad() on the
+    module's own device (its first parameter's), on images prepared the Taskonomy way (resized
+    to `input_size` x `input_size`, in [-1, 1]; for a model's own preprocessing give a
+    fastrsa.zoo.Model); the module's training mode is restored afterwards. Features are
     float32, or float64 where the layer gives float64."""
 
     kind = "module"
 
-    def __init__(self, module: Any, label: str, input_size: int = 256):
+    def __init__(self, module: Any, label: str, input_size: int = 256, pool: str = "auto"):
         torch = _torch()
         if not isinstance(module, torch.nn.Module):
             raise TypeError(f"module must be a torch.nn.Module; got {type(module).__name__}")
@@ -206,6 +213,7 @@ class ModuleSource(_Encoder):
             )
         self.module = module
         self._input_size = check_count(input_size, "input_size")
+        self.pool = check_choice(pool, POOLINGS, "pool")
         super().__init__(label)
 
     def _class(self) -> str:
@@ -216,7 +224,8 @@ class ModuleSource(_Encoder):
         return f"module {type(self.module).__name__}"
 
     def describe(self) -> dict:
-        return {"kind": self.kind, "class": self._class(), "input_size": self._input_size}
+        out = {"kind": self.kind, "class": self._class(), "input_size": self._input_size}
+        return out if self.pool == "auto" else {**out, "pool": self.pool}
 
     def fingerprint(self) -> str:
         """sha256 over the class name and every state_dict entry's name, shape, dtype, bytes."""
@@ -225,6 +234,8 @@ class ModuleSource(_Encoder):
         for key, value in self.module.state_dict().items():
             h.update(f"{key} {tuple(value.shape)} {value.dtype}\n".encode())
             h.update(value.detach().cpu().contiguous().reshape(-1).view(uint8).numpy().tobytes())
+        if self.pool != "auto":  # "auto" (flatten) keeps the keys of stores made before pooling
+            h.update(f"pool={self.pool}".encode())
         return h.hexdigest()
 
     def layer_names(self, layers: list[str] | None) -> list[str]:
@@ -273,56 +284,38 @@ class ModuleSource(_Encoder):
         param = next(module.parameters(), None)
         where = param.device if param is not None else torch.device("cpu")
         dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
-        caught: dict[str, Any] = {}
-        named = dict(module.named_modules())
-
-        def hook_for(layer: str):
-            def hook(_mod, _inputs, output):
-                if layer in caught:
-                    raise self._fail(
-                        f"layer {layer!r} ran more than once in one forward pass; hook a "
-                        "submodule that runs once"
-                    )
-                if not isinstance(output, torch.Tensor):
-                    raise self._fail(
-                        f"layer {layer!r} returns a {type(output).__name__}, not a tensor"
-                    )
-                caught[layer] = output.detach().clone()  # later in-place ops (ReLU)
-
-            return hook
+        pools: dict[str, str] = {}
 
         def batches():
             for start, pixels in images.batches(self._input_size, batch_size):
-                caught.clear()
-                module(torch.from_numpy(pixels).to(device=where, dtype=dtype))
+                x = torch.from_numpy(pixels).to(device=where, dtype=dtype)
+                with self._named():
+                    outs = capture(module, lambda _hidden, x=x: module(x), layers, self.who())
                 rows = {}
                 for layer in layers:
-                    if layer not in caught:
-                        raise self._fail(f"layer {layer!r} did not run in the forward pass")
-                    t = caught[layer]
+                    t = outs[layer]
                     if t.ndim == 0 or t.shape[0] != len(pixels):
                         raise self._fail(
                             f"layer {layer!r} gave shape {tuple(t.shape)} for a batch of "
                             f"{len(pixels)} images (expected the batch first)"
                         )
-                    t = t.reshape(len(pixels), -1)
+                    with self._named():
+                        if layer not in pools:
+                            pools[layer] = resolve_pool(self.pool, t.ndim, "image", layer=layer)
+                        t = pool(t, pools[layer], layer=layer)
                     if t.dtype not in (torch.float32, torch.float64):
                         t = t.float()
                     rows[layer] = t.cpu().numpy()
-                caught.clear()
                 yield start, rows
 
-        handles = [named[layer].register_forward_hook(hook_for(layer)) for layer in layers]
         was_training = module.training
         module.eval()
         try:
             with torch.no_grad():
-                yield from self._stream(
+                yield from self.stream(
                     layers, batches(), images.n, metric, backend, memory, spill_dir, keep
                 )
         finally:
-            for handle in handles:
-                handle.remove()
             module.train(was_training)
 
 

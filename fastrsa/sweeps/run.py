@@ -19,7 +19,7 @@ from ..errors import UserError
 from ..reference import METRICS
 from .blocks import TILE_METHODS
 from .executors import EXECUTORS, check_ray_address, run_units
-from .image_set import image_set
+from .image_set import ImageSet, image_set
 from .progress import Progress, peak_rss, summary_line
 from .sources import resolve_sources
 from .spill import spill_base, spill_dir
@@ -28,11 +28,13 @@ from .store import Store, create_or_open, existing_store, open_store
 from .store_arrays import zarr_module
 from .store_checks import check_store
 from .store_index import content_key, rank_dtype
+from .text_set import TextSet, text_set
 from .tiles import tile_units, uses_gpu
 
 __all__ = ["ENCODER_KINDS", "RDMUnit", "Summary", "sweep"]
 
-ENCODER_KINDS = ("onnx", "module")  # their layers' RDMs are float32 (the encoders' features)
+# their layers' RDMs are float32 (the encoders' features)
+ENCODER_KINDS = ("onnx", "module", "model")
 
 
 @dataclass
@@ -43,7 +45,7 @@ class RDMUnit:
     store_path: str
     source: Any  # a fastrsa.sweeps.sources.Source
     items: list[tuple[str, int, str]]  # (layer, row, key)
-    images: Any = None  # ImageSet or None
+    images: Any = None  # ImageSet, TextSet or None
     metric: str = "correlation"
     backend: str = "auto"
     memory: int = 1 << 30
@@ -211,6 +213,8 @@ def sweep(
     device: str = "auto",
     address: str | None = None,
     progress: bool | None = None,
+    texts: Any = None,
+    pool: str = "auto",
 ) -> Store:
     """Many sources x layers over one image set -> RDMs and all-pairs similarity, in a store.
 
@@ -219,11 +223,20 @@ def sweep(
         array per source label; d may differ between sources) and `RDMSource(path)` for files
         of precomputed RDMs; a list, or a {label: source} dict (a checkpoint is just a source
         with its own label, e.g. "run3/epoch10"). See fastrsa.sweeps.sources.
-    images: the image set (a folder, image paths, or an array as fastrsa.features.load_images
-        takes), read a batch at a time; needed for encoders.
-    layers: layer names or glob patterns ("blocks.*"; ONNX outputs / module names, listed by
-    fastrsa.layers; default ["compressed"] for ONNX); for
-        feature and RDM files, one name for their layer (default "default").
+    images: the image set, read a batch at a time; needed for encoders: a folder, image paths
+        (any size, aspect and mode), an array, or a torch Dataset / DataLoader (see
+        fastrsa.sweeps.image_set). Models by name prepare images with their own
+        preprocessing; ONNX files and plain torch modules the Taskonomy way (resized square,
+        in [-1, 1]). A float array (N, C, H, W) is given to models by name as it is.
+    texts: instead of images, for text models: a .txt file (one item a line), a .jsonl file,
+        or a list of strings (fastrsa.sweeps.text_set).
+    layers: layer names, glob patterns ("blocks.*") or presets ("@blocks", "@hidden_states");
+        ONNX outputs / module names, listed by fastrsa.layers; default ["compressed"] for ONNX,
+        "@blocks" for models by name; for feature and RDM files, one name for their layer
+        (default "default").
+    pool: how a layer's output becomes one row per item for models by name and modules:
+        "auto" (flatten; masked-mean for a text model's tokens), "flatten", "gap", "cls",
+        "mean", "last", "masked-mean" (fastrsa.zoo.pool). Recorded in the store.
     store: a folder or an fsspec URL. Created when absent; a store made from other images,
         another n or another metric is refused. Finished RDMs and tiles are skipped, so the
         same call after an interruption (kill -9 included) continues where it stopped.
@@ -245,13 +258,17 @@ def sweep(
     start = time.perf_counter()
     if isinstance(layers, str):
         layers = [layers]
-    srcs = resolve_sources(sources, None if layers is None else list(layers))
+    if images is not None and texts is not None:
+        raise ValueError("give images or texts, not both")
+    srcs = resolve_sources(sources, None if layers is None else list(layers), pool)
     if not srcs:
         raise ValueError("sources is empty")
-    imageset = None if images is None else image_set(images)
+    imageset: ImageSet | TextSet | None = image_set(images) if images is not None else None
+    if texts is not None:
+        imageset = text_set(texts)
     needs = [s.label for s in srcs if s.needs_images]
     if needs and imageset is None:
-        raise ValueError(f"images: sources {needs} are encoders and need images")
+        raise ValueError(f"images: sources {needs} are encoders and need images (or texts)")
     n = _image_count(srcs, imageset)
     if imageset is not None:
         imageset.check()  # every image file opens (headers only)
@@ -259,7 +276,13 @@ def sweep(
         s.check(s.layer_names(layers), n)
         s.check_rdms(s.layer_names(layers), method, budget)
         if s.needs_images and imageset is not None:
-            imageset.check_size(s.input_size(), f"source {s.label!r}")
+            check_stimuli = getattr(s, "check_stimuli", None)
+            if check_stimuli is not None:  # models by name: images or texts, any size
+                check_stimuli(imageset)
+            elif isinstance(imageset, TextSet):
+                raise ValueError(f"texts: {s.who()} takes images, not texts")
+            else:
+                imageset.check_size(s.input_size(), f"source {s.label!r}")
     spill_base()  # FASTRSA_SPILL_DIR, when set, names a folder to spill to
     fingerprints = {s.label: s.fingerprint() for s in srcs}
     path = os.fspath(store)

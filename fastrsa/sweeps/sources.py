@@ -2,6 +2,7 @@
 
     ONNXSource("depth.onnx")                   # an ONNX encoder (as fastrsa.features.extract)
     ModuleSource(model, "run3/epoch10")        # a torch.nn.Module, layers = submodule names
+    ModelSource(Model("timm:resnet18"))        # a model by name, with its own preprocessing
     FeatureSource("feats.npz", key="taskA")    # features (n, d): .npy, .npz member, zarr array
     RDMSource("rdms.npz", key="taskA")         # a precomputed RDM
 
@@ -25,14 +26,18 @@ from pathlib import Path
 from typing import Any
 
 from ..features import unique_label
+from ..zoo.model import Model, brings_preprocessing
+from ..zoo.spec import is_spec
 from .encoders import ModuleSource, ONNXSource
 from .file_sources import FEATURE_SUFFIXES, FeatureSource, RDMSource
+from .model_source import ModelSource
 from .source_base import Keep, Source
 
 __all__ = [
     "FEATURE_SUFFIXES",
     "FeatureSource",
     "Keep",
+    "ModelSource",
     "ModuleSource",
     "ONNXSource",
     "RDMSource",
@@ -63,22 +68,28 @@ def _is_module(obj: Any) -> bool:
     return torch is not None and isinstance(obj, torch.nn.Module)
 
 
-def _one(obj: Any, label: str | None) -> Source:
+def _one(obj: Any, label: str | None, pool: str) -> Source:
     if isinstance(obj, Source):
         if label is None:
             return obj
         out = copy.copy(obj)
         out.label, out.auto_label = label, False
         return out
+    if isinstance(obj, Model):
+        return ModelSource(obj, label, pool)
+    if isinstance(obj, str) and is_spec(obj):
+        return ModelSource(Model(obj), label, pool)
     if isinstance(obj, (str, os.PathLike)):
         return _from_path(obj, label)
+    if _is_module(obj) and brings_preprocessing(obj):
+        return ModelSource(Model.from_object(obj), label, pool)
     if _is_module(obj):
         if label is None:
             raise ValueError(
                 f"sources: a torch module ({type(obj).__name__}) needs a label: pass "
                 "{label: module} or ModuleSource(module, label)"
             )
-        return ModuleSource(obj, label)
+        return ModuleSource(obj, label, pool=pool)
     raise TypeError(
         "sources must be paths, torch modules or Source objects; got "
         f"{type(obj).__name__}" + (f" for {label!r}" if label is not None else "")
@@ -113,13 +124,19 @@ def _lengthen_labels(sources: list[Source]) -> None:
             s.label = label
 
 
-def resolve_sources(sources: Any, layers: list[str] | None = None) -> list[Source]:
+def resolve_sources(
+    sources: Any, layers: list[str] | None = None, pool: str = "auto"
+) -> list[Source]:
     """The sweep's sources, one array or model each, with unique labels.
 
-    sources: a path, module or Source, a list of them, or a {label: path | module | Source}
-    dict. Paths: *.onnx -> ONNXSource; *.npy, *.npz, *.zarr -> FeatureSource; an .npz or a zarr
-    group gives one source per array, labelled by its key (under a dict label L: "L/key" when
-    there are several). RDM files only as RDMSource(...) (one source per RDM of the file).
+    sources: a path, model spec, module or Source, a list of them, or a {label: ...} dict.
+    Model specs ("timm:NAME", "torchvision:NAME[@WEIGHTS]", "hf:ORG/NAME", "hf:DIR",
+    "taskonomy:PATH"; fastrsa.zoo.parse_spec), fastrsa.zoo.Model objects, and timm or Hugging
+    Face model objects -> ModelSource (with the model's own preprocessing, pooled by `pool`);
+    other torch modules -> ModuleSource. Paths: *.onnx -> ONNXSource; *.npy, *.npz, *.zarr ->
+    FeatureSource; an .npz or a zarr group gives one source per array, labelled by its key
+    (under a dict label L: "L/key" when there are several). RDM files only as RDMSource(...)
+    (one source per RDM of the file).
     Labels: the dict key, else the file stem, with as many trailing folders as tell apart
     different files of one stem. Modules need a label. Errors: duplicate labels (ValueError
     naming them), a module without a label, a path of an unknown kind, a source without the
@@ -136,7 +153,7 @@ def resolve_sources(sources: Any, layers: list[str] | None = None) -> list[Sourc
         raise ValueError("sources is empty")
     out: list[Source] = []
     for label, obj in items:
-        out.extend(_one(obj, label).expand())
+        out.extend(_one(obj, label, pool).expand())
     _lengthen_labels(out)
     labels = [s.label for s in out]
     twice = sorted({x for x in labels if labels.count(x) > 1})
