@@ -9,7 +9,7 @@ import os
 from .._checks import check_count, one_line
 from .._memory import parse_memory
 from ..reference import METHODS, METRICS
-from ..sweeps import FeatureSource, ONNXSource, RDMSource, open_store, sweep
+from ..sweeps import FeatureSource, ModelSource, ONNXSource, RDMSource, open_store, sweep
 from ..zoo.model import Model
 from ..zoo.pooling import POOLINGS
 from ..zoo.prep import INTERPOLATIONS
@@ -51,7 +51,7 @@ def register(subparsers) -> None:
         metavar="MODEL",
         help="models (with --images or --texts): ONNX encoders (.onnx), or models by name: "
         "timm:NAME, torchvision:NAME[@WEIGHTS], hf:ORG/NAME or hf:DIR, taskonomy:CHECKPOINT; "
-        "@random for random weights, @FILE for a local weights file",
+        "@random for random weights, @FILE for a local weights file; LABEL=MODEL labels one",
     )
     p.add_argument("--images", help="image folder (with --models)")
     p.add_argument(
@@ -157,7 +157,8 @@ def _sources(args) -> tuple[list, str | None, list[str] | None]:
             raise ValueError("--texts: give --images or --texts, not both")
         if args.layer_name:
             raise ValueError("--layer-name: names the layer of --features/--rdms; use --layers")
-        return [_model(spec, prep) for spec in args.models], args.images, args.layers
+        sources = [_model(item, prep, args.pool) for item in args.models]
+        return sources, args.images, args.layers
     option = given[0]
     for name in ("images", "texts", *prep):
         if getattr(args, name):
@@ -175,11 +176,14 @@ def _sources(args) -> tuple[list, str | None, list[str] | None]:
     return _rdm_sources(args), None, layers
 
 
-def _model(spec: str, prep: dict):
-    """The source of one --models item: a model by name (with the preprocessing options), or an
-    ONNX file (which takes none of them)."""
+def _model(item: str, prep: dict, pool: str):
+    """The source of one --models item ([LABEL=]MODEL): a model by name (with the preprocessing
+    options and the pooling), or an ONNX file (which takes none of them)."""
+    label, sep, spec = item.partition("=")
+    if not sep or not label or any(c in label for c in ":/\\"):
+        label, spec = "", item
     if is_spec(spec):
-        return Model(spec, **prep)
+        return ModelSource(Model(spec, **prep), label or None, pool)
     if prep:
         flags = ", ".join("--" + name.replace("_", "-") for name in prep)
         raise ValueError(f"{flags}: apply to models by name; {spec} is an ONNX file")
@@ -188,7 +192,7 @@ def _model(spec: str, prep: dict):
             f"--models: {spec!r} is neither a file nor a model by name (timm:NAME, "
             "torchvision:NAME, hf:ORG/NAME or hf:DIR, taskonomy:CHECKPOINT)"
         )
-    return ONNXSource(spec)
+    return ONNXSource(spec, label or None)
 
 
 def _rdm_sources(args) -> list:

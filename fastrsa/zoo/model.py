@@ -147,17 +147,19 @@ class Model:
     @property
     def default_label(self) -> str | None:
         """The name to label results with: timm / torchvision: the model name; hf: the last part
-        of the id or directory; taskonomy: the file's stem; a plain module: None."""
+        of the id or directory; taskonomy: the file's stem; with "@random" added for random
+        weights; a plain module: None."""
         if self.library == "module":
             return None
         name = self.spec.partition(":")[2]
         if self._parsed is not None:
             name = self._parsed.name
         if self.library == "taskonomy":
-            return Path(name).stem
-        if self.library == "hf":
-            return Path(name.rstrip("/\\")).name or name
-        return name
+            name = Path(name).stem
+        elif self.library == "hf":
+            name = Path(name.rstrip("/\\")).name or name
+        random = self._parsed is not None and self._parsed.weights == "random"
+        return f"{name}@random" if random else name
 
     # -- loading ---------------------------------------------------------------------------
 
