@@ -139,6 +139,13 @@ bench-memory: env
 bench-sweep: env
 	$(PY) benchmarks/bench_sweep.py
 
+# Models by name (issue 23): 4 timm models x every block x 500 images, fastrsa.sweep against
+# thingsvision-style extraction and on Ray, in the models environment (about 15 minutes on 2 cores)
+# -> benchmarks/results/cpu-models-<date>.*
+.PHONY: bench-models
+bench-models: models-env
+	$(MODELS_PY) benchmarks/bench_models.py
+
 # On a machine with a CUDA GPU: the suite's GPU profile (CUDA and CPU providers), its table and
 # plots, peak memory, then the kernel-level comparisons with cuBLAS / torch.sort (gpu_bench.py).
 bench-gpu: env

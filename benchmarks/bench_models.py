@@ -26,9 +26,10 @@ RDMs + similarities (run 2); torch, timm (and ray) imported before timing in eac
 
 Writes JSON (machine, versions, load average, every run's seconds, images/s and peak RSS, the
 max |diff|) and a markdown table beside it (same stem, .md); prints the table. Full size: about
-20-30 minutes on 2 cores, up to about 6 GB of memory (run 2), ~1 GB of temporary disk. `--quick`:
-2 models, 12 small images, a smoke test (about a minute on an idle machine). Default output:
-benchmarks/results/cpu-models-<date>.json (full) or <tmp>/bench-models-quick.json (--quick).
+15 minutes on 2 cores, up to about 6 GB of memory (run 3: Ray's processes together), ~1 GB of
+temporary disk. `--quick`: 2 models, 12 small images, a smoke test (1-2 minutes on 2 cores,
+half of it Ray starting). Default output: benchmarks/results/cpu-models-<date>.json (full) or
+<tmp>/bench-models-quick.json (--quick).
 Needs timm and ray (the models environment: `pip install fastrsa[timm,ray]`).
 """
 

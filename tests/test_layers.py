@@ -189,3 +189,17 @@ def test_onnx_source_expands_globs_and_names_the_closest():
     assert src.layer_names(["compressed", "block?"]) == ["block4", "compressed"]
     with pytest.raises(ValueError, match=r"^source 'enc' .*layers: 'blok4' .*closest: 'block4'$"):
         src.check(["blok4"], None)
+
+
+def test_a_failed_source_gives_its_label_to_the_next(tmp_path):
+    """A pooling that does not fit fails while the sweep runs; the corrected call under the same
+    label is then taken (the failed source's RDM never finished), and a finished one is kept."""
+    torch.manual_seed(0)
+    images = np.random.default_rng(0).integers(0, 255, (5, 16, 16, 3), dtype=np.uint8)
+    net, store = Net(), tmp_path / "s"
+    with pytest.raises(ValueError, match="'cls'.*conv|conv.*'cls'|cls"):
+        fastrsa.sweep({"m": ModuleSource(net, "m", 16, pool="cls")}, images, ["stem"], store)
+    done = fastrsa.sweep({"m": ModuleSource(net, "m", 16, pool="gap")}, images, ["stem"], store)
+    assert done.summary.rdms_computed == 1 and done.labels == ["m"]
+    with pytest.raises(fastrsa.errors.UserError, match="'m' in layer 'stem' holds the results"):
+        fastrsa.sweep({"m": ModuleSource(net, "m", 16, pool="flatten")}, images, ["stem"], store)

@@ -46,7 +46,11 @@ def bert_dir(tmp_path):
     out.mkdir()
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("\n".join(VOCAB) + "\n")
-    tf.BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(out)
+    major = int(tf.__version__.split(".")[0])  # transformers 5 ignores vocab_file=
+    tok = tf.BertTokenizerFast(**{"vocab" if major >= 5 else "vocab_file": str(vocab)})
+    unk = tok.convert_tokens_to_ids("[UNK]")
+    assert unk not in tok(" ".join(VOCAB[5:]))["input_ids"]  # every word known: no [UNK]
+    tok.save_pretrained(out)
     config = tf.BertConfig(vocab_size=len(VOCAB), max_position_embeddings=64, **TINY)
     torch.manual_seed(1)
     tf.BertModel(config).save_pretrained(out)

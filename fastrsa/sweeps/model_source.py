@@ -44,7 +44,9 @@ class ModelSource(Encoder):
     presets such as "@blocks", or "hidden_states.N"), each layer's output pooled (`pool`, one of
     fastrsa.zoo.POOLINGS; "auto": masked-mean for a text model's token sequences, else
     flatten). Features are float32. Runs in eval mode under torch.no_grad() on `device`.
-    Holds the model, one batch of inputs and the requested layers' outputs of that batch."""
+    Holds, while it runs, the model, one batch of inputs and the requested layers' outputs of
+    that batch; between runs, only its description (the checks load the model once and
+    release it)."""
 
     kind = "model"
 
@@ -54,6 +56,7 @@ class ModelSource(Encoder):
         check_choice(pool, POOLINGS, "pool")
         self.model = model
         self.pool = pool
+        self._info: dict[str, Any] | None = None
         super().__init__(label)
 
     def _default_label(self) -> str:
@@ -139,7 +142,8 @@ class ModelSource(Encoder):
             raise self._fail("needs images or texts")
         self.check(layers, images.n)
         self.check_stimuli(images)
-        loaded = self._loaded()
+        with self._named():
+            loaded = self.model.load()
         where = model_device(device)
         module = loaded.module.to(where)
         text = isinstance(images, TextSet)
@@ -186,10 +190,13 @@ class ModelSource(Encoder):
                     rows[layer] = pooled.float().cpu().numpy()
                 yield start, rows
 
-        with torch.no_grad():
-            yield from self.stream(
-                layers, batches(), images.n, metric, backend, memory, spill_dir, keep
-            )
+        try:
+            with torch.no_grad():
+                yield from self.stream(
+                    layers, batches(), images.n, metric, backend, memory, spill_dir, keep
+                )
+        finally:
+            self.model.release()
 
 
 def _torch():

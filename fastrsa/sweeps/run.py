@@ -161,8 +161,9 @@ def _image_count(srcs: list, images: Any) -> int:
 
 def _register(store: Store, srcs: list, layers: Any, fingerprints: dict, images_fp: Any):
     """Adds the sources to the index (labels, layers, rows, content keys). A (label, layer) is
-    bound to one source's content for good: another source under it is refused (a label may
-    take different sources in different layers, e.g. one feature file per layer). Returns
+    bound to one source's content once its RDM is done: another source under it is then refused
+    (a label may take different sources in different layers, e.g. one feature file per layer);
+    before that (a run that failed), the new source takes the row. Returns
     {label: [(layer, row, key)]} and the layers touched."""
     index = store.index
     plan: dict[str, list[tuple[str, int, str]]] = {}
@@ -177,14 +178,15 @@ def _register(store: Store, srcs: list, layers: Any, fingerprints: dict, images_
             info = store.ensure_layer(layer, dtype)
             key = content_key(s.label, fp, layer, images, store.metric, store.n)
             old = info["keys"].get(s.label)
-            if old is not None and old != key:
+            if old is not None and old != key and old in store.done_rdms(layer):
                 was = index["sources"].get(s.label, {}).get(layer, {})
+                where = was.get("path") or was.get("spec") or "unknown"
                 raise UserError(
                     f"store {store.path}: label {s.label!r} in layer {layer!r} holds the results "
-                    f"of another {was.get('kind', 'source')} ({was.get('path', 'unknown')}); "
+                    f"of another {was.get('kind', 'source')} ({where}); "
                     "give this source another label (a checkpoint is a source of its own, "
                     "e.g. 'run3/epoch10')"
-                )
+                )  # a source whose RDM never finished gives its row to this one
             if old is None:
                 info["rows"].append(s.label)
             info["keys"][s.label] = key

@@ -251,6 +251,11 @@ class Model:
 
     # -- running ---------------------------------------------------------------------------
 
+    def release(self) -> None:
+        """Drop the loaded module (load() loads it again), so that a sweep of many models holds
+        one at a time. A model object given to from_object stays (it is the caller's)."""
+        self._loaded = None
+
     def prepare(self, items: Any) -> dict[str, Any]:
         """The model's inputs for `items`: a list of PIL images (any mode), a float32 array
         (b, C, H, W) already prepared (taken as given), or a list of str. {"pixel_values":
