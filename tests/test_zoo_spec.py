@@ -96,7 +96,9 @@ def test_model_options_are_checked_at_once_and_pickle():
     with pytest.raises(ValueError):
         Model("timm:resnet18", crop=-3)
     m = Model("timm:resnet18@random", resize=300, crop=256)
-    assert (m.spec, m.library, m.default_label) == ("timm:resnet18@random", "timm", "resnet18")
+    want = ("timm:resnet18@random", "timm", "resnet18@random")  # random weights: labelled so
+    assert (m.spec, m.library, m.default_label) == want
+    assert Model("timm:resnet18").default_label == "resnet18"
     assert Model("hf:org/a/b/").default_label == "b"
     assert Model("taskonomy:/ck/class_object_encoder.pth").default_label == "class_object_encoder"
     again = pickle.loads(pickle.dumps(m))
