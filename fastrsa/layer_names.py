@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import re
 from typing import Any
 
-__all__ = ["closest_names", "first_tensor", "has_glob", "select_layers"]
+__all__ = ["closest_names", "first_tensor", "glob_pattern", "has_glob", "select_layers"]
 
 
 def has_glob(names: list[str] | str) -> bool:
@@ -24,10 +25,13 @@ def select_layers(
     available: list[str], requested: list[str] | str, name: str = "layers"
 ) -> list[str]:
     """The layers of `available` (the model's, in model order) that `requested` names: exact
-    names, or fnmatch glob patterns ("blocks.*", "layer[1-4]"); a name that is a layer is taken
-    as it is, even with glob characters in it. Each layer once, in model order. A name or
-    pattern that matches nothing is refused, before any work, with a one-line ValueError naming
-    it and the closest layer names (`name`: the argument, in the message)."""
+    names, or glob patterns over dotted names: `*` matches within one part (stops at a dot:
+    "blocks.*" is blocks.0, blocks.1, ..., not blocks.0.attn), `**` across parts ("blocks.**"
+    is every submodule under blocks), `?` one character but a dot, `[1-4]` a character class,
+    case-sensitive; a name that is a layer is taken as it is, even with glob characters in it.
+    Each layer once, in model order. A name or pattern that matches nothing is refused, before
+    any work, with a one-line ValueError naming it and the closest layer names (`name`: the
+    argument, in the message)."""
     if isinstance(requested, str):
         requested = [requested]
     requested = list(requested)
@@ -39,9 +43,8 @@ def select_layers(
         if item in available:
             matched = [item]
         elif has_glob(item):
-            matched = [
-                x for x in available if fnmatch.fnmatchcase(x, item)
-            ]  # any OS: case-sensitive
+            pattern = glob_pattern(item)
+            matched = [x for x in available if pattern.fullmatch(x)]
         else:
             matched = []
         if not matched:
@@ -50,6 +53,41 @@ def select_layers(
             )
         chosen.update(matched)
     return [x for x in available if x in chosen]
+
+
+def glob_pattern(pattern: str) -> re.Pattern[str]:
+    """The regular expression of a layer glob (see select_layers): `**` any characters, `*`
+    any but a dot, `?` one but a dot, `[...]` as fnmatch reads it."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^.]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^.]")
+            i += 1
+        elif pattern[i] == "[" and (end := _class_end(pattern, i)) > 0:
+            inner = fnmatch.translate(pattern[i : end + 1])  # "(?s:[...])\\Z"
+            out.append(inner[len("(?s:") : -len(")\\Z")])
+            i = end + 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out))
+
+
+def _class_end(pattern: str, i: int) -> int:
+    """The index of the "]" closing the character class opened at pattern[i] (fnmatch's rules:
+    a leading "!" negates, a "]" right after the opening is literal); -1 when none."""
+    j = i + 1
+    if pattern[j : j + 1] == "!":
+        j += 1
+    if pattern[j : j + 1] == "]":
+        j += 1
+    return pattern.find("]", j)
 
 
 def closest_names(item: str, available: list[str]) -> str:

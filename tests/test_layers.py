@@ -135,11 +135,10 @@ def test_select_layers_globs_order_and_misses():
     names = ["stem", "blocks.0", "blocks.0.act", "blocks.1", "layer1", "layer2", "layer4", "head"]
     assert select_layers(names, "head") == ["head"]
     assert select_layers(names, ["head", "blocks.?"]) == ["blocks.0", "blocks.1", "head"]
-    assert select_layers(names, ["blocks.*", "blocks.0"]) == [
-        "blocks.0",
-        "blocks.0.act",
-        "blocks.1",
-    ]
+    assert select_layers(names, ["blocks.*", "blocks.0"]) == ["blocks.0", "blocks.1"]  # one part
+    assert select_layers(names, ["blocks.**"]) == ["blocks.0", "blocks.0.act", "blocks.1"]
+    assert select_layers(names, ["*"]) == ["stem", "layer1", "layer2", "layer4", "head"]
+    assert select_layers(names, ["**.act", "[!bl]*"]) == ["stem", "blocks.0.act", "head"]
     assert select_layers(names, ["layer[1-3]"]) == ["layer1", "layer2"]
     assert select_layers(["out[0]", "out1"], ["out[0]"]) == ["out[0]"]  # a name before a pattern
     with pytest.raises(ValueError, match=r"^layers: 'layer5' matches no layer of the model; "

@@ -112,7 +112,7 @@ def test_masked_mean_prefix_tokens(rng):
         ("auto", 2, "image", "flatten"),
         ("gap", 4, "image", "gap"),
         ("cls", 3, "image", "cls"),
-        ("mean", 3, "text", "mean"),
+        ("mean", 3, "image", "mean"),
         ("last", 3, "text", "last"),
         ("masked-mean", 3, "text", "masked-mean"),
         ("flatten", 3, "image", "flatten"),
@@ -133,6 +133,7 @@ def test_resolve_pool(how, ndim, modality, want):
         ("last", 4, "text", ["'last'", "4-d"]),
         ("masked-mean", 3, "image", ["'blocks.3'", "'masked-mean'", "needs text"]),
         ("masked-mean", 2, "text", ["'masked-mean'", "2-d"]),
+        ("mean", 3, "text", ["'blocks.3'", "'mean'", "padding", "masked-mean"]),
         ("flatten", 3, "text", ["'blocks.3'", "'flatten'", "masked-mean", "token counts"]),
     ],
 )

@@ -332,7 +332,7 @@ def test_text_prep_batches():
     assert TextPrep(tok).max_length == 128
     assert TextPrep(tok).describe() == {
         "kind": "text", "tokenizer": "WordTokenizer", "name_or_path": "words",
-        "max_tokens": 128, "padding": "longest", "truncation": True,
+        "max_tokens": 128, "padding": "longest", "padding_side": "right", "truncation": True,
     }  # fmt: skip
     back = pickle.loads(pickle.dumps(short))
     assert back.max_tokens == 2 and back(["x y z"])["input_ids"].tolist() == [[1, 1]]

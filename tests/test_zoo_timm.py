@@ -58,7 +58,7 @@ def test_random_model_matches_timm_itself(name, blocks, prefix):
     m = Model(f"timm:{name}@random")
     loaded = m.load()
     assert (loaded.modality, loaded.prefix_tokens, loaded.library) == ("image", prefix, "timm")
-    assert loaded.presets == {"@blocks": blocks} and m.default_label == name
+    assert loaded.presets == {"@blocks": blocks} and m.default_label == f"{name}@random"
     assert loaded.weights == "random" and not loaded.module.training
     images = _images(0)
     want = _timm_pixels(loaded.module, images)

@@ -53,7 +53,7 @@ def test_resnet18_matches_the_weights_transforms_and_module():
     loaded = m.load()
     assert (loaded.modality, loaded.prefix_tokens, loaded.library) == ("image", 0, "torchvision")
     assert loaded.presets == {"@blocks": ["layer1", "layer2", "layer3", "layer4"]}
-    assert loaded.weights == "random" and m.default_label == "resnet18"
+    assert loaded.weights == "random" and m.default_label == "resnet18@random"
     images = _images(0)
     transform = tv.models.ResNet18_Weights.DEFAULT.transforms()
     want = torch.stack([transform(_rgb(im)) for im in images])

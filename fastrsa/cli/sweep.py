@@ -180,8 +180,8 @@ def _model(item: str, prep: dict, pool: str):
     """The source of one --models item ([LABEL=]MODEL): a model by name (with the preprocessing
     options and the pooling), or an ONNX file (which takes none of them)."""
     label, sep, spec = item.partition("=")
-    if not sep or not label or any(c in label for c in ":/\\"):
-        label, spec = "", item
+    if not sep or not label or any(c in label for c in ":/\\") or os.path.exists(item):
+        label, spec = "", item  # a file whose name holds "=" is a file
     if is_spec(spec):
         return ModelSource(Model(spec, **prep), label or None, pool)
     if prep:

@@ -111,8 +111,8 @@ def _chosen(available: list[str], wanted: Any, name: str, what: str, store: Stor
 
 def _entries(store: Store, labels: Any = None, layers: Any = None) -> list[tuple[str, str, int]]:
     """[(label, layer, row)] of the store's RDMs that `labels` and `layers` (names or glob
-    patterns; None: all) select, by label then layer (in the order layers were added to the
-    store: a model's layers in model order), the row in the layer's arrays. A label
+    patterns; None: all) select, by label then layer (each source's layers in its own order,
+    Store.layers_of: a model's layers in model order), the row in the layer's arrays. A label
     a layer does not hold is skipped; ValueError when a named label holds none of the layers,
     a named layer none of the labels, or an RDM is not computed (its sweep did not finish)."""
     if not store.layers:
@@ -124,8 +124,8 @@ def _entries(store: Store, labels: Any = None, layers: Any = None) -> list[tuple
     out = [
         (label, layer, rows[layer].index(label))
         for label in chosen_labels
-        for layer in chosen_layers
-        if label in rows[layer]
+        for layer in store.layers_of(label)
+        if layer in rows
     ]
     held = {label for label, _, _ in out}
     if labels is not None and len(held) < len(chosen_labels):

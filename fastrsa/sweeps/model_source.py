@@ -113,15 +113,65 @@ class ModelSource(Encoder):
         with self._named():  # a name of no layer: refused with the closest names
             select_layers(loaded.layer_names, layers)
 
-    def check_stimuli(self, stimuli: ImageSet | TextSet) -> None:
-        """ValueError when the stimuli do not fit the model (texts for a vision model, images
-        for a text model)."""
+    def check_stimuli(self, stimuli: ImageSet | TextSet, layers: list[str] | None = None) -> None:
+        """Before any work: ValueError when the stimuli do not fit the model (texts for a
+        vision model, images for a text model); with `layers`, one forward pass on the first
+        item checks that every layer runs once and that the pooling fits it (e.g. cls on a
+        conv map). Loads the model and releases it."""
         modality = self.modality
         given = "text" if isinstance(stimuli, TextSet) else "image"
         if given != modality:
             takes = "texts" if modality == "text" else "images"
             gave = "texts" if given == "text" else "images"
             raise self._fail(f"takes {takes}; the sweep gives {gave}")
+        if layers is None:
+            return
+        torch = _torch()
+        first = stimuli.batches(1) if isinstance(stimuli, TextSet) else stimuli.raw_batches(1)
+        _, batch = next(iter(first))
+        with self._named():
+            loaded = self.model.load()
+        try:
+            with torch.no_grad():
+                self._rows(loaded, batch, check_layers(layers), torch.device("cpu"), {})
+        finally:
+            self.model.release()
+
+    def _rows(
+        self, loaded: Any, batch: Any, layers: list[str], where: Any, pools: dict[str, str]
+    ) -> dict[str, np.ndarray]:
+        """{layer: (b, d) float32 rows} of one batch of items: prepared, one forward pass on
+        `where`, each layer pooled (`pools`: the layers' resolved pooling, filled here)."""
+        with self._named():
+            inputs = loaded.prepare(batch)
+        inputs = {k: v.to(where) for k, v in inputs.items()}
+        with self._named():
+            outs = capture(
+                loaded.module, lambda hidden: loaded.forward(inputs, hidden), layers, self.who()
+            )
+        text = loaded.modality == "text"
+        mask = inputs.get("attention_mask") if text else None
+        rows = {}
+        for layer in layers:
+            t = outs[layer]
+            if t.ndim == 0 or t.shape[0] != len(batch):
+                raise self._fail(
+                    f"layer {layer!r} gave shape {tuple(t.shape)} for a batch of {len(batch)} "
+                    "(expected the batch first)"
+                )
+            with self._named():
+                if layer not in pools:
+                    pools[layer] = resolve_pool(self.pool, t.ndim, loaded.modality, layer=layer)
+                    if pools[layer] == "cls" and not text and loaded.prefix_tokens == 0:
+                        raise ValueError(
+                            f"layer {layer!r}: pool 'cls': the model has no class token "
+                            "(its first token is a patch); use mean or flatten"
+                        )
+                pooled = pool(
+                    t, pools[layer], mask=mask, prefix_tokens=loaded.prefix_tokens, layer=layer
+                )
+            rows[layer] = pooled.float().cpu().numpy()
+        return rows
 
     def rdms(
         self,
@@ -135,7 +185,8 @@ class ModelSource(Encoder):
         device: str = "auto",
         keep: Keep | None = None,
     ) -> Iterator[tuple[str, np.ndarray]]:
-        """One forward pass per batch for all `layers`; see Source.rdms."""
+        """One forward pass per batch for all `layers`; see Source.rdms. A model object the
+        caller gave (Model.from_object) is returned to its device and mode afterwards."""
         torch = _torch()
         layers = check_layers(layers)
         if images is None:
@@ -145,8 +196,9 @@ class ModelSource(Encoder):
         with self._named():
             loaded = self.model.load()
         where = model_device(device)
-        module = loaded.module.to(where)
-        text = isinstance(images, TextSet)
+        param = next(loaded.module.parameters(), None)
+        was = (param.device if param is not None else None, loaded.module.training)
+        loaded.module.to(where).eval()
         pools: dict[str, str] = {}
 
         def batches():
@@ -156,39 +208,7 @@ class ModelSource(Encoder):
                 else images.raw_batches(batch_size)
             )
             for start, batch in items:
-                with self._named():
-                    inputs = loaded.prepare(batch)
-                inputs = {k: v.to(where) for k, v in inputs.items()}
-                with self._named():
-                    outs = capture(
-                        module,
-                        lambda hidden, inputs=inputs: loaded.forward(inputs, hidden),
-                        layers,
-                        self.who(),
-                    )
-                mask = inputs.get("attention_mask")
-                rows = {}
-                for layer in layers:
-                    t = outs[layer]
-                    if t.ndim == 0 or t.shape[0] != len(batch):
-                        raise self._fail(
-                            f"layer {layer!r} gave shape {tuple(t.shape)} for a batch of "
-                            f"{len(batch)} (expected the batch first)"
-                        )
-                    with self._named():
-                        if layer not in pools:
-                            pools[layer] = resolve_pool(
-                                self.pool, t.ndim, loaded.modality, layer=layer
-                            )
-                        pooled = pool(
-                            t,
-                            pools[layer],
-                            mask=mask if text else None,
-                            prefix_tokens=loaded.prefix_tokens,
-                            layer=layer,
-                        )
-                    rows[layer] = pooled.float().cpu().numpy()
-                yield start, rows
+                yield start, self._rows(loaded, batch, layers, where, pools)
 
         try:
             with torch.no_grad():
@@ -196,6 +216,9 @@ class ModelSource(Encoder):
                     layers, batches(), images.n, metric, backend, memory, spill_dir, keep
                 )
         finally:
+            if was[0] is not None:
+                loaded.module.to(was[0])
+            loaded.module.train(was[1])
             self.model.release()
 
 

@@ -173,7 +173,10 @@ def _register(store: Store, srcs: list, layers: Any, fingerprints: dict, images_
         entry = {**s.describe(), "fingerprint": fp}
         images = images_fp if s.needs_images else None
         items = []
+        order = index.setdefault("layer_order", {}).setdefault(s.label, [])
         for layer in s.layer_names(layers):
+            if layer not in order:  # the source's own layer order (the store's is by name)
+                order.append(layer)
             dtype = "float32" if s.kind in ENCODER_KINDS else "float64"
             info = store.ensure_layer(layer, dtype)
             key = content_key(s.label, fp, layer, images, store.metric, store.n)
@@ -280,7 +283,7 @@ def sweep(
         if s.needs_images and imageset is not None:
             check_stimuli = getattr(s, "check_stimuli", None)
             if check_stimuli is not None:  # models by name: images or texts, any size
-                check_stimuli(imageset)
+                check_stimuli(imageset, s.layer_names(layers))
             elif isinstance(imageset, TextSet):
                 raise ValueError(f"texts: {s.who()} takes images, not texts")
             else:

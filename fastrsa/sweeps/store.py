@@ -145,6 +145,15 @@ class Store(StoreWrites):
             raise ValueError(f"layer {layer!r} is not in store {self.path}; it has {names}")
         return layer
 
+    def layers_of(self, label: str) -> list[str]:
+        """The layers that hold `label`, in its source's own order (a model's layers in model
+        order, as its sweeps named them; stores made before this was kept: by layer id)."""
+        held = [layer for layer in self.layers if label in self.layer_info(layer)["rows"]]
+        order = self.index.get("layer_order", {}).get(label, [])
+        known = [layer for layer in order if layer in held]
+        rest = sorted(set(held) - set(known), key=lambda x: int(self.layer_info(x)["id"]))
+        return known + rest
+
     def layer_info(self, layer: str) -> dict:
         """The index's entry of a layer: its arrays' "id", "dtype", "rows" (labels in row
         order), "keys" ({label: content key}), "methods" tiled, "tile_rows" (block size)."""

@@ -126,10 +126,21 @@ def text_set(texts: Any) -> TextSet:
                 raise TypeError(f"texts[{i}] is {type(text).__name__}; expected str")
             if not text.strip():
                 raise ValueError(f"texts[{i}] is empty")
+            if not _encodes(text):
+                raise ValueError(f"texts[{i}] holds a lone surrogate (not Unicode text)")
         return TextSet(texts=texts)
     raise TypeError(
         "texts must be a .txt or .jsonl file or a list of str; got " + type(texts).__name__
     )
+
+
+def _encodes(text: str) -> bool:
+    """Whether `text` is valid Unicode (no lone surrogate, as a JSON "\\ud800" gives)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _count_lines(path: Path) -> int:
@@ -171,6 +182,10 @@ def _read_texts(path: Path) -> Iterator[str]:
                         f"{start + err.start})"
                     ) from None
                 text = _json_text(line, path, number) if jsonl else line
+                if not _encodes(text):
+                    raise ValueError(
+                        f"texts: {path} line {number} holds a lone surrogate (not Unicode text)"
+                    )
                 if not text.strip():
                     raise ValueError(
                         f"texts: {path} line {number} is empty (one text per line; remove it)"

@@ -61,7 +61,17 @@ def hf_modality(config: Any, who: str) -> str:
             f"model '{who}': {type(config).__name__} has a text and a vision tower (CLIP-like); "
             "dual models are not supported yet: load one tower as a module with Model.from_object"
         )
-    vision = hasattr(config, "image_size") or getattr(config, "vision_config", None) is not None
+    if getattr(config, "is_encoder_decoder", False):
+        raise ValueError(
+            f"model '{who}': {type(config).__name__} is an encoder-decoder model (T5, BART); "
+            "not supported yet: load its encoder as a module (model.get_encoder()) with "
+            "Model.from_object"
+        )
+    vision = (
+        hasattr(config, "image_size")  # ViT, DINOv2, ...
+        or hasattr(config, "num_channels")  # ResNet, RegNet, BiT, ConvNeXt, Segformer: no size
+        or getattr(config, "vision_config", None) is not None
+    )
     return "image" if vision else "text"
 
 
@@ -71,9 +81,11 @@ def hf_prefix_tokens(module: Any) -> int:
     count = 0
     for name, param in module.named_parameters():
         leaf = name.rpartition(".")[2]
-        if "embeddings" not in name or param.dim() < 2:
+        if "embeddings" not in name:
             continue
-        if leaf in ("cls_token", "distillation_token", "register_tokens"):
+        if leaf == "class_embedding":  # CLIP's vision embeddings: one (d,) class token
+            count += 1
+        elif leaf in ("cls_token", "distillation_token", "register_tokens") and param.dim() >= 2:
             count += int(param.shape[1]) if param.dim() == 3 else 1
     return count
 

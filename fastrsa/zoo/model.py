@@ -24,7 +24,13 @@ from .spec import LoadedModel, Preparer, Spec, need, parse_spec, state_dict_sha2
 from .timm_models import load_timm, timm_object
 from .torchvision_models import load_torchvision, torchvision_presets
 
-__all__ = ["LoadedModel", "Model", "brings_preprocessing", "state_dict_sha256"]
+__all__ = [
+    "LoadedModel",
+    "Model",
+    "architecture_text",
+    "brings_preprocessing",
+    "state_dict_sha256",
+]
 
 _Prep = ImagePrep | TextPrep | Callable[[list[Any]], dict[str, Any]]
 
@@ -40,6 +46,27 @@ def _is_timm(obj: Any) -> bool:
     return type(obj).__module__.startswith("timm.") and (
         hasattr(obj, "pretrained_cfg") or hasattr(obj, "default_cfg")
     )
+
+
+def architecture_text(module: Any) -> str:
+    """The architecture of a torch module as text: its class, its module tree (repr), the plain
+    settings of its top-level object (e.g. torchvision Inception's transform_input), and its
+    Hugging Face config (without the path it came from) or timm pretrained_cfg."""
+    cls = type(module)
+    settings = {
+        k: v
+        for k, v in sorted(vars(module).items())
+        if not k.startswith("_") and k != "training" and isinstance(v, bool | int | float | str)
+    }
+    parts = [f"{cls.__module__}.{cls.__qualname__}", repr(module), json.dumps(settings)]
+    config = getattr(module, "config", None)
+    if config is not None and hasattr(config, "to_dict"):
+        values = {k: v for k, v in config.to_dict().items() if k not in ("_name_or_path",)}
+        parts.append(json.dumps(values, sort_keys=True, default=str))
+    cfg = getattr(module, "pretrained_cfg", None)
+    if isinstance(cfg, dict):
+        parts.append(json.dumps(cfg, sort_keys=True, default=str))
+    return "\n".join(parts)
 
 
 def brings_preprocessing(obj: Any) -> bool:
@@ -283,9 +310,13 @@ class Model:
         }
 
     def fingerprint(self) -> str:
-        """sha256 over the library, the weights' sha256 and the preprocessing (JSON, sorted)."""
+        """sha256 over the library, the architecture (architecture_text: the module tree, its
+        settings, a Hugging Face config or timm pretrained_cfg), the weights' sha256 and the
+        preprocessing (JSON, sorted): other weights, another architecture with the same
+        parameter shapes, or other preprocessing give another fingerprint."""
         loaded = self.load()
         h = hashlib.sha256(f"{self.library}\n{loaded.weights_sha256}\n".encode())
+        h.update(architecture_text(loaded.module).encode())
         h.update(json.dumps(loaded.preprocessing, sort_keys=True, default=str).encode())
         return h.hexdigest()
 

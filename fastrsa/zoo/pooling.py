@@ -65,7 +65,12 @@ def resolve_pool(how: str, ndim: int, modality: str, layer: str = "layer") -> st
     if how == "flatten" and modality == "text" and ndim == 3:
         raise ValueError(
             f"layer {layer!r}: pool 'flatten' cannot take a text token sequence (b, tokens, d): "
-            "token counts differ between batches; use masked-mean, last, mean or cls"
+            "token counts differ between batches; use masked-mean, last or cls"
+        )
+    if how == "mean" and modality == "text":
+        raise ValueError(
+            f"layer {layer!r}: pool 'mean' would average a text's padding tokens too (its "
+            "features would depend on the batch); use masked-mean"
         )
     return how
 

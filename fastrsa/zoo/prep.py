@@ -286,7 +286,9 @@ class ImagePrep:
 
 class TextPrep:
     """A tokenizer's padded batch: tokenizer(texts, padding=True, truncation=True,
-    max_length=max_tokens, return_tensors="pt"), the mask included. max_tokens None: the
+    max_length=max_tokens, return_tensors="pt"), the mask included, padded on the right
+    whatever the tokenizer's padding_side (left padding would shift a decoder's positions, so
+    a text's features would depend on its batch). max_tokens None: the
     tokenizer's model_max_length, at most 512. Picklable (holds the tokenizer)."""
 
     def __init__(self, tokenizer: Any, max_tokens: int | None = None) -> None:
@@ -327,14 +329,21 @@ class TextPrep:
                 f"tokenizer {type(self.tokenizer).__name__} has no padding token; set "
                 "tokenizer.pad_token (e.g. to tokenizer.eos_token) to batch texts"
             )
-        encoded = self.tokenizer(
-            list(texts),
-            padding=True,
-            truncation=True,
-            max_length=self.max_length,
-            return_tensors="pt",
-            return_attention_mask=True,
-        )
+        side = getattr(self.tokenizer, "padding_side", None)
+        if side not in (None, "right"):  # left padding shifts a decoder's positions: batch-
+            self.tokenizer.padding_side = "right"  # dependent features; restored below
+        try:
+            encoded = self.tokenizer(
+                list(texts),
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+                return_attention_mask=True,
+            )
+        finally:
+            if side not in (None, "right"):
+                self.tokenizer.padding_side = side
         return dict(encoded)
 
     def describe(self) -> dict[str, Any]:
@@ -345,6 +354,7 @@ class TextPrep:
             "name_or_path": str(getattr(self.tokenizer, "name_or_path", "") or ""),
             "max_tokens": self.max_length,
             "padding": "longest",
+            "padding_side": "right",
             "truncation": True,
         }
 
