@@ -14,6 +14,7 @@ from ._memory import budget_for
 from ._typing import ArrayIn, ArrayOut
 from .compare import compare
 from .measures.attribution import attribution_similarity
+from .measures.catalog import CATALOG
 from .measures.cka import cka_matrix
 from .measures.dds import dds_matrix
 from .measures.gram import KERNELS
@@ -23,7 +24,7 @@ from .reference import METRICS
 
 __all__ = ["MEASURES", "OPTIONS", "similarity"]
 
-MEASURES = ("rsa", "cka", "dds", "svcca", "attribution")
+MEASURES = ("rsa", "cka", "dds", "svcca", "attribution", *CATALOG)
 # Each measure's options and their defaults (None: chosen from the others, see the docstring).
 OPTIONS: dict[str, dict[str, Any]] = {
     "rsa": {"metric": "correlation", "method": "spearman"},
@@ -38,6 +39,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     },
     "svcca": {"variance": 0.99},
     "attribution": {},
+    **{name: dict(m.options) for name, m in CATALOG.items()},
 }
 
 Models = ArrayIn | Sequence[ArrayIn] | Mapping[Any, ArrayIn]
@@ -59,7 +61,8 @@ def similarity(
         or dict of (n, d_i) arrays/tensors — the widths d_i may differ. A dict's keys label
         the models: the result's rows and columns follow the dict's order, `list(features)`.
     other: a second set of models in the same forms, on the same n images, or None.
-    Returns S (B, B), symmetric with exact ones on the diagonal, or (B, Bo) with `other`;
+    Returns S (B, B), symmetric with exact ones on the diagonal (distances: zeros; the
+    asymmetric measures pwcca, cknna and ridge: row i is features[i]'s), or (B, Bo) with `other`;
     float64 when any input is float64 or integer, else float32; as the kind of array given
     (the first model's kind for a list or dict: numpy, or a torch tensor on its device).
 
@@ -83,6 +86,23 @@ def similarity(
       "svcca"  SVCCA (Raghu et al., NeurIPS 2017): each model's centred features reduced by
                SVD to the directions keeping variance=0.99 of the variance, then the mean
                canonical correlation of each pair. See fastrsa.measures.svcca.
+      "nbs"    normalised Bures similarity (procrustes with alpha=1 as a similarity in [0, 1]).
+      "procrustes"  generalised shape metrics (Williams et al., NeurIPS 2021; netrep):
+               alpha=1.0 (1: Procrustes, 0: CCA, between: partial whitening), score="angular"
+               (a distance in radians, [0, pi/2]) | "euclidean" (a distance in the features'
+               units) | "nbs" (a similarity). See fastrsa.measures.procrustes.
+      "mutual-knn", "jaccard-knn", "cknna"  k-nearest-neighbour alignment (Huh et al., ICML
+               2024; ReSi): k=10 cosine neighbours, self excluded, ties to the lower index;
+               mutual: mean |N_A(i) ∩ N_B(i)| / k; jaccard: mean |∩| / |∪|; CKNNA: CKA
+               restricted to mutual neighbours. See fastrsa.measures.knn.
+      "cca", "pwcca"  mean canonical correlation, and projection-weighted CCA (Morcos et al.,
+               NeurIPS 2018: row i weighted by features[i]'s neurons), on each model's SVD
+               basis keeping variance=1.0. See fastrsa.measures.svcca.
+      "ridge"  encoding predictivity (Brain-Score style): row = source, column = target, the
+               median (score="median" | "mean") over the target's units of Pearson r between
+               cross-validated ridge predictions and the truth; folds=5 contiguous folds,
+               alpha from alphas (10**-3 .. 10**5) by leave-one-out (inner_folds=None) or
+               inner k-fold CV. See fastrsa.measures.ridge.
       "attribution"  Song et al. (NeurIPS 2019): features are attribution maps (B, n, ...),
                S = mean over images of the cosine of two models' maps
                (fastrsa.measures.attribution.attribution_similarity; arrays only).
@@ -153,6 +173,14 @@ def similarity(
     n = models_a[0].shape[0]
     b_or_none = models_b if other is not None else None
 
+    if measure in CATALOG:
+        entry = CATALOG[measure]
+        out = entry.run(models_a, b_or_none, names_a, names_b, budget, opts)
+        result = A.cast_result(out, wide)
+        distance = entry.distance and opts.get("score") != "nbs"
+        if other is None and entry.symmetric and not distance:
+            result = A.symmetrise_unit_diagonal(result)
+        return A.back_to(result, origin)
     if measure == "cka":
         out = _cka(models_a, b_or_none, names_a, names_b, n, budget, opts)
     elif measure == "dds":

@@ -319,7 +319,7 @@ def test_bad_input_cka(features, options, error, match):
 def test_bad_input_other_measures(rng):
     x = rng.standard_normal((6, 4))
     with pytest.raises(ValueError, match="measure must be one of"):
-        similarity([x], "procrustes")
+        similarity([x], "bures")
     with pytest.raises(ValueError, match=r"other\[0\] has 7 images"):
         similarity([x], "cka", other=[rng.standard_normal((7, 4))])
     with pytest.raises(ValueError, match=r"other\[0\] holds NaN"):
