@@ -188,3 +188,10 @@ def test_integer_outputs_flatten_cls_last():
     assert pool(t, "flatten").dtype == torch.int64
     np.testing.assert_array_equal(pool(t, "cls").numpy(), t.numpy()[:, 0])
     np.testing.assert_array_equal(pool(t, "last").numpy(), t.numpy()[:, -1])
+
+
+def test_gap_of_a_channels_last_map_averages_its_height_and_width():
+    t = torch.from_numpy(np.random.default_rng(3).standard_normal((2, 5, 7, 3)))  # (b, h, w, c)
+    got = pool(t, "gap", layer="layers.1", channels_last=True)
+    np.testing.assert_allclose(got.numpy(), t.numpy().mean(axis=(1, 2)), atol=1e-12)
+    assert tuple(pool(t, "gap", layer="x").shape) == (2, 5)  # channels first: (b, c, h, w)

@@ -209,3 +209,10 @@ def test_missing_timm_is_one_line(monkeypatch):
         MissingPackage, match=r"^model 'timm:resnet18' needs timm: pip install fastrsa\[timm\]$"
     ):
         Model("timm:resnet18").load()
+
+
+def test_swin_stages_are_channels_last():
+    from fastrsa.sweeps.model_source import channels_last
+
+    assert channels_last(timm.create_model("swin_tiny_patch4_window7_224", pretrained=False))
+    assert not channels_last(timm.create_model("resnet18", pretrained=False))

@@ -25,7 +25,7 @@ from .image_set import ImageSet
 from .source_base import Keep, check_layers
 from .text_set import TextSet
 
-__all__ = ["ModelSource", "model_device"]
+__all__ = ["ModelSource", "channels_last", "model_device"]
 
 
 def model_device(device: str) -> Any:
@@ -168,7 +168,12 @@ class ModelSource(Encoder):
                             "(its first token is a patch); use mean or flatten"
                         )
                 pooled = pool(
-                    t, pools[layer], mask=mask, prefix_tokens=loaded.prefix_tokens, layer=layer
+                    t,
+                    pools[layer],
+                    mask=mask,
+                    prefix_tokens=loaded.prefix_tokens,
+                    layer=layer,
+                    channels_last=channels_last(loaded.module),
                 )
             rows[layer] = pooled.float().cpu().numpy()
         return rows
@@ -220,6 +225,14 @@ class ModelSource(Encoder):
                 loaded.module.to(was[0])
             loaded.module.train(was[1])
             self.model.release()
+
+
+def channels_last(module: Any) -> bool:
+    """Whether a model's 4-d layer outputs are (b, h, w, c): timm models that say so
+    (output_fmt "NHWC": Swin, ...) and torchvision's Swin."""
+    if getattr(module, "output_fmt", None) in ("NHWC", "nhwc"):
+        return True
+    return type(module).__name__ in ("SwinTransformer",)
 
 
 def _torch():

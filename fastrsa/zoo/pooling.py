@@ -101,10 +101,12 @@ def pool(
     mask: torch.Tensor | None = None,
     prefix_tokens: int = 0,
     layer: str = "layer",
+    channels_last: bool = False,
 ) -> torch.Tensor:
     """A layer's output t (b, ...) pooled to (b, d) in t's dtype; `how` is resolved (not
     "auto"). mask: (b, tokens) of 0/1 for "last" (optional) and "masked-mean" (required).
-    prefix_tokens: tokens skipped by "mean" and "masked-mean" (a ViT's CLS and registers)."""
+    prefix_tokens: tokens skipped by "mean" and "masked-mean" (a ViT's CLS and registers).
+    channels_last: a conv map is (b, h, w, c) (Swin stages), so "gap" averages h and w."""
     import torch
 
     _check_how(how)
@@ -117,7 +119,7 @@ def pool(
     if how == "flatten":
         return t.reshape(b, -1)
     if how == "gap":
-        return t.mean(dim=(2, 3))
+        return t.mean(dim=(1, 2) if channels_last else (2, 3))
     if how == "cls":
         return t[:, 0]
     skip = int(prefix_tokens)
