@@ -107,6 +107,9 @@ def similarity(
                S = mean over images of the cosine of two models' maps
                (fastrsa.measures.attribution.attribution_similarity; arrays only).
 
+    Any measure against its permutation null (a calibrated score and a p-value):
+    fastrsa.stats.calibrated.
+
     backend: "auto" computes Gram products with torch for torch input (on its device) and
         with numpy (BLAS) otherwise; "torch" (or "triton": its Gram products are torch's)
         computes with torch, on CUDA when there is one; "numpy", "numba" and "reference"

@@ -468,7 +468,7 @@ BAD = [
      r"model 'timm:resnet181@random': timm has no model 'resnet181'; closest: resnet18"),
     ("timm weights offline", lambda d: dict(sources=["timm:resnet18"]),
      r"model 'timm:resnet18': pretrained weights are not in the cache \(.*hf_home.*\) and "
-     r"cannot be downloaded \(offline\)"),
+     r"cannot be downloaded \(offline: HF_HUB_OFFLINE=1"),
     ("torchvision weights offline", lambda d: dict(sources=["torchvision:resnet18"]),
      r"model 'torchvision:resnet18': pretrained weights are not in the cache \(.*torch_home.*\)"),
     ("hf model offline", lambda d: dict(sources=["hf:nobody/nothing"]),

@@ -139,7 +139,8 @@ def test_pretrained_comes_from_the_cache_offline_or_fails_in_one_line(tmp_path):
     cache = str(tmp_path / "hf_home" / "hub")
     assert str(err.value) == (
         f"model 'timm:resnet18.a1_in1k': pretrained weights are not in the cache ({cache}) and "
-        "cannot be downloaded (offline); download once with network, or use @random or @FILE"
+        "cannot be downloaded (offline: HF_HUB_OFFLINE=1 or FASTRSA_OFFLINE=1); download once "
+        "with network, or use @random or @FILE"
     )
     torch.manual_seed(7)
     cached = timm.create_model("resnet18", pretrained=False)

@@ -90,7 +90,8 @@ def test_pretrained_from_the_torch_hub_cache_offline(tmp_path):
         Model("torchvision:resnet18").load()
     assert str(err.value) == (
         f"model 'torchvision:resnet18': pretrained weights are not in the cache ({cache}) and "
-        "cannot be downloaded (offline); download once with network, or use @random or @FILE"
+        "cannot be downloaded (offline: HF_HUB_OFFLINE=1 or FASTRSA_OFFLINE=1); download once "
+        "with network, or use @random or @FILE"
     )
     torch.manual_seed(3)
     fake = tv.models.resnet18()

@@ -4,6 +4,8 @@
 similarities to get a null distribution for every pair at once; `bootstrap`
 (stats/bootstrap.py) resamples images with replacement (rsatoolbox's semantics) and returns the
 distribution of the similarity matrix, with percentile and BCa intervals and standard errors;
+`calibrated` (stats/calibrated.py) puts any `fastrsa.similarity` measure against its permutation
+null (a z-score, a p-value, and the max-over-pairs correction for a best-matching layer pair);
 stats/resampling.py holds what both share (index rows, pair indices, the weighted resampler);
 stats/batches.py draws permutations and resamples a block at a time (any count in bounded
 memory, the same rows for a seed whatever the budget) and refuses, before any work, an output
@@ -28,11 +30,14 @@ from .bootstrap import (
     bootstrap_first_row,
     check_bootstrap_held,
 )
+from .calibrated import CALIBRATED_MEASURES, Calibrated, calibrated
 from .permutation import ALTERNATIVES, PermutationResult, permutation_test
 
 __all__ = [
     "ALTERNATIVES",
     "BootstrapResult",
+    "CALIBRATED_MEASURES",
+    "Calibrated",
     "ConfidenceInterval",
     "OverBudget",
     "PermutationResult",
@@ -40,6 +45,7 @@ __all__ = [
     "bootstrap",
     "bootstrap_batches",
     "bootstrap_first_row",
+    "calibrated",
     "check_bootstrap_held",
     "permutation_test",
 ]

@@ -45,7 +45,9 @@ def _fail(who: str, source: str, what: str, err: BaseException) -> ValueError:
     if is_offline():
         return ValueError(
             f"model '{who}': {what} is not in the cache ({hub_cache_dir()}) and cannot be "
-            "downloaded (offline); download once with network, or give a local directory"
+            "downloaded (offline: HF_HUB_OFFLINE=1 or FASTRSA_OFFLINE=1); download once with "
+            "network, "
+            "or give a local directory"
         )
     first = (str(err).strip().splitlines() or [type(err).__name__])[0]
     return ValueError(f"model '{who}': {what} could not be loaded ({first})")
@@ -204,6 +206,8 @@ def load_hf(spec: Spec, overrides: dict[str, Any], max_tokens: int | None) -> Lo
     tf = need("transformers", who)
     torch = need("torch", who)
     source, kw = _source(spec.name), _kwargs()
+    if not os.path.exists(source) and spec.name.startswith(("/", "./", "../", "~", "\\")):
+        raise FileNotFoundError(f"model '{who}': no such directory: {spec.name}")
     if os.path.exists(source) and not os.path.isdir(source):
         raise NotADirectoryError(f"model '{who}': {source} is a file, not a model directory")
     try:

@@ -58,7 +58,9 @@ def _closest(name: str, names: list[str]) -> str:
 def _not_cached(who: str, where: str) -> ValueError:
     return ValueError(
         f"model '{who}': pretrained weights are not in the cache ({where}) and cannot be "
-        "downloaded (offline); download once with network, or use @random or @FILE"
+        "downloaded (offline: HF_HUB_OFFLINE=1 or FASTRSA_OFFLINE=1); download once with "
+        "network, "
+        "or use @random or @FILE"
     )
 
 

@@ -70,7 +70,9 @@ def _pretrained(models: Any, name: str, weights: Any, who: str) -> Any:
     if is_offline() and not os.path.isfile(cached):
         raise ValueError(
             f"model '{who}': pretrained weights are not in the cache ({cache}) and cannot be "
-            "downloaded (offline); download once with network, or use @random or @FILE"
+            "downloaded (offline: HF_HUB_OFFLINE=1 or FASTRSA_OFFLINE=1); download once with "
+            "network, "
+            "or use @random or @FILE"
         )
     try:
         return models.get_model(name, weights=weights)
