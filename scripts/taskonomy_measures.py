@@ -1,7 +1,11 @@
 """The standard Taskonomy transfer evaluation (Dwivedi & Roig 2019, section 4.3) with every way
 of comparing the real RDMs side by side: `compare` methods spearman, rho-a, tau-a, pearson, and
 CKA / DDS of the RDMs themselves (the DDS paper's "rdm" variant: CKA of the (n, n) RDMs, DDS
-U-centred as the authors' `get_similarity_from_rdms`).
+U-centred as the authors' `get_similarity_from_rdms`); and, with each (n, n) RDM as its task's
+features, NBS and the kNN alignments (mutual, Jaccard, CKNNA). Not run: Procrustes as a
+distance (its angular form ranks as NBS does), CCA / PWCCA (n features for n images: every
+canonical correlation is 1) and ridge (asymmetric, and an RDM's rows predict another's through
+the shared images' columns).
 
     python scripts/taskonomy_measures.py [DATA] [--out FILE.md]
 
@@ -34,7 +38,24 @@ MEASURES = {
     "RSA, Pearson": lambda rows: fastrsa.compare(rows, method="pearson"),
     "CKA of the RDMs": lambda rows: cka_of_matrices(squareform(rows)),
     "DDS of the RDMs (debiased)": lambda rows: cka_of_matrices(squareform(rows), debiased=True),
+    # each task's square RDM (n, n) as its features: an image described by its dissimilarities
+    "NBS of the RDMs": lambda rows: fastrsa.similarity(squareform(rows), "nbs"),
+    "mutual kNN of the RDMs (k = 10)": lambda rows: fastrsa.similarity(
+        squareform(rows), "mutual-knn", k=10
+    ),
+    "Jaccard kNN of the RDMs (k = 10)": lambda rows: fastrsa.similarity(
+        squareform(rows), "jaccard-knn", k=10
+    ),
+    "CKNNA of the RDMs (k = 10), both orders averaged": lambda rows: _symmetric(
+        fastrsa.similarity(squareform(rows), "cknna", k=10)
+    ),
 }
+
+
+def _symmetric(sim: np.ndarray) -> np.ndarray:
+    """CKNNA's row-wise kNN masks make it nearly, not exactly, symmetric; the evaluation takes a
+    symmetric similarity."""
+    return 0.5 * (sim + sim.T)
 
 
 def main() -> None:
