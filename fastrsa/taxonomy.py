@@ -33,6 +33,7 @@ from .rdm_inputs import check_rows, real_float64, stack_rdms
 from .rdms import n_from_condensed
 from .stats import bootstrap_batches
 from .support import SupportTally, adjusted_rand_index, linkage_tree
+from .sweeps.measure_specs import MeasureSpec, parse_measures
 from .transfer import (
     TASKONOMY_ALIASES,
     TRANSFER_FIGURES,
@@ -330,22 +331,32 @@ def taxonomy_from_store(
     method: str = "spearman",
     linkage: str = "average",
     n_clusters: int | None = None,
+    measure: Any = "rsa",
 ) -> Taxonomy:
     """The taxonomy of a sweep store's (fastrsa.sweeps.Store) RDMs of `layer` (None: its only
     layer): the (B, B) `method` similarity the sweep computed (Store.similarity; ValueError
     naming the store when it is not computed yet), clustered as `taxonomy_from_similarity`.
-    metadata records the store's package versions, n_images, method, store and layer."""
+    measure: another measure the sweep computed instead ("cka", "procrustes:alpha=0.5", a
+    (name, options) pair or a MeasureSpec; fastrsa.sweeps.measure_specs); a distance d is
+    clustered as the similarity 1 - d. metadata records the store's package versions,
+    n_images, method (or measure), store and layer."""
     layer = store.layer_name(layer)
-    sim = store.similarity(layer, method)
+    spec = parse_measures([measure], method)[0]
+    sim = spec.as_similarity(store.similarity(layer, method, **_measure_args(spec)))
     result = taxonomy_from_similarity(sim, store.rdms(layer).labels, linkage, n_clusters)
     result.metadata = {
         "versions": store.metadata.get("versions"),
         "n_images": store.n,
-        "method": method,
+        "method": spec.key,
         "store": str(store.path),
         "layer": layer,
     }
     return result
+
+
+def _measure_args(spec: MeasureSpec) -> dict:
+    """Store.similarity's keyword arguments for a measure other than rsa."""
+    return {} if spec.is_rsa else {"measure": spec.measure, **spec.options}
 
 
 def _cluster(labels, sim, linkage, n_clusters, metadata) -> Taxonomy:

@@ -24,6 +24,7 @@ from ..features import extract
 from ..rdms import n_from_condensed, rdms, rdms_of_feature_file
 from ..sweeps import open_store
 from ..sweeps.file_sources import check_rdm_file
+from ..sweeps.measure_specs import MeasureSpec, parse_measures
 from ..taxonomy import taxonomy_from_store
 
 __all__ = [
@@ -254,12 +255,40 @@ def store_compare(store, layer: str, targets, option: str, args, target_layer=No
         raise ValueError(f"{option}: {one_line(err)}") from None
 
 
+MEASURE_HELP = (
+    "with a store: the measure its sweep computed (sweep --measure): rsa (default: the RDMs by "
+    "--method), cka, svcca, nbs, procrustes, cca, mutual-knn, jaccard-knn, cknna, with options "
+    "as name:option=value,... (e.g. procrustes:alpha=0.5); a distance is used as 1 - d"
+)
+
+
+def add_measure(p) -> None:
+    """--measure (one measure of a sweep store)."""
+    p.add_argument("--measure", default="rsa", metavar="MEASURE", help=MEASURE_HELP)
+
+
+def store_measure(args, has_store: bool) -> MeasureSpec:
+    """The MeasureSpec of --measure (rsa: by --method); ValueError naming --measure when it is
+    not one a store computes, or when it is given without a store to read it from."""
+    try:
+        spec = parse_measures([args.measure], args.method)[0]
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"--measure: {one_line(err).removeprefix('measures: ')}") from None
+    if not spec.is_rsa and not has_store:
+        raise ValueError(
+            f"--measure {args.measure}: reads the measures a sweep store holds (give a store); "
+            "RDM and feature files give rsa (fastrsa.similarity computes the others in memory)"
+        )
+    return spec
+
+
 def store_taxonomy(args, linkage: str = "average", n_clusters=None):
     """The Taxonomy of --store [--layer] (fastrsa.taxonomy.taxonomy_from_store: the similarity
-    the sweep computed, clustered); errors name --store / --layer."""
+    the sweep computed by --method or --measure, clustered); errors name --store / --layer."""
+    spec = store_measure(args, True)
     store, layer = store_layer(args.store, args.layer, "--store", "--layer")
     try:
-        return taxonomy_from_store(store, layer, args.method, linkage, n_clusters)
+        return taxonomy_from_store(store, layer, args.method, linkage, n_clusters, spec)
     except ValueError as err:
         raise ValueError(f"--store: {one_line(err)}") from None
 

@@ -19,12 +19,14 @@ from ._common import (
     STORE_HELP,
     add_backend,
     add_command,
+    add_measure,
     check_output,
     checked_seed,
     load_rdms,
     print_matrix,
     store_compare,
     store_layer,
+    store_measure,
     user_labels,
     writing,
 )
@@ -45,6 +47,7 @@ def register(subparsers) -> None:
     p.add_argument("--with-store", help="compare against the RDMs of this sweep store instead")
     p.add_argument("--with-layer", help=LAYER_HELP.format("--with-store"))
     p.add_argument("--method", default="spearman", choices=METHODS)
+    add_measure(p)
     add_backend(p)
     p.add_argument("--out", help="save the matrix: .json, or .npz (similarity, labels_a, labels_b)")
     p.add_argument(
@@ -116,6 +119,12 @@ def _check_options(args) -> None:
         raise ValueError("--layer: names a layer of --store; there is no --store")
     if args.with_layer is not None and not args.with_store:
         raise ValueError("--with-layer: names a layer of --with-store; there is no --with-store")
+    spec = store_measure(args, bool(args.store))
+    if not spec.is_rsa and (args.other or args.with_store or args.permutations):
+        raise ValueError(
+            f"--measure {args.measure}: reads the all-pairs matrix a sweep stored for --store; "
+            "--with, --with-store and --permutations compare RDMs (rsa)"
+        )
 
 
 def _tested(args, seed: int | None):
@@ -162,7 +171,9 @@ def _compared(args) -> tuple[list[str], list[str], np.ndarray]:
             sim = store_compare(store, layer, other, "--with-store", args, other_layer).T
         else:
             try:
-                labels_b, sim = labels_a, store.similarity(layer, args.method)
+                spec = store_measure(args, True)
+                opts = {} if spec.is_rsa else {"measure": spec.measure, **spec.options}
+                labels_b, sim = labels_a, store.similarity(layer, args.method, **opts)
             except ValueError as err:
                 raise ValueError(f"--store: {one_line(err)}") from None
         return labels_a, labels_b, np.ascontiguousarray(sim)

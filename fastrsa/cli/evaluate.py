@@ -21,10 +21,12 @@ from ._common import (
     add_backend,
     add_bootstrap,
     add_command,
+    add_measure,
     check_output,
     checked_seed,
     labelled_rdms,
     store_layer,
+    store_measure,
     store_taxonomy,
     writing,
 )
@@ -49,6 +51,7 @@ def register(subparsers) -> None:
         help="map an RDM label to the affinity table's name (repeatable)",
     )
     p.add_argument("--method", default="spearman", choices=METHODS)
+    add_measure(p)
     add_bootstrap(p, "percentile intervals of the figures (RDM or feature files)")
     add_backend(p)
     p.add_argument(
@@ -76,6 +79,7 @@ def run(args) -> None:
     aliases = _aliases(args)
     if args.layer is not None and not args.store:
         raise ValueError("--layer: names a layer of --store; there is no --store")
+    store_measure(args, bool(args.store))
     seed = checked_seed(args, "--bootstrap")
     if args.store:
         if args.bootstrap:

@@ -12,7 +12,16 @@ from .._memory import parse_memory
 from ..plots import figure_format, plot_layer_matrix
 from ..reference import METHODS
 from ..sweeps.layer_matrix import LAYER_MATRIX_FILES, LayerMatrix, layer_matrix
-from ._common import STORE_HELP, add_backend, add_command, check_output, print_matrix, writing
+from ._common import (
+    STORE_HELP,
+    add_backend,
+    add_command,
+    add_measure,
+    check_output,
+    print_matrix,
+    store_measure,
+    writing,
+)
 
 __all__ = ["register", "run"]
 
@@ -27,6 +36,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("store", help=STORE_HELP)
     p.add_argument("--method", default="spearman", choices=METHODS)
+    add_measure(p)
     p.add_argument(
         "--sources",
         nargs="+",
@@ -79,7 +89,13 @@ def run(args) -> None:
         labels = list(args.between)
     try:
         matrix = layer_matrix(
-            args.store, args.method, labels, args.layers, memory=memory, backend=args.backend
+            args.store,
+            args.method,
+            labels,
+            args.layers,
+            memory=memory,
+            backend=args.backend,
+            measure=store_measure(args, True),
         )
     except ValueError as err:
         raise _named(err) from None

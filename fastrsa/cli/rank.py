@@ -8,7 +8,7 @@ from ..plots import figure_format, plot_ranking
 from ..rdms import n_from_condensed
 from ..reference import METHODS
 from ..stats import OverBudget
-from ..transfer import Ranking, rank_in_store, rank_sources
+from ..transfer import Ranking, measure_ranking, rank_in_store, rank_sources
 from ._common import (
     LAYER_HELP,
     RDM_FILES,
@@ -16,10 +16,12 @@ from ._common import (
     add_backend,
     add_bootstrap,
     add_command,
+    add_measure,
     check_output,
     checked_seed,
     load_rdms,
     store_layer,
+    store_measure,
     writing,
 )
 
@@ -40,6 +42,7 @@ def register(subparsers) -> None:
         help="instead of --target: this source of --sources-store (left out of the ranking)",
     )
     p.add_argument("--method", default="spearman", choices=METHODS)
+    add_measure(p)
     add_backend(p)
     p.add_argument(
         "--plot",
@@ -70,6 +73,12 @@ def _check_options(args) -> None:
         raise ValueError("--target-label: names an RDM of --sources-store; there is none")
     if args.layer is not None and not args.sources_store:
         raise ValueError("--layer: names a layer of --sources-store; there is none")
+    spec = store_measure(args, bool(args.sources_store))
+    if not spec.is_rsa and not args.target_label:
+        raise ValueError(
+            f"--measure {args.measure}: ranks by a measure the store holds, against one of its "
+            "sources (--target-label); a --target RDM file gives rsa only"
+        )
 
 
 def run(args) -> None:
@@ -143,6 +152,9 @@ def _store_ranking(args) -> Ranking:
     to --target-label (an RDM of the same store, left out of the ranking):
     fastrsa.transfer.rank_in_store, its errors naming the flags."""
     store, layer = store_layer(args.sources_store, args.layer, "--sources-store", "--layer")
+    spec = store_measure(args, True)
+    if not spec.is_rsa:
+        return measure_ranking(store, layer, args.target_label, spec, "--target-label")
     target = None if args.target_label else _target(args)[0]
     flags = {"store": "--sources-store", "target_rdm": "--target", "target_label": "--target-label"}
     return rank_in_store(

@@ -86,6 +86,14 @@ def register(subparsers) -> None:
     )
     p.add_argument("--method", default="spearman", choices=METHODS)
     p.add_argument("--metric", default="correlation", choices=METRICS, help="the RDMs' metric")
+    p.add_argument(
+        "--measure",
+        nargs="+",
+        metavar="MEASURE",
+        help="what the all-pairs stage computes (default: rsa): rsa, cka, svcca, nbs, "
+        "procrustes, cca, mutual-knn, jaccard-knn, cknna; options as name:option=value,... "
+        "(e.g. procrustes:alpha=0.5 mutual-knn:k=20)",
+    )
     p.add_argument("--executor", default="local", choices=("local", "ray"))
     p.add_argument("--address", help="with --executor ray: a running cluster (default: start one)")
     p.add_argument(
@@ -129,6 +137,7 @@ def run(args) -> int | None:
         progress=False if args.no_progress else None,
         texts=texts,
         pool=args.pool,
+        measures=args.measure,
     )
     layers_done = ", ".join(store.layers)
     print(f"store {store.path}: {len(store.labels)} sources x layers {layers_done}, n={store.n}")

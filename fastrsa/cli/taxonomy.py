@@ -12,11 +12,13 @@ from ._common import (
     add_backend,
     add_bootstrap,
     add_command,
+    add_measure,
     check_output,
     checked_seed,
     labelled_rdms,
     one_source,
     print_matrix,
+    store_measure,
     store_taxonomy,
     writing,
 )
@@ -39,6 +41,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--clusters", type=int, help="number of flat clusters")
     p.add_argument("--method", default="spearman", choices=METHODS)
+    add_measure(p)
     p.add_argument("--linkage", default="average")
     add_bootstrap(p, "bootstrap support of each cluster (RDM or feature files)")
     add_backend(p)
@@ -50,6 +53,7 @@ def run(args) -> None:
     check_output(args.out, "--out", "folder", TAXONOMY_FILES)
     seed = checked_seed(args, "--bootstrap")
     one_source(args)
+    store_measure(args, bool(args.store))
     if args.store:
         if args.bootstrap:
             raise ValueError("--bootstrap: resamples images of RDM or feature files, not --store")

@@ -36,12 +36,15 @@ __all__ = [
     "centre",
     "centred_and_mean",
     "column_centred",
+    "eig_rank",
     "gram",
     "inner_products",
     "KERNELS",
     "median",
     "pow2_scaled",
+    "rbf_from_sq",
     "sq_distances",
+    "sq_distances_from_gram",
     "unit_scaled",
 ]
 
@@ -128,11 +131,50 @@ def sq_distances(x: Any) -> Any:
     """(n, d) -> (n, n) squared euclidean distances from the Gram of the column-centred rows
     (the same distances, with less cancellation), clipped at 0, zero diagonal."""
     xc = column_centred(x)
-    g = xc @ xc.T
+    return sq_distances_from_gram(xc @ xc.T)
+
+
+def sq_distances_from_gram(g: Any) -> Any:
+    """(n, n) Gram of (preferably column-centred) rows -> their squared euclidean distances
+    g_ii + g_jj - 2 g_ij, clipped at 0, zero diagonal; a new array."""
     sq = g.diagonal()
     d2 = sq[:, None] + sq[None, :] - 2 * g
     d2 = d2.clamp_(min=0) if A.is_torch(d2) else np.maximum(d2, 0, out=d2)
     return _fill_diagonal(d2, 0.0)
+
+
+def rbf_from_sq(d2: Any, threshold: float, name: str, minus_one: bool = False) -> Any:
+    """(n, n) squared distances (`sq_distances`) -> the rbf kernel exp(-d2 / (2 t² m)), m their
+    median (module docstring), in place; K - 1 by expm1 when minus_one. ValueError naming
+    `name` when m is 0 (more than half of all pairs of rows identical)."""
+    m = median(d2)
+    if not m > 0:
+        raise ValueError(
+            f"{name}: the median squared distance between images is 0 (most rows are "
+            "identical), so the rbf bandwidth is 0"
+        )
+    scale = -1.0 / (2.0 * threshold**2 * m)
+    if A.is_torch(d2):
+        return (d2 * scale).expm1_() if minus_one else (d2 * scale).exp_()
+    return (np.expm1 if minus_one else np.exp)(d2 * scale, out=d2)
+
+
+def eig_rank(lam: np.ndarray) -> int:
+    """How many of the eigenvalues `lam` (descending, float64) of an (n, n) centred Gram
+    Xc Xcᵀ count as its rank: those above lam[0] · n · 1e-12 (0 when lam[0] <= 0).
+
+    Why this bound: an eigenvalue of the rounded Gram is off by about the Gram's own rounding
+    (sqrt(d)·eps·lam[0] to form it, n·eps·lam[0] for the eigensolver, eps = 2.2e-16), so the
+    (n - rank) zero eigenvalues of a rank-deficient Gram (d < n - 1, and the centring's null
+    direction) come out as noise of up to ~n·1e-15·lam[0]; the bound stays a thousand times
+    above that noise. The SVD of the features resolves far smaller singular values (s > s_max ·
+    max(n, d) · eps, i.e. lam > ~1e-28 · lam[0]); the two ranks differ only for features with
+    true directions of variance between those bounds (singular-value ratios below ~1e-6 sqrt(n)),
+    and there the eigenvectors of the Gram are not accurate anyway."""
+    n = lam.shape[0]
+    if not n or not lam[0] > 0:
+        return 0
+    return int(np.count_nonzero(lam > lam[0] * n * 1e-12))
 
 
 def gram(
@@ -154,17 +196,7 @@ def gram(
     if kernel == "linear":
         return x @ x.T
     if kernel == "rbf":
-        d2 = sq_distances(x)
-        m = median(d2)
-        if not m > 0:
-            raise ValueError(
-                f"{name}: the median squared distance between images is 0 (most rows are "
-                "identical), so the rbf bandwidth is 0"
-            )
-        scale = -1.0 / (2.0 * threshold**2 * m)
-        if A.is_torch(d2):
-            return (d2 * scale).expm1_() if minus_one else (d2 * scale).exp_()
-        return (np.expm1 if minus_one else np.exp)(d2 * scale, out=d2)
+        return rbf_from_sq(sq_distances(x), threshold, name, minus_one)
     if kernel == "laplacian":
         d = x.shape[1]
         if A.is_torch(x):

@@ -51,8 +51,11 @@ from .._memory import budget_for
 
 __all__ = [
     "Neighbours",
+    "all_pairs",
+    "check_k",
     "cknna",
     "cknna_matrix",
+    "cknna_of_graphs",
     "jaccard_knn",
     "jaccard_knn_matrix",
     "knn_table",
@@ -60,11 +63,14 @@ __all__ = [
     "mutual_knn",
     "mutual_knn_matrix",
     "neighbours",
+    "neighbours_from_gram",
 ]
 
 # bytes of working memory per entry of a block of the n x n similarity (the similarity, its
 # negation or sort values, sort indices, masks)
 _BYTES_PER_ENTRY = 40
+# cosines from a Gram within this of ±1 are taken as ±1 (neighbours_from_gram)
+_PARALLEL = 8 * np.finfo(np.float64).eps
 
 
 @dataclass(frozen=True)
@@ -98,7 +104,9 @@ class Neighbours:
         return cls(table, sims, keys, np.take_along_axis(sims, order, axis=1).ravel())
 
 
-def _check_k(k: Any, n: int, name: str, least: int, measure: str) -> int:
+def check_k(k: Any, n: int, name: str, least: int, measure: str) -> int:
+    """k as an int >= `least` and <= n - 1; ValueError naming `name` (and `measure` when n is
+    too small)."""
     k = check_count(k, "k", least)
     if n < 3 or n < least + 2:
         raise ValueError(f"{measure} needs at least {max(3, least + 2)} images; {name} has n = {n}")
@@ -140,30 +148,75 @@ def neighbours(x: Any, k: int, name: str = "features", budget: int | None = None
     similarities are computed in float64 in blocks of rows of at most `budget` bytes (default
     fastrsa's memory budget for x's device); torch tensors on their own device."""
     n = int(x.shape[0])
-    k = _check_k(k, n, name, 1, "kNN")
+    k = check_k(k, n, name, 1, "kNN")
     xn = _unit_rows(x, name)
     torch_in = A.is_torch(xn)
     if budget is None:
         budget = budget_for(None, xn.device if torch_in else None)
     rows = max(1, min(n, budget // (n * _BYTES_PER_ENTRY)))
+    if not torch_in:
+        return _from_blocks(lambda r0, r1: xn[r0:r1] @ xn.T, n, k, rows)
+    import torch
+
     table = np.empty((n, k), dtype=np.int64)
     sims = np.empty((n, k))
     for r0 in range(0, n, rows):
         r1 = min(n, r0 + rows)
         s = xn[r0:r1] @ xn.T
-        ar = np.arange(r1 - r0)
-        if torch_in:
-            import torch
-
-            ti = torch.from_numpy(ar).to(s.device)
-            s[ti, ti + r0] = -float("inf")
-            values, idx = torch.sort(-s, dim=1, stable=True)
-            table[r0:r1] = idx[:, :k].cpu().numpy()
-            sims[r0:r1] = (-values[:, :k]).cpu().numpy()
-        else:
-            s[ar, ar + r0] = -np.inf
-            table[r0:r1], sims[r0:r1] = _top_numpy(s, k)
+        ti = torch.arange(r1 - r0, device=s.device)
+        s[ti, ti + r0] = -float("inf")
+        values, idx = torch.sort(-s, dim=1, stable=True)
+        table[r0:r1] = idx[:, :k].cpu().numpy()
+        sims[r0:r1] = (-values[:, :k]).cpu().numpy()
     return Neighbours.from_table(table, sims)
+
+
+def _from_blocks(block: Callable[[int, int], np.ndarray], n: int, k: int, rows: int) -> Neighbours:
+    """Neighbours from the float64 similarities of rows r0:r1 with all rows, block(r0, r1)
+    (a new (r1 - r0, n) array), `rows` rows at a time: self excluded, a stable top k."""
+    table = np.empty((n, k), dtype=np.int64)
+    sims = np.empty((n, k))
+    for r0 in range(0, n, rows):
+        r1 = min(n, r0 + rows)
+        s = block(r0, r1)
+        ar = np.arange(r1 - r0)
+        s[ar, ar + r0] = -np.inf
+        table[r0:r1], sims[r0:r1] = _top_numpy(s, k)
+    return Neighbours.from_table(table, sims)
+
+
+def neighbours_from_gram(
+    g: np.ndarray, k: int, name: str = "features", budget: int | None = None
+) -> Neighbours:
+    """`neighbours` from the (n, n) float64 Gram G = X Xᵀ of the features as given (not
+    centred): cosine s_ij = G_ij / sqrt(G_ii) / sqrt(G_jj), self excluded, ties to the lower
+    index, in blocks of rows of at most `budget` bytes (default fastrsa's memory budget).
+    The cosines agree with `neighbours`' to rounding (a few 1e-16): cosines within 8 eps of ±1
+    are set to ±1 (parallel rows: d = 1, where `neighbours`' normalised rows give exactly ±1,
+    or duplicates), so those ties break by index as there; only other similarities tied within
+    rounding may be ordered differently. ValueError naming `name` and the row for an all-zero
+    row (G_ii = 0), as `neighbours`."""
+    g = np.asarray(g, dtype=np.float64)
+    n = int(g.shape[0])
+    k = check_k(k, n, name, 1, "kNN")
+    norms = np.sqrt(np.diagonal(g))
+    bad = np.flatnonzero(~(norms > 0))
+    if bad.size:
+        raise ValueError(
+            "feature row is all zeros (its norm is 0, so the cosine is undefined): "
+            f"{name}: row {bad[0]} ({bad.size} such in all)"
+        )
+    if budget is None:
+        budget = budget_for(None, None)
+    rows = max(1, min(n, budget // (n * _BYTES_PER_ENTRY)))
+
+    def block(r0: int, r1: int) -> np.ndarray:
+        s = g[r0:r1] / norms[r0:r1, None] / norms[None, :]
+        near = np.abs(s) >= 1 - _PARALLEL
+        s[near] = np.sign(s[near])
+        return s
+
+    return _from_blocks(block, n, k, rows)
 
 
 def knn_table(x: Any, k: int, name: str = "features", budget: int | None = None) -> np.ndarray:
@@ -226,12 +279,14 @@ def cknna(a: Neighbours, b: Neighbours) -> float:
     return masked_hsic(a, b) / float(np.sqrt(ha * hb))
 
 
-def _all_pairs(
+def all_pairs(
     graphs_a: list[Neighbours],
     graphs_b: list[Neighbours] | None,
     pair: Callable[[Neighbours, Neighbours], float],
     symmetric: bool,
 ) -> np.ndarray:
+    """(len(a), len(b)) of pair(a_i, b_j); graphs_b None: all pairs of a (i <= j mirrored when
+    `symmetric`, else every ordered pair)."""
     same = graphs_b is None
     gb = graphs_a if graphs_b is None else graphs_b
     out = np.empty((len(graphs_a), len(gb)))
@@ -254,7 +309,7 @@ def _graphs(
     budget: int | None,
 ) -> tuple[list[Neighbours], list[Neighbours] | None]:
     n = int(models_a[0].shape[0])
-    k = _check_k(k, n, names_a[0], least, measure)
+    k = check_k(k, n, names_a[0], least, measure)
     ga = [neighbours(x, k, nm, budget) for x, nm in zip(models_a, names_a, strict=True)]
     if models_b is None:
         return ga, None
@@ -273,7 +328,7 @@ def mutual_knn_matrix(
     """Mutual kNN alignment of every model of `models_a` with every one of `models_b` (or of
     `models_a`): (Ba, Bb) float64 in [0, 1], symmetric, 1 for identical neighbour sets."""
     ga, gb = _graphs(models_a, models_b, k, 1, "mutual kNN", names_a, names_b, budget)
-    return _all_pairs(ga, gb, mutual_knn, symmetric=True)
+    return all_pairs(ga, gb, mutual_knn, symmetric=True)
 
 
 def jaccard_knn_matrix(
@@ -288,7 +343,7 @@ def jaccard_knn_matrix(
     """Jaccard kNN similarity of every model of `models_a` with every one of `models_b` (or of
     `models_a`): (Ba, Bb) float64 in [0, 1], symmetric, 1 for identical neighbour sets."""
     ga, gb = _graphs(models_a, models_b, k, 1, "Jaccard kNN", names_a, names_b, budget)
-    return _all_pairs(ga, gb, jaccard_knn, symmetric=True)
+    return all_pairs(ga, gb, jaccard_knn, symmetric=True)
 
 
 def cknna_matrix(
@@ -304,6 +359,17 @@ def cknna_matrix(
     `models_a`): (Ba, Bb) float64, NOT symmetric (every ordered pair computed), diagonal 1 for
     all pairs of `models_a`. ValueError naming a model whose own masked HSIC is not positive."""
     ga, gb = _graphs(models_a, models_b, k, 2, "CKNNA", names_a, names_b, budget)
+    return cknna_of_graphs(ga, gb, names_a, names_b)
+
+
+def cknna_of_graphs(
+    ga: list[Neighbours],
+    gb: list[Neighbours] | None,
+    names_a: Sequence[str],
+    names_b: Sequence[str],
+) -> np.ndarray:
+    """cknna_matrix from the models' kNN graphs (every ordered pair; diagonal 1 when gb is
+    None); ValueError naming a model whose own masked HSIC is not positive."""
     selves = []
     for graphs, names in ((ga, names_a), (gb, names_b)):
         h = np.array([masked_hsic(g, g) for g in graphs or []])
@@ -315,7 +381,7 @@ def cknna_matrix(
             )
         selves.append(h)
     ha, hb = selves[0], selves[1] if gb is not None else selves[0]
-    out = _all_pairs(ga, gb, masked_hsic, symmetric=False) / np.sqrt(ha[:, None] * hb[None, :])
+    out = all_pairs(ga, gb, masked_hsic, symmetric=False) / np.sqrt(ha[:, None] * hb[None, :])
     if gb is None:
         np.fill_diagonal(out, 1.0)
     return out

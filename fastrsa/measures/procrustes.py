@@ -50,7 +50,7 @@ import numpy as np
 from .. import _arrays as A
 from . import gram as G
 
-__all__ = ["SCORES", "shape_basis", "shape_matrix"]
+__all__ = ["SCORES", "basis_from_eig", "check_alpha", "pair_score", "shape_basis", "shape_matrix"]
 
 SCORES = ("angular", "euclidean", "nbs")
 
@@ -85,7 +85,12 @@ def shape_basis(x: Any, alpha: float, name: str = "features") -> tuple[Any, floa
     with np.errstate(over="ignore"):  # inf: only "euclidean" needs it, and refuses then
         norm = float(np.ldexp(np.linalg.norm(s), e))
     r = int(np.count_nonzero(s > s[0] * max(xc.shape) * np.finfo(np.float64).eps))
-    s = s[:r]
+    return _weighted(u, s[:r], e, alpha), norm
+
+
+def _weighted(u: Any, s: np.ndarray, e: int, alpha: float) -> Any:
+    """U[:, :r] D / ‖D‖_F for the r singular values s of Xc * 2**-e (D as shape_basis)."""
+    r = s.size
     if alpha == 1:
         d = s  # the common factor 2**e cancels in D / ‖D‖
     elif e >= 0:  # D * 2**-e, computed without overflow
@@ -95,7 +100,29 @@ def shape_basis(x: Any, alpha: float, name: str = "features") -> tuple[Any, floa
     w = d / np.linalg.norm(d)
     if A.is_torch(u):
         w = sys.modules["torch"].from_numpy(w).to(u.device)
-    return u[:, :r] * w, norm
+    return u[:, :r] * w
+
+
+def basis_from_eig(
+    u: np.ndarray, lam: np.ndarray, alpha: float, name: str = "features"
+) -> tuple[np.ndarray, float]:
+    """shape_basis from the eigendecomposition of the centred Gram Xc Xcᵀ = U diag(lam) Uᵀ
+    (u (n, n) float64 columns, lam (n,) descending, clipped at 0) instead of the features:
+    s = sqrt(lam) over the rank of gram.eig_rank (which see: it differs from the SVD's only for
+    singular-value ratios below ~1e-6), the same weighting, norm = sqrt(sum lam) = ‖Xc‖_F.
+    ValueError naming `name` for constant features (lam all 0)."""
+    lam = np.asarray(lam, dtype=np.float64)
+    r = G.eig_rank(lam)
+    if not r:
+        raise ValueError(
+            f"{name} has constant features (zero variance after centring), so its shape "
+            "metric is undefined"
+        )
+    # lam * 2**-2e in [0.25, 1): s * 2**-e in [0.5, 1), as shape_basis's scaled SVD
+    e = (int(np.frexp(lam[0])[1]) + 1) // 2
+    s = np.sqrt(np.ldexp(lam[:r], -2 * e))
+    norm = float(np.sqrt(lam.sum()))
+    return _weighted(np.asarray(u, dtype=np.float64), s, e, alpha), norm
 
 
 def _svd(m: Any, vectors: bool) -> Any:
@@ -128,8 +155,9 @@ def _residual(a: Any, b: Any, m: Any) -> float:
     return math.sqrt(sum(v * v for v in parts))
 
 
-def _score(a: Any, b: Any, na: float, nb: float, score: str) -> float:
-    """One pair's score from the two models' (A, norm)."""
+def pair_score(a: Any, b: Any, na: float, nb: float, score: str) -> float:
+    """One pair's score (SCORES) from the two models' (A, norm) of shape_basis or
+    basis_from_eig."""
     m = a.T @ b
     cos = min(max(float(_svd(m, vectors=False).sum()), 0.0), 1.0)
     if score == "nbs":
@@ -150,6 +178,19 @@ def _score(a: Any, b: Any, na: float, nb: float, score: str) -> float:
     return out
 
 
+def check_alpha(alpha: Any, score: str) -> float:
+    """alpha as a float in [0, 1]; ValueError for it, or for a score not in SCORES."""
+    if score not in SCORES:
+        raise ValueError(f"score must be one of {SCORES}; got {score!r}")
+    try:
+        a = float(alpha)
+    except (TypeError, ValueError):
+        a = math.nan
+    if not 0 <= a <= 1:
+        raise ValueError(f"alpha must be a number in [0, 1] (1: Procrustes, 0: CCA); got {alpha!r}")
+    return a
+
+
 def shape_matrix(
     models_a: Sequence[Any],
     models_b: Sequence[Any] | None,
@@ -164,15 +205,7 @@ def shape_matrix(
     exact). models: validated finite (n, d_i) float arrays of one kind, the same n >= 3, any
     widths. Returns (Ba, Bb) float64 numpy: distances ("angular", "euclidean"; smaller = more
     similar) or similarities ("nbs"; larger = more similar)."""
-    if score not in SCORES:
-        raise ValueError(f"score must be one of {SCORES}; got {score!r}")
-    try:
-        a = float(alpha)
-    except (TypeError, ValueError):
-        a = math.nan
-    if not 0 <= a <= 1:
-        raise ValueError(f"alpha must be a number in [0, 1] (1: Procrustes, 0: CCA); got {alpha!r}")
-    alpha = a
+    alpha = check_alpha(alpha, score)
     n = models_a[0].shape[0] if len(models_a) else 3
     if n < 3:
         raise ValueError(
@@ -191,7 +224,7 @@ def shape_matrix(
                 out[i, i] = 1.0 if score == "nbs" else 0.0
                 continue
             b, nb = bases_b[j]
-            out[i, j] = _score(a, b, na, nb, score)
+            out[i, j] = pair_score(a, b, na, nb, score)
             if same:
                 out[j, i] = out[i, j]
     return out

@@ -43,7 +43,16 @@ import numpy as np
 from .. import _arrays as A
 from . import gram as G
 
-__all__ = ["WEIGHTINGS", "cca_matrix", "reduced_basis", "svcca_matrix"]
+__all__ = [
+    "WEIGHTINGS",
+    "cca_matrix",
+    "check_variance",
+    "kept_count",
+    "pair_cca",
+    "reduced_basis",
+    "reduced_from_eig",
+    "svcca_matrix",
+]
 
 WEIGHTINGS = ("mean", "pwcca")
 
@@ -59,12 +68,37 @@ def _reduced(x: Any, variance: float, name: str, label: str, loadings: bool) -> 
     else:
         u, s, vh = np.linalg.svd(xc, full_matrices=False)
         s2 = s.astype(np.float64) ** 2
+    k = kept_count(s2, variance, name, label)
+    return u[:, :k], (vh[:k].T * s[:k] if loadings else None)
+
+
+def kept_count(s2: np.ndarray, variance: float, name: str, label: str) -> int:
+    """The smallest k whose top-k share of the variances `s2` (descending, float64) reaches
+    `variance` (within 1e-12); ValueError naming `name` when they are all zero."""
     total = s2.sum()
     if not total > 0:
         raise ValueError(f"{name} has zero variance (constant features), so {label} is undefined")
     share = np.cumsum(s2) / total
-    k = min(int(np.searchsorted(share, variance * (1 - 1e-12), side="left")) + 1, s2.size)
-    return u[:, :k], (vh[:k].T * s[:k] if loadings else None)
+    return min(int(np.searchsorted(share, variance * (1 - 1e-12), side="left")) + 1, s2.size)
+
+
+def reduced_from_eig(
+    u: np.ndarray, lam: np.ndarray, variance: float, name: str = "features", label: str = "CCA"
+) -> np.ndarray:
+    """reduced_basis from the eigendecomposition of the centred Gram Xc Xcᵀ = U diag(lam) Uᵀ
+    (u (n, n) float64 columns, lam (n,) descending, clipped at 0): the variances s² = lam
+    within the rank of gram.eig_rank (the eigenvalues beyond it are the Gram's rounding),
+    then the same share rule, -> U_k (n, k) float64. ValueError naming `name` for constant
+    features."""
+    lam = np.asarray(lam, dtype=np.float64)
+    r = G.eig_rank(lam)
+    k = kept_count(lam[:r] if r else np.zeros(1), variance, name, label)
+    return np.asarray(u, dtype=np.float64)[:, :k]
+
+
+def pair_cca(ua: Any, ub: Any) -> float:
+    """Mean canonical correlation (in [0, 1]) of two orthonormal bases (n, k) and (n, l)."""
+    return _pair(ua, ub, None)
 
 
 def reduced_basis(x: Any, variance: float, name: str = "features") -> Any:
@@ -100,6 +134,15 @@ def _pair(ua: Any, ub: Any, loadings: Any) -> float:
     return float(np.clip((w * rho).sum() / w.sum(), 0.0, 1.0))
 
 
+def check_variance(variance: Any) -> float:
+    """variance as a float in (0, 1]: TypeError for a non-number, ValueError outside."""
+    if isinstance(variance, bool) or not isinstance(variance, int | float):
+        raise TypeError(f"variance must be a number in (0, 1]; got {variance!r}")
+    if not 0 < variance <= 1:
+        raise ValueError(f"variance must be in (0, 1]; got {variance!r}")
+    return float(variance)
+
+
 def cca_matrix(
     models_a: Sequence[Any],
     models_b: Sequence[Any] | None,
@@ -116,10 +159,7 @@ def cca_matrix(
     row model's neurons, asymmetric (every entry computed, [i, j] weighted by models_a[i]).
     Similarities in [0, 1], higher = more similar, 1 for a model with itself (up to rounding).
     Returns (Ba, Bb) float64 numpy."""
-    if isinstance(variance, bool) or not isinstance(variance, int | float):
-        raise TypeError(f"variance must be a number in (0, 1]; got {variance!r}")
-    if not 0 < variance <= 1:
-        raise ValueError(f"variance must be in (0, 1]; got {variance!r}")
+    variance = check_variance(variance)
     if weighting not in WEIGHTINGS:
         raise ValueError(f"weighting must be one of {WEIGHTINGS}; got {weighting!r}")
     label = "PWCCA" if weighting == "pwcca" else ("SVCCA" if variance < 1 else "CCA")

@@ -24,7 +24,11 @@ from .._backend import check_backend_name
 from .._checks import check_choice
 from .._memory import budget_for
 from ..layer_names import select_layers
+from ..measures.from_grams import state_kind, tile
 from .blocks import TILE_METHODS, compared, tile_rows
+from .measure_specs import MeasureSpec, parse_measures
+from .measure_states import read_states
+from .measure_tiles import ASYMMETRIC, piece_rows
 from .store import Store, open_store
 
 __all__ = ["LAYER_MATRIX_FILES", "LayerMatrix", "layer_matrix"]
@@ -146,6 +150,35 @@ def _entries(store: Store, labels: Any = None, layers: Any = None) -> list[tuple
     return out
 
 
+def _measure_values(
+    st: Store, found: list[tuple[str, str, int]], spec: MeasureSpec, budget: int
+) -> np.ndarray:
+    """(k, k) float64 of a measure beyond RSA from the entries' states, a piece at a time."""
+    kind = state_kind(spec.measure, spec.options)
+    b = piece_rows(budget, kind, st.n)
+    k = len(found)
+
+    def read(part: range) -> tuple[list[dict], list[str]]:
+        states = [read_states(st, found[i][1], kind, [found[i][2]])[0] for i in part]
+        return states, [f"{found[i][0]} {found[i][1]}" for i in part]
+
+    values = np.empty((k, k))
+    for i0 in range(0, k, b):
+        rows_i = range(i0, min(k, i0 + b))
+        sa, na = read(rows_i)
+        values[i0 : rows_i.stop, i0 : rows_i.stop] = tile(spec.measure, sa, None, spec.options,
+                                                          na, [])  # fmt: skip
+        for j0 in range(rows_i.stop, k, b):
+            rows_j = range(j0, min(k, j0 + b))
+            sb, nb = read(rows_j)
+            ab = tile(spec.measure, sa, sb, spec.options, na, nb)
+            values[i0 : rows_i.stop, j0 : rows_j.stop] = ab
+            back = tile(spec.measure, sb, sa, spec.options, nb, na) if spec.measure in ASYMMETRIC \
+                else ab.T  # fmt: skip
+            values[j0 : rows_j.stop, i0 : rows_i.stop] = back
+    return values
+
+
 def layer_matrix(
     store: Store | str | os.PathLike,
     method: str = "spearman",
@@ -153,6 +186,7 @@ def layer_matrix(
     layers: str | Sequence[str] | None = None,
     memory: int | str | None = None,
     backend: str = "auto",
+    measure: Any = "rsa",
 ) -> LayerMatrix:
     """Every (label, layer) RDM of a sweep store against every other -> LayerMatrix (k, k).
 
@@ -170,12 +204,22 @@ def layer_matrix(
     rows (RDMs, or ranks for spearman and rho-a, in the layers' dtype: float32 when every
     layer is float32, else float64) with their working copies fit it, plus the (k, k) float64
     result. Rows are read a block at a time across layers (Store.block), each block pair
-    compared by fastrsa.compare (`backend`)."""
+    compared by fastrsa.compare (`backend`).
+    measure: instead of RSA, another measure the store's sweep computed states for ("cka",
+    "procrustes:alpha=0.5", (name, options); fastrsa.sweeps.measure_specs), from the states
+    of every entry (fastrsa.measures.from_grams.tile), two pieces of states within `memory`;
+    `method` is then not used. Its within-layer entries equal store.similarity(layer,
+    measure=...); the asymmetric cknna has row = entries[i] and is not symmetric."""
     check_choice(method, TILE_METHODS, "method")
     check_backend_name(backend)
+    spec = parse_measures([measure], method)[0]
     st = store if isinstance(store, Store) else open_store(store)
     found = _entries(st, labels, layers)
     k = len(found)
+    if not spec.is_rsa:
+        values = _measure_values(st, found, spec, budget_for(memory))
+        entries = [(label, layer) for label, layer, _ in found]
+        return LayerMatrix(entries, values, spec.key, st.path, st.n)
     dtype = np.result_type(*{st.layer_info(layer)["dtype"] for _, layer, _ in found})
     budget = budget_for(memory)
     b = tile_rows(budget, st.m, dtype.itemsize, k)

@@ -4,107 +4,34 @@ tiles in a store, stage by stage, resumable, on this machine or on Ray."""
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from .._backend import check_backend_name
 from .._checks import check_choice, check_count
 from .._memory import budget_for
-from ..compare import rank_transform
 from ..errors import UserError
+from ..measures.from_grams import state_kind
 from ..reference import METRICS
 from .blocks import TILE_METHODS
 from .executors import EXECUTORS, check_ray_address, run_units
 from .image_set import ImageSet, image_set
+from .measure_specs import MeasureSpec, parse_measures
+from .measure_states import done_states, ensure_state_arrays
+from .measure_tiles import measure_tile_units
 from .progress import Progress, peak_rss, summary_line
+from .rdm_units import ENCODER_KINDS, RDMUnit
 from .sources import resolve_sources
-from .spill import spill_base, spill_dir
+from .spill import spill_base
 from .storage import files_for, holder, is_url, writing
 from .store import Store, create_or_open, existing_store, open_store
-from .store_arrays import zarr_module
 from .store_checks import check_store
-from .store_index import content_key, rank_dtype
+from .store_index import content_key
 from .text_set import TextSet, text_set
 from .tiles import tile_units, uses_gpu
 
 __all__ = ["ENCODER_KINDS", "RDMUnit", "Summary", "sweep"]
-
-# their layers' RDMs are float32 (the encoders' features)
-ENCODER_KINDS = ("onnx", "module", "model")
-
-
-@dataclass
-class RDMUnit:
-    """One source's RDMs for the layers it still lacks: one pass of the encoder (or one read of
-    the file) for all of them, each layer's RDM written with its ranks, then marked done."""
-
-    store_path: str
-    source: Any  # a fastrsa.sweeps.sources.Source
-    items: list[tuple[str, int, str]]  # (layer, row, key)
-    images: Any = None  # ImageSet, TextSet or None
-    metric: str = "correlation"
-    backend: str = "auto"
-    memory: int = 1 << 30
-    batch_size: int = 64
-    device: str = "auto"
-    keep_features: bool = False
-    gpu: bool = False
-
-    @property
-    def name(self) -> str:
-        return f"rdms {self.source.label}"
-
-    def _keeper(self, store: Store):
-        zarr = zarr_module()
-        arrays: dict[str, Any] = {}
-
-        def keep(layer: str, start: int, rows: np.ndarray) -> None:
-            if layer not in arrays:
-                info = store.layer_info(layer)
-                row = dict((lay, r) for lay, r, _ in self.items)[layer]
-                arrays[layer] = zarr.create_array(
-                    store=store.path,
-                    name=f"features/{info['id']}/{row}",
-                    shape=(store.n, rows.shape[1]),
-                    chunks=(min(store.n, self.batch_size), rows.shape[1]),
-                    dtype=rows.dtype,
-                    overwrite=True,
-                )
-            arrays[layer][start : start + len(rows)] = rows
-
-        return keep
-
-    def run(self) -> dict:
-        store = open_store(self.store_path)
-        where = {layer: (row, key) for layer, row, key in self.items}
-        layers = [layer for layer, _, _ in self.items]
-        keep = self._keeper(store) if self.keep_features else None
-        done = 0
-        with writing(store.path), tempfile.TemporaryDirectory(dir=spill_dir()) as tmp:
-            for layer, rdm in self.source.rdms(
-                layers,
-                self.images,
-                self.metric,
-                self.backend,
-                self.memory,
-                tmp,
-                batch_size=self.batch_size,
-                device=self.device,
-                keep=keep,
-            ):
-                row, key = where[layer]
-                info = store.layer_info(layer)
-                rdm = np.asarray(rdm, dtype=info["dtype"])
-                ranks = np.asarray(rank_transform(rdm, backend="numpy"), dtype=rank_dtype(store.m))
-                store.array("rdms", layer)[row] = rdm
-                store.array("ranks", layer)[row] = ranks
-                store.mark(f"done/rdm/{info['id']}/{key}")
-                done += 1
-        return {"computed": done}
 
 
 @dataclass
@@ -140,6 +67,39 @@ def _check_args(method: str, metric: str, executor: str, backend: str, batch_siz
     check_choice(executor, EXECUTORS, "executor")
     check_backend_name(backend)
     check_count(batch_size, "batch_size")
+
+
+def _state_kinds(specs: list[MeasureSpec], srcs: list, n: int) -> list[str]:
+    """The state kinds the measures need; ValueError for a source of RDM files (no features)
+    or a k that n images cannot give."""
+    beyond = [spec for spec in specs if not spec.is_rsa]
+    if not beyond:
+        return []
+    rdm_files = [s for s in srcs if s.kind == "rdms"]
+    if rdm_files:
+        raise ValueError(
+            f"measures: {[spec.key for spec in beyond]} need features; {rdm_files[0].who()} "
+            "holds precomputed RDMs, which give only 'rsa'"
+        )
+    for spec in beyond:
+        k = spec.options.get("k")
+        if k is not None and k >= n:
+            raise ValueError(f"measures: {spec.key}: k = {k} must be at most n - 1 = {n - 1}")
+    return sorted({state_kind(spec.measure, spec.options) for spec in beyond})
+
+
+def _check_states(st: Store, layer: str, kinds: list[str]) -> None:
+    """Every row's states are done before the tiles read them (UserError otherwise)."""
+    info = st.layer_info(layer)
+    for kind in kinds:
+        done = done_states(st, layer, kind)
+        lack = [label for label in info["rows"] if info["keys"][label] not in done]
+        if lack:
+            raise UserError(
+                f"store {st.path}: layer {layer!r} lacks the {kind} states of {lack[:5]} (swept "
+                "without these measures, or by a sweep that did not finish): sweep those sources "
+                "again with the same measures first"
+            )
 
 
 def _image_count(srcs: list, images: Any) -> int:
@@ -220,6 +180,7 @@ def sweep(
     progress: bool | None = None,
     texts: Any = None,
     pool: str = "auto",
+    measures: Any = None,
 ) -> Store:
     """Many sources x layers over one image set -> RDMs and all-pairs similarity, in a store.
 
@@ -246,17 +207,29 @@ def sweep(
         another n or another metric is refused. Finished RDMs and tiles are skipped, so the
         same call after an interruption (kill -9 included) continues where it stopped.
     method: "spearman", "pearson", "cosine" or "kendall" (per pair); metric: the RDMs'.
+    measures: what the all-pairs stage computes (default ["rsa"]: the RDMs compared by
+        `method`): any of "rsa", "cka", "svcca", "nbs", "procrustes", "cca", "mutual-knn",
+        "jaccard-knn", "cknna", each a name, "name:option=value,..." or (name, {options}) with
+        fastrsa.similarity's options (e.g. "procrustes:alpha=0.5", ("mutual-knn", {"k": 20})).
+        Their results equal fastrsa.similarity in memory (float rounding; float64 throughout).
+        For these the pass also makes each (source, layer)'s state (fastrsa.sweeps.
+        measure_states: its features go to a file in the spill folder, then two n x n float64
+        Grams are made a column chunk at a time) and the tiles read only the states. A store's
+        RDMs made without them are passed again for the states. Not from RDM files (no
+        features); pwcca, ridge, dds and attribution only in memory (fastrsa.similarity).
     executor: "local" (this process: all cores or the GPU) or "ray" (`pip install
         fastrsa[ray]`; `address` of a running cluster, else a local one).
     memory: the budget (bytes or "4GB"; default fastrsa.get_memory_budget()). Holds, per
         worker: one source's features of one image batch, the layers' feature buffers within
         half the budget (features beyond that spill to a file in FASTRSA_SPILL_DIR or the
         temporary folder), one RDM and its ranks; in the tile stage two blocks of rows and a
-        tile, sized to fit the budget.
+        tile, sized to fit the budget; for the measures beyond RSA, two n x n float64 Grams
+        and a chunk of features per worker, and two pieces of states per tile.
     Returns the store (`.similarity(layer, method)`, `.rdms(layer)`), with `.summary` of what
     this call computed and reused.
     """
     _check_args(method, metric, executor, backend, batch_size)
+    specs = parse_measures(measures, method)
     if executor == "ray":  # an unreachable cluster is refused before the store is touched
         check_ray_address(address)
     budget = budget_for(memory)
@@ -275,6 +248,7 @@ def sweep(
     if needs and imageset is None:
         raise ValueError(f"images: sources {needs} are encoders and need images (or texts)")
     n = _image_count(srcs, imageset)
+    kinds = _state_kinds(specs, srcs, n)
     if imageset is not None:
         imageset.check()  # every image file opens (headers only)
     for s in srcs:  # every source checked before any work starts
@@ -308,16 +282,29 @@ def sweep(
         with writing(path):
             for layer in touched:
                 st.allocate(layer)
+                for kind in kinds:
+                    ensure_state_arrays(st, layer, kind)
             st.save_index()
         units = []
+        done = {layer: st.done_rdms(layer) for layer in touched}
+        stated = {(layer, k): done_states(st, layer, k) for layer in touched for k in kinds}
         for s in srcs:
-            done = {layer: st.done_rdms(layer) for layer in touched}
-            todo = [item for item in plan[s.label] if item[2] not in done[item[0]]]
-            summary.rdms_reused += len(plan[s.label]) - len(todo)
+            todo, states, rdm_done = [], {}, []
+            for layer, row, key in plan[s.label]:
+                need = [k for k in kinds if key not in stated[layer, k]]
+                if key in done[layer] and not need:
+                    continue
+                todo.append((layer, row, key))
+                if need:
+                    states[layer] = need
+                if key in done[layer]:
+                    rdm_done.append(layer)
+            summary.rdms_reused += len(plan[s.label]) - len(todo) + len(rdm_done)
             if todo:
                 units.append(
                     RDMUnit(path, s, todo, imageset if s.needs_images else None, metric,
-                            backend, budget, batch_size, device, keep_features, gpu)
+                            backend, budget, batch_size, device, keep_features, gpu, states,
+                            rdm_done)
                 )  # fmt: skip
         t0 = time.perf_counter()
         with Progress(len(units), "rdms", progress) as bar:
@@ -334,11 +321,18 @@ def sweep(
                     f"store {path}: layer {layer!r} lacks the RDMs of {labels} (added by an "
                     "earlier sweep that did not finish): run that sweep again first"
                 )
-            tiles, reused = tile_units(st, layer, method, backend, budget)
-            summary.tiles_reused += reused
-            with Progress(len(tiles), f"tiles {layer}", progress) as bar:
-                results = run_units(tiles, executor, address=address, progress=bar)
-            summary.tiles_computed += sum(r.get("computed", 0) for r in results)
+            _check_states(st, layer, kinds)
+            for spec in specs:
+                if spec.is_rsa:
+                    tiles, reused = tile_units(st, layer, method, backend, budget)
+                else:
+                    tiles, reused = measure_tile_units(st, layer, spec, budget)  # type: ignore
+                    with writing(path):
+                        st.save_index()
+                summary.tiles_reused += reused
+                with Progress(len(tiles), f"tiles {layer} {spec.key}", progress) as bar:
+                    results = run_units(tiles, executor, address=address, progress=bar)
+                summary.tiles_computed += sum(r.get("computed", 0) for r in results)
         summary.stages["tiles"] = time.perf_counter() - t0
     summary.seconds = time.perf_counter() - start
     summary.peak_rss = peak_rss()

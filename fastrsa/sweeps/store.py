@@ -37,6 +37,7 @@ from .._checks import check_choice
 from .._memory import budget_for
 from ..errors import UserError
 from .blocks import RANK_METHODS, TILE_METHODS, array_rows, cross, tile_rows
+from .measure_specs import parse_measures
 from .rdm_view import RDMView
 from .storage import Files, files_for, is_url, writing
 from .store_arrays import (
@@ -240,11 +241,18 @@ class Store(StoreWrites):
             f"{bad.problem} ({bad.key}); run the sweep again to recompute it"
         )
 
-    def similarity(self, layer: str | None = None, method: str = "spearman") -> np.ndarray:
-        """(B, B) float64 similarity of the layer's RDMs in label order (`rdms(layer).labels`),
+    def similarity(
+        self, layer: str | None = None, method: str = "spearman", measure: str = "rsa",
+        **options: Any,
+    ) -> np.ndarray:  # fmt: skip
+        """(B, B) float64 similarity of the layer's sources in label order
+        (`rdms(layer).labels`): their RDMs compared by `method` (measure "rsa"), or `measure`
+        with fastrsa.similarity's `options` as the sweep computed it (`sweep(measures=...)`),
         assembled from the stored tiles, each chunk checked; ValueError if any tile is not
         computed, UserError naming the tile and its file when one is damaged (its marker is
         removed: the next sweep recomputes it)."""
+        if measure != "rsa" or options:
+            method = parse_measures([(measure, options)], method)[0].key
         layer = self.layer_name(layer)
         info = self.layer_info(layer)
         count = len(info["rows"])
@@ -256,7 +264,8 @@ class Store(StoreWrites):
             how = f" ({done} of {len(tiles)} tiles done; lacks {lack})" if tiles else ""
             raise ValueError(
                 f"store {self.path}: the {method} similarity of layer {layer!r} is not computed"
-                f"{how}; run `fastrsa sweep --store {self.path} ... --method {method}` (or "
+                f"{how}; run `fastrsa sweep --store {self.path} ... "
+                f"{'--method' if method in TILE_METHODS else '--measure'} {method}` (or "
                 "fastrsa.sweep) to finish it"
             )
         name, b = self.checked_name("similarity", layer, method), int(info["tile_rows"])

@@ -17,7 +17,7 @@ from .evaluation import (
     check_similarity_matrix,
     evaluate_transfer,
 )
-from .ranking import Ranking, rank_in_store, rank_sources, ranking_of
+from .ranking import Ranking, measure_ranking, rank_in_store, rank_sources, ranking_of
 
 __all__ = [
     "TASKONOMY_ALIASES",
@@ -27,6 +27,7 @@ __all__ = [
     "check_similarity_matrix",
     "evaluate_transfer",
     "load_affinities",
+    "measure_ranking",
     "rank_in_store",
     "rank_sources",
     "ranking_of",

@@ -16,6 +16,7 @@ from ..rdms import n_from_condensed
 from ..stats import bootstrap_first_row
 from ..stats.batches import SETTING_BUDGET, check_held
 from ..support import RankingConfidence, ranking_confidence
+from ..sweeps.measure_specs import parse_measures
 
 __all__ = ["Ranking", "rank_in_store", "rank_sources", "ranking_of"]
 
@@ -182,3 +183,27 @@ def rank_in_store(
         raise ValueError(f"{option}: {one_line(err)}") from None
     keep = [i for i, label in enumerate(labels) if label != target_label]
     return ranking_of([labels[i] for i in keep], np.asarray(scores)[keep])[0]
+
+
+def measure_ranking(
+    store: Any, layer: str | None, target_label: str, measure: Any, option: str = "target_label"
+) -> Ranking:
+    """The store's sources of `layer` ranked by `measure` (a measure its sweep computed: "cka",
+    "procrustes:alpha=0.5", a (name, options) pair or a MeasureSpec; a distance d ranks as
+    1 - d) to its source `target_label`, which is left out: its row of the stored matrix
+    (row = target for the asymmetric measures, e.g. cknna). ValueError naming `option` for a
+    label the layer lacks."""
+    spec = parse_measures([measure], "spearman")[0]
+    layer = store.layer_name(layer)
+    labels = list(store.rdms(layer).labels)
+    if target_label not in labels:
+        raise ValueError(f"{option}: {target_label!r} is not in layer {layer!r} of {store.path}")
+    if len(labels) == 1:
+        raise ValueError(f"store {store.path} holds no source other than {target_label!r}")
+    opts = {} if spec.is_rsa else {"measure": spec.measure, **spec.options}
+    sim = spec.as_similarity(
+        store.similarity(layer, spec.options.get("method", "spearman"), **opts)
+    )
+    row = sim[labels.index(target_label)]
+    keep = [i for i, label in enumerate(labels) if label != target_label]
+    return ranking_of([labels[i] for i in keep], np.asarray(row)[keep])[0]

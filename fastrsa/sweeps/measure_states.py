@@ -1,0 +1,171 @@
+"""Per-unit states in a store: what the measures beyond RSA need of each (source, layer), computed
+in the pass that builds its RDM and kept so that the all-pairs stage never needs features.
+
+During the pass, each layer's features go to a file in the spill folder (`FeatureFiles`, on disk,
+not in memory); once the layer's RDM is done, its Grams are accumulated from that file a column
+chunk at a time and each requested state is made (fastrsa.measures.from_grams) and written:
+
+    states/{layer id}/{kind}/{part}   (rows, *shape), one chunk per row, crc32c-checked
+    done/state/{layer id}/{kind}/{content key of the unit}   written after the chunks
+
+kinds: "gram" (the centred Gram, n x n float64: CKA), "eig" (its eigenvectors n x n and
+eigenvalues n, float64: NBS, Procrustes, CCA, SVCCA), "knn{k}" (each image's k nearest images
+n x k int64 and their cosines n x k float64: mutual kNN, Jaccard kNN, CKNNA).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import UserError
+from ..measures.from_grams import grams, make_state, needs_plain
+from .store import Store
+from .store_arrays import open_array, zarr_module
+from .store_index import content_key
+
+__all__ = [
+    "FeatureFiles",
+    "done_states",
+    "ensure_state_arrays",
+    "read_states",
+    "state_bytes",
+    "state_parts",
+    "write_states",
+]
+
+
+def state_parts(kind: str, n: int) -> dict[str, tuple[tuple[int, ...], str]]:
+    """{part: (shape per unit, dtype)} of a state kind for n images."""
+    if kind == "gram":
+        return {"gram": ((n, n), "float64")}
+    if kind == "eig":
+        return {"u": ((n, n), "float64"), "lam": ((n,), "float64")}
+    if kind.startswith("knn"):
+        k = int(kind[3:])
+        return {"table": ((n, k), "int64"), "sims": ((n, k), "float64")}
+    raise ValueError(f"unknown state kind {kind!r}")
+
+
+def state_bytes(kind: str, n: int) -> int:
+    """Bytes of one unit's state as stored (and as read into memory)."""
+    return sum(
+        int(np.prod(shape)) * np.dtype(dtype).itemsize
+        for shape, dtype in state_parts(kind, n).values()
+    )
+
+
+def _name(store: Store, layer: str, kind: str, part: str) -> str:
+    return f"states/{store.layer_info(layer)['id']}/{kind}/{part}"
+
+
+def state_marker(store: Store, layer: str, kind: str, key: str) -> str:
+    """The done-marker of a unit's state (`key`: the unit's content key)."""
+    return f"done/state/{store.layer_info(layer)['id']}/{kind}/{content_key(key, kind)}"
+
+
+def done_states(store: Store, layer: str, kind: str) -> set[str]:
+    """The content keys (of units) whose `kind` state has its marker."""
+    info = store.layer_info(layer)
+    marked = set(store.files.list(f"done/state/{info['id']}/{kind}"))
+    return {key for key in info["keys"].values() if content_key(key, kind) in marked}
+
+
+def ensure_state_arrays(store: Store, layer: str, kind: str) -> None:
+    """Create or grow the layer's arrays of state `kind` to its rows (the sweep, under the lock,
+    before units write to them)."""
+    zarr = zarr_module()
+    from zarr.codecs import Crc32cCodec
+
+    rows = max(1, len(store.layer_info(layer)["rows"]))
+    for part, (shape, dtype) in state_parts(kind, store.n).items():
+        name = _name(store, layer, kind, part)
+        existing = open_array(store.path, name)
+        if existing is None:
+            zarr.create_array(
+                store=store.path,
+                name=name,
+                shape=(rows, *shape),
+                chunks=(1, *shape),
+                dtype=dtype,
+                compressors=[Crc32cCodec()],
+                fill_value=0,
+            )
+        elif existing.shape[0] < rows:
+            existing.resize((rows, *shape))
+
+
+def write_states(
+    store: Store, layer: str, row: int, key: str, features: Any, kinds: Sequence[str],
+    budget: int, who: str,
+) -> None:  # fmt: skip
+    """Make the unit's `kinds` states from its (n, d) `features` (an array or memmap, read a
+    column chunk at a time) and write them at `row`, each then marked done. Holds the two n x n
+    float64 Grams, one chunk of columns within `budget`, and one state."""
+    plain = any(needs_plain(k) for k in kinds)
+    centred = any(not needs_plain(k) for k in kinds)
+    g, gc = grams(features, budget, centred=centred, plain=plain)
+    for kind in kinds:
+        state = make_state(kind, g, gc, who)
+        for part, value in state.items():
+            open_array(store.path, _name(store, layer, kind, part))[row] = value
+        store.mark(state_marker(store, layer, kind, key))
+
+
+def read_states(store: Store, layer: str, kind: str, rows: Sequence[int]) -> list[dict]:
+    """The `kind` states of the layer's `rows`, as dicts of numpy arrays (each chunk checked).
+    UserError naming the label for a state not computed or damaged (its marker is removed so the
+    next sweep computes it again)."""
+    info = store.layer_info(layer)
+    done = done_states(store, layer, kind)
+    out = []
+    arrays = {part: open_array(store.path, _name(store, layer, kind, part)) for part in
+              state_parts(kind, store.n)}  # fmt: skip
+    for r in rows:
+        label = info["rows"][r]
+        key = info["keys"][label]
+        if key not in done or any(a is None for a in arrays.values()):
+            raise UserError(
+                f"store {store.path}: the {kind} state of {label!r} in layer {layer!r} is not "
+                "computed; run the sweep again to finish it"
+            )
+        try:
+            out.append({part: np.asarray(a[r]) for part, a in arrays.items()})
+        except Exception as err:  # a damaged chunk: zarr's checksum or decoding error
+            if store.files.read(state_marker(store, layer, kind, key)) is not None:
+                store.files.remove(state_marker(store, layer, kind, key))
+            raise UserError(
+                f"store {store.path}: the {kind} state of {label!r} in layer {layer!r} is "
+                f"damaged ({type(err).__name__}); run the sweep again to recompute it"
+            ) from None
+    return out
+
+
+class FeatureFiles:
+    """Each layer's (n, d) features, as the pass gives them a batch of rows at a time, in a .npy
+    file of the folder `tmp` (on disk: memory holds one batch); `keep` is a sources' Keep."""
+
+    def __init__(self, tmp: str | os.PathLike, n: int, layers: Sequence[str]) -> None:
+        self.tmp, self.n, self.layers = os.fspath(tmp), n, set(layers)
+        self.files: dict[str, Any] = {}
+
+    def keep(self, layer: str, start: int, rows: np.ndarray) -> None:
+        if layer not in self.layers:
+            return
+        if layer not in self.files:
+            path = os.path.join(self.tmp, f"features-{len(self.files)}.npy")
+            self.files[layer] = np.lib.format.open_memmap(
+                path, mode="w+", dtype=rows.dtype, shape=(self.n, rows.shape[1])
+            )
+        self.files[layer][start : start + len(rows)] = rows
+
+    def array(self, layer: str) -> Any:
+        """The layer's features (a read-only memmap); call after the pass."""
+        if layer not in self.files:
+            raise UserError(f"layer {layer!r}: the pass gave no features to compute states from")
+        arr = self.files.pop(layer)
+        arr.flush()
+        return np.load(arr.filename, mmap_mode="r", allow_pickle=False)

@@ -1,0 +1,146 @@
+"""All-pairs tiles of the measures beyond RSA: tile (i, j) of a layer, i <= j, computed from the
+stored states of its two blocks of rows (fastrsa.measures.from_grams.tile) and written to the
+layer's similarity array of the measure's key, with its done-marker, like the RDM tiles
+(fastrsa.sweeps.tiles): same blocks, same plan and content keys, same resuming.
+
+An asymmetric measure (cknna) gets both orientations of an off-diagonal tile computed; a
+symmetric one is computed once and mirrored. When a block's states do not fit the budget the tile
+is computed a piece of rows at a time (two pieces' states at once).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .._memory import budget_for
+from ..errors import UserError
+from ..measures.from_grams import state_kind, tile
+from ..similarity import MEASURES
+from .measure_specs import MeasureSpec
+from .measure_states import read_states, state_bytes
+from .storage import writing
+from .store import Store, open_store
+from .tiles import tile_rows
+
+__all__ = ["MeasureTileUnit", "measure_tile_units", "piece_rows"]
+
+ASYMMETRIC = ("cknna",)
+
+# a state read and its working copies in a tile: the state, its centred / weighted copy, and
+# the products (measured for "gram", the largest)
+_COPIES = 3
+
+
+def piece_rows(budget: int, kind: str, n: int) -> int:
+    """Rows per piece so that two pieces' states and their working copies fit `budget`."""
+    return max(1, budget // (2 * _COPIES * state_bytes(kind, n)))
+
+
+@dataclass
+class MeasureTileUnit:
+    """Tile (i, j) of a layer's similarity by a measure (not RSA), from the blocks' states."""
+
+    store_path: str
+    layer: str
+    measure: str
+    options: dict[str, Any] = field(default_factory=dict)
+    key: str = ""  # the measure's key in the store
+    i: int = 0
+    j: int = 0
+    tile_key: str = ""
+    memory: int | None = None
+    gpu: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"tile {self.layer} {self.key} {self.i},{self.j}"
+
+    def run(self) -> dict:
+        store = open_store(self.store_path)
+        info = store.layer_info(self.layer)
+        b, count = int(info["tile_rows"]), len(info["rows"])
+        rows_i = range(self.i * b, min(count, (self.i + 1) * b))
+        rows_j = range(self.j * b, min(count, (self.j + 1) * b))
+        kind = state_kind(self.measure, self.options)
+        step = piece_rows(self.memory or budget_for(None), kind, store.n)
+        try:
+            sim, back = self._computed(store, kind, rows_i, rows_j, step)
+        except ValueError as err:
+            raise UserError(
+                f"store {store.path}, layer {self.layer!r}, {self.key}: {err}"
+            ) from None
+        arr = store.array("similarity", self.layer, self.key)
+        with writing(store.path):
+            arr[rows_i.start : rows_i.stop, rows_j.start : rows_j.stop] = sim
+            if self.i != self.j:
+                arr[rows_j.start : rows_j.stop, rows_i.start : rows_i.stop] = back
+            store.mark(f"done/tile/{info['id']}/{self.key}/{self.i}-{self.j}", self.tile_key)
+        return {"computed": 1}
+
+    def _block(
+        self, store: Store, kind: str, a: range, b: range | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(rows a x rows b, and b x a for an asymmetric measure) of two pieces; b None: a's
+        all pairs."""
+        labels = store.layer_info(self.layer)["rows"]
+        sa = read_states(store, self.layer, kind, a)
+        names_a = [labels[r] for r in a]
+        if b is None:
+            return tile(self.measure, sa, None, self.options, names_a, []), None
+        sb = read_states(store, self.layer, kind, b)
+        names_b = [labels[r] for r in b]
+        ab = tile(self.measure, sa, sb, self.options, names_a, names_b)
+        if self.measure in ASYMMETRIC:
+            return ab, tile(self.measure, sb, sa, self.options, names_b, names_a)
+        return ab, ab.T
+
+    def _computed(
+        self, store: Store, kind: str, rows_i: range, rows_j: range, step: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The tile (rows_i x rows_j) and its transpose side (rows_j x rows_i), a piece of
+        `step` rows of each at a time."""
+        same = rows_i == rows_j
+        sim = np.empty((len(rows_i), len(rows_j)))
+        back = np.empty((len(rows_j), len(rows_i)))
+        for i0 in range(rows_i.start, rows_i.stop, step):
+            pi = range(i0, min(rows_i.stop, i0 + step))
+            for j0 in range(rows_j.start, rows_j.stop, step):
+                pj = range(j0, min(rows_j.stop, j0 + step))
+                if same and pj.start < pi.start:
+                    continue  # the diagonal tile: the lower pieces come from the upper ones
+                ab, ba = self._block(store, kind, pi, None if (same and pi == pj) else pj)
+                si = slice(i0 - rows_i.start, pi.stop - rows_i.start)
+                sj = slice(j0 - rows_j.start, pj.stop - rows_j.start)
+                sim[si, sj] = ab
+                if same and pi != pj:
+                    assert ba is not None
+                    sim[sj, si] = ba
+                elif not same:
+                    assert ba is not None
+                    back[sj, si] = ba
+        return sim, back
+
+
+def measure_tile_units(
+    store: Store, layer: str, spec: MeasureSpec, memory: int
+) -> tuple[list[MeasureTileUnit], int]:
+    """(units of the layer's tiles of `spec` still to compute, tiles already done); allocates
+    the similarity array and records the measure in the index (the caller saves it)."""
+    if spec.measure not in MEASURES:
+        raise ValueError(f"unknown measure {spec.measure!r}")
+    info = store.layer_info(layer)
+    if not info.get("tile_rows"):
+        itemsize = np.dtype(info["dtype"]).itemsize
+        info["tile_rows"] = tile_rows(memory, store.m, itemsize, len(info["rows"]))
+    store.allocate_similarity(layer, spec.key)
+    info.setdefault("measures", {})[spec.key] = {"measure": spec.measure, "options": spec.options}
+    todo = store.missing_tiles(layer, spec.key)
+    total = len(store.tile_plan(layer, spec.key))
+    units = [
+        MeasureTileUnit(store.path, layer, spec.measure, spec.options, spec.key, i, j, key, memory)
+        for i, j, key in todo
+    ]
+    return units, total - len(todo)

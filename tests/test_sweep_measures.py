@@ -1,0 +1,237 @@
+"""Measures beyond RSA at sweep scale: the store's tiles of every measure equal
+fastrsa.similarity in memory, in one tile or many (and pieces within a tile), on feature files
+and encoders; re-runs reuse, a store swept for RSA gains measures, kill -9 then resume, Ray
+equals local, the layer x layer matrix, and the refusals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+import fastrsa
+from fastrsa.errors import UserError
+from fastrsa.sweeps.measure_specs import measure_key, parse_measures
+from fastrsa.sweeps.measure_states import read_states
+from fastrsa.sweeps.sources import ModuleSource, RDMSource
+from fastrsa.sweeps.store import open_store
+
+N = 13
+MEASURES = [
+    ("cka", {}),
+    ("cka", {"debiased": True}),
+    ("cka", {"kernel": "rbf", "threshold": 0.8}),
+    ("svcca", {}),
+    ("nbs", {}),
+    ("procrustes", {}),
+    ("procrustes", {"alpha": 0.5, "score": "euclidean"}),
+    ("cca", {}),
+    ("mutual-knn", {"k": 3}),
+    ("jaccard-knn", {"k": 4}),
+    ("cknna", {"k": 5}),
+]
+
+
+def _features(folder, rng, count, dtype="float64"):
+    """count .npy feature files (N, d_i), widths 2 .. 20 (d > n among them; d = 1 has no correlation RDM)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths, arrays = {}, {}
+    widths = [2, 5, 20, 3, 14, 8, 2, 17]
+    for i in range(count):
+        x = rng.standard_normal((N, widths[i % len(widths)])) * 10.0 ** (i % 3 - 1) + i
+        x = x.astype(dtype)
+        paths[f"m{i:02d}"] = folder / f"m{i:02d}.npy"
+        np.save(paths[f"m{i:02d}"], x)
+        arrays[f"m{i:02d}"] = x
+    return paths, arrays
+
+
+def _check(store, arrays, measures=MEASURES, rtol=1e-8, atol=1e-10):
+    for name, opts in measures:
+        want = np.asarray(fastrsa.similarity(arrays, name, **opts), dtype=np.float64)
+        got = store.similarity(measure=name, **opts)
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg=f"{name} {opts}")
+
+
+def test_every_measure_equals_in_memory(tmp_path, rng):
+    paths, arrays = _features(tmp_path / "f", rng, 6)
+    store = fastrsa.sweep(paths, store=tmp_path / "s", measures=["rsa", *MEASURES])
+    _check(store, arrays)
+    rdms = np.stack([np.asarray(fastrsa.rdms(x)) for x in arrays.values()])
+    np.testing.assert_allclose(store.similarity(), fastrsa.compare(rdms), atol=1e-9)
+    assert store.summary.rdms_computed == 6
+    again = fastrsa.sweep(paths, store=tmp_path / "s", measures=["rsa", *MEASURES])
+    assert again.summary.rdms_computed == 0 and again.summary.tiles_computed == 0
+
+
+def test_many_tiles_and_pieces_equal_one_tile(tmp_path, rng):
+    """A 5kB budget: blocks of a few rows, and each tile's states read a piece at a time."""
+    paths, arrays = _features(tmp_path / "f", rng, 8)
+    store = fastrsa.sweep(paths, store=tmp_path / "s", memory="5kB", measures=MEASURES)
+    b = store.layer_info("default")["tile_rows"]
+    assert b < 8  # several tiles
+    _check(store, arrays)
+
+
+def test_float32_features(tmp_path, rng):
+    paths, arrays = _features(tmp_path / "f", rng, 4, dtype="float32")
+    store = fastrsa.sweep(paths, store=tmp_path / "s", measures=["cka", "nbs", "mutual-knn:k=3"])
+    wide = {k: v.astype(np.float64) for k, v in arrays.items()}
+    _check(store, wide, [("cka", {}), ("nbs", {}), ("mutual-knn", {"k": 3})])
+
+
+def test_a_store_swept_for_rsa_gains_measures(tmp_path, rng):
+    paths, arrays = _features(tmp_path / "f", rng, 4)
+    fastrsa.sweep(paths, store=tmp_path / "s")
+    store = fastrsa.sweep(paths, store=tmp_path / "s", measures=["rsa", "cka"])
+    assert store.summary.rdms_computed == 0 and store.summary.rdms_reused == 4
+    _check(store, arrays, [("cka", {})])
+    with pytest.raises(ValueError, match="nbs similarity of layer 'default' is not computed"):
+        store.similarity(measure="nbs")
+
+
+def test_added_sources_extend_every_measure(tmp_path, rng):
+    paths, arrays = _features(tmp_path / "f", rng, 6)
+    first = dict(list(paths.items())[:3])
+    fastrsa.sweep(first, store=tmp_path / "s", measures=["cka", "cknna:k=3"], memory="5kB")
+    store = fastrsa.sweep(paths, store=tmp_path / "s", measures=["cka", "cknna:k=3"], memory="5kB")
+    assert store.summary.rdms_computed == 3
+    _check(store, arrays, [("cka", {}), ("cknna", {"k": 3})])
+
+
+def test_encoder_states_come_from_its_features(tmp_path, rng):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, stride=4), torch.nn.ReLU(), torch.nn.Flatten()
+    ).double()
+    images = rng.uniform(-1, 1, (N, 3, 16, 16))
+    store = fastrsa.sweep(
+        [ModuleSource(net, "net", input_size=16),
+         ModuleSource(torch.nn.Sequential(net[0], torch.nn.Tanh()), "net2", input_size=16)],
+        images=images,
+        layers=["0"],
+        store=tmp_path / "s",
+        keep_features=True,
+        measures=["cka", "procrustes", "mutual-knn:k=3"],
+        batch_size=5,
+    )
+    feats = {label: np.asarray(store.features(label, "0")) for label in store.labels}
+    _check(store, feats, [("cka", {}), ("procrustes", {}), ("mutual-knn", {"k": 3})], rtol=1e-5,
+           atol=1e-6)  # fmt: skip
+
+
+def test_measure_keys_and_spellings():
+    assert measure_key("cka", {"kernel": "linear", "threshold": 1.0, "debiased": False,
+                               "minibatch": None}) == "cka"  # fmt: skip
+    specs = parse_measures(["procrustes:alpha=0.5,score=euclidean", ("cka", {}), "rsa"], "pearson")
+    assert [s.key for s in specs] == ["procrustes,alpha=0.5,score=euclidean", "cka", "pearson"]
+    # the key itself is a spelling, and repeats collapse
+    again = parse_measures(["procrustes,alpha=0.5,score=euclidean", "procrustes:alpha=.5,"
+                            "score=euclidean"], "spearman")  # fmt: skip
+    assert len(again) == 1 and again[0].options["alpha"] == 0.5
+
+
+@pytest.mark.parametrize(
+    "measures, match",
+    [
+        (["pwcca"], "'pwcca' is not computed by a sweep: .*neuron"),
+        (["ridge"], "'ridge' is not computed by a sweep"),
+        (["nope"], "unknown measure 'nope'"),
+        (["cka:kernel=laplacian"], "laplacian"),
+        (["cka:minibatch=4"], "minibatch"),
+        (["procrustes:alpha=2"], "alpha must be a number in \\[0, 1\\]"),
+        (["mutual-knn:kk=3"], "has no option\\(s\\) \\['kk'\\]"),
+        (["mutual-knn:k=13"], "k = 13 must be at most n - 1 = 12"),
+        (["cka:kernel"], "options are written name:option=value"),
+        (["rsa:method=pearson"], "'rsa' takes the sweep's method"),
+    ],
+)
+def test_bad_measures_refused_before_any_work(tmp_path, rng, measures, match):
+    paths, _ = _features(tmp_path / "f", rng, 3)
+    with pytest.raises(ValueError, match=match):
+        fastrsa.sweep(paths, store=tmp_path / "s", measures=measures)
+    assert not (tmp_path / "s").exists()
+
+
+def test_rdm_files_give_only_rsa(tmp_path, rng):
+    rdms = np.stack([np.asarray(fastrsa.rdms(rng.standard_normal((N, 4)))) for _ in range(3)])
+    np.save(tmp_path / "r.npy", rdms)
+    with pytest.raises(ValueError, match="need features; .*precomputed RDMs"):
+        fastrsa.sweep([RDMSource(tmp_path / "r.npy")], store=tmp_path / "s",
+                      measures=["cka"])  # fmt: skip
+
+
+def test_layer_missing_states_is_named(tmp_path, rng):
+    paths, _ = _features(tmp_path / "f", rng, 4)
+    first = dict(list(paths.items())[:2])
+    fastrsa.sweep(first, store=tmp_path / "s")  # RSA only: no states
+    rest = dict(list(paths.items())[2:])
+    with pytest.raises(UserError, match="lacks the gram states of \\['m00', 'm01'\\]"):
+        fastrsa.sweep(rest, store=tmp_path / "s", measures=["cka"])
+
+
+_KILLED = """
+import sys, fastrsa
+fastrsa.sweep(sys.argv[2:], store=sys.argv[1], memory="5kB", progress=False,
+              measures=["cka", "mutual-knn:k=3", "procrustes"])
+"""
+
+
+def _markers(store) -> int:
+    return sum(len(files) for _, _, files in os.walk(store / "done"))
+
+
+def test_kill_then_resume_gives_the_uninterrupted_result(tmp_path, rng):
+    paths, arrays = _features(tmp_path / "f", rng, 10)
+    script = tmp_path / "sweep.py"
+    script.write_text(textwrap.dedent(_KILLED))
+    cmd = [sys.executable, str(script), str(tmp_path / "s"), *map(str, paths.values())]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    for target in (3, 9, 20):
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        while _markers(tmp_path / "s") < target and proc.poll() is None:
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+        open_store(tmp_path / "s")  # opens after every kill
+    done = subprocess.run(cmd, env=env, capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+    _check(open_store(tmp_path / "s"), arrays,
+           [("cka", {}), ("mutual-knn", {"k": 3}), ("procrustes", {})])  # fmt: skip
+    report = open_store(tmp_path / "s").verify()
+    assert report.clean, report.lines()
+
+
+def test_damaged_state_is_named_and_recomputed(tmp_path, rng):
+    paths, arrays = _features(tmp_path / "f", rng, 3)
+    fastrsa.sweep(paths, store=tmp_path / "s", measures=["cka"])
+    chunk = tmp_path / "s" / "states" / "0" / "gram" / "gram" / "c" / "1" / "0" / "0"
+    data = bytearray(chunk.read_bytes())
+    data[10] ^= 0xFF
+    chunk.write_bytes(bytes(data))
+    with pytest.raises(UserError, match="gram state of 'm01' .* is damaged"):
+        read_states(open_store(tmp_path / "s"), "default", "gram", [1])
+    store = fastrsa.sweep(paths, store=tmp_path / "s", measures=["cka"])
+    assert store.summary.rdms_reused == 3  # the RDM stays; the state is made again
+    _check(store, arrays, [("cka", {})])
+
+
+def test_cli_sweep_with_measures(tmp_path, rng, capsys):
+    from fastrsa.cli import main
+
+    paths, arrays = _features(tmp_path / "f", rng, 4)
+    code = main(["sweep", "--features", *map(str, paths.values()), "--store",
+                 str(tmp_path / "s"), "--measure", "rsa", "cka", "mutual-knn:k=3",
+                 "--no-progress"])  # fmt: skip
+    assert code in (0, None)
+    main(["sweep", "--status", str(tmp_path / "s")])
+    out = capsys.readouterr().out
+    assert "cka tiles 1/1" in out and "mutual-knn,k=3 tiles 1/1" in out
+    _check(open_store(tmp_path / "s"), arrays, [("cka", {}), ("mutual-knn", {"k": 3})])
