@@ -80,47 +80,42 @@ class MeasureTileUnit:
             store.mark(f"done/tile/{info['id']}/{self.key}/{self.i}-{self.j}", self.tile_key)
         return {"computed": 1}
 
-    def _block(
-        self, store: Store, kind: str, a: range, b: range | None
+    def _pair(
+        self, sa: list[dict], sb: list[dict] | None, na: list[str], nb: list[str]
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """(rows a x rows b, and b x a for an asymmetric measure) of two pieces; b None: a's
-        all pairs."""
-        labels = store.layer_info(self.layer)["rows"]
-        sa = read_states(store, self.layer, kind, a)
-        names_a = [labels[r] for r in a]
-        if b is None:
-            return tile(self.measure, sa, None, self.options, names_a, []), None
-        sb = read_states(store, self.layer, kind, b)
-        names_b = [labels[r] for r in b]
-        ab = tile(self.measure, sa, sb, self.options, names_a, names_b)
+        """(a x b, and b x a) of two pieces' states (sb None: a's all pairs, no b x a)."""
+        if sb is None:
+            return tile(self.measure, sa, None, self.options, na, []), None
+        ab = tile(self.measure, sa, sb, self.options, na, nb)
         if self.measure in ASYMMETRIC:
-            return ab, tile(self.measure, sb, sa, self.options, names_b, names_a)
+            return ab, tile(self.measure, sb, sa, self.options, nb, na)
         return ab, ab.T
 
     def _computed(
         self, store: Store, kind: str, rows_i: range, rows_j: range, step: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """The tile (rows_i x rows_j) and its transpose side (rows_j x rows_i), a piece of
-        `step` rows of each at a time."""
+        `step` rows of each at a time (each piece of rows_i read once)."""
+        labels = store.layer_info(self.layer)["rows"]
         same = rows_i == rows_j
         sim = np.empty((len(rows_i), len(rows_j)))
         back = np.empty((len(rows_j), len(rows_i)))
         for i0 in range(rows_i.start, rows_i.stop, step):
             pi = range(i0, min(rows_i.stop, i0 + step))
-            for j0 in range(rows_j.start, rows_j.stop, step):
+            sa, na = read_states(store, self.layer, kind, pi), [labels[r] for r in pi]
+            for j0 in range(pi.start if same else rows_j.start, rows_j.stop, step):
                 pj = range(j0, min(rows_j.stop, j0 + step))
-                if same and pj.start < pi.start:
-                    continue  # the diagonal tile: the lower pieces come from the upper ones
-                ab, ba = self._block(store, kind, pi, None if (same and pi == pj) else pj)
+                one = same and pi == pj
+                sb = None if one else read_states(store, self.layer, kind, pj)
+                ab, ba = self._pair(sa, sb, na, [labels[r] for r in pj])
                 si = slice(i0 - rows_i.start, pi.stop - rows_i.start)
                 sj = slice(j0 - rows_j.start, pj.stop - rows_j.start)
                 sim[si, sj] = ab
-                if same and pi != pj:
-                    assert ba is not None
+                if ba is not None and same:
                     sim[sj, si] = ba
-                elif not same:
-                    assert ba is not None
+                elif ba is not None:
                     back[sj, si] = ba
+                del sb
         return sim, back
 
 
