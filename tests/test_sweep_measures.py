@@ -79,6 +79,50 @@ def test_many_tiles_and_pieces_equal_one_tile(tmp_path, rng):
     _check(store, arrays)
 
 
+FEATURE_MEASURES = [
+    ("pwcca", {}),
+    ("ridge", {"folds": 3}),
+    ("dds", {}),
+    ("cka", {"kernel": "laplacian"}),
+    ("cka", {"minibatch": 6}),
+]
+
+
+def test_measures_from_kept_features_equal_in_memory(tmp_path, rng):
+    """pwcca, ridge, dds, and cka with the laplacian kernel or minibatch need more than a Gram:
+    their tiles read the features the sweep keeps, a piece at a time (5kB: many pieces)."""
+    paths, arrays = _features(tmp_path / "f", rng, 5)
+    store = fastrsa.sweep(paths, store=tmp_path / "s", memory="5kB", measures=FEATURE_MEASURES)
+    _check(store, arrays, FEATURE_MEASURES)
+    assert np.asarray(store.features("m01")).shape == arrays["m01"].shape
+    matrix = fastrsa.layer_matrix(store, measure=("ridge", {"folds": 3}))
+    want = fastrsa.similarity(arrays, "ridge", folds=3)
+    np.testing.assert_allclose(matrix.values, want, rtol=1e-8, atol=1e-10)
+
+
+def test_layer_matrix_of_a_measure(tmp_path, rng):
+    """Two layers (a feature file per layer): the layer x layer matrix by cknna (asymmetric)
+    and procrustes equals fastrsa.similarity over all (source, layer) entries."""
+    paths, arrays = _features(tmp_path / "f", rng, 6)
+    items = list(paths.items())
+    fastrsa.sweep(dict(items[:3]), store=tmp_path / "s", layers=["a"],
+                  measures=["cknna:k=3", "procrustes"])  # fmt: skip
+    store = fastrsa.sweep({k.replace("m03", "m00").replace("m04", "m01").replace("m05", "m02"): v
+                           for k, v in items[3:]}, store=tmp_path / "s", layers=["b"],
+                          measures=["cknna:k=3", "procrustes"])  # fmt: skip
+    for name, opts in (("cknna", {"k": 3}), ("procrustes", {})):
+        matrix = fastrsa.layer_matrix(store, measure=(name, opts), memory="5kB")
+        order = {"a": 0, "b": 3}
+        feats = [arrays[f"m{int(label[1:]) + order[layer]:02d}"] for label, layer in
+                 matrix.entries]  # fmt: skip
+        want = fastrsa.similarity(feats, name, **opts)
+        np.testing.assert_allclose(matrix.values, want, rtol=1e-8, atol=1e-10, err_msg=name)
+        within = store.similarity("a", measure=name, **opts)
+        rows = [i for i, (_, layer) in enumerate(matrix.entries) if layer == "a"]
+        np.testing.assert_allclose(matrix.values[np.ix_(rows, rows)], within, rtol=1e-12,
+                                   atol=1e-14)  # fmt: skip
+
+
 def test_float32_features(tmp_path, rng):
     paths, arrays = _features(tmp_path / "f", rng, 4, dtype="float32")
     store = fastrsa.sweep(paths, store=tmp_path / "s", measures=["cka", "nbs", "mutual-knn:k=3"])
@@ -141,11 +185,10 @@ def test_measure_keys_and_spellings():
 @pytest.mark.parametrize(
     "measures, match",
     [
-        (["pwcca"], "'pwcca' is not computed by a sweep: .*neuron"),
-        (["ridge"], "'ridge' is not computed by a sweep"),
+        (["attribution"], "'attribution' is not computed by a sweep: .*attribution maps"),
+        (["ridge:folds=20"], "folds"),
         (["nope"], "unknown measure 'nope'"),
-        (["cka:kernel=laplacian"], "laplacian"),
-        (["cka:minibatch=4"], "minibatch"),
+        (["cka:kernel=cosine"], "kernel"),
         (["procrustes:alpha=2"], "alpha must be a number in \\[0, 1\\]"),
         (["mutual-knn:kk=3"], "has no option\\(s\\) \\['kk'\\]"),
         (["mutual-knn:k=13"], "k = 13 must be at most n - 1 = 12"),

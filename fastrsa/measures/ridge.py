@@ -21,14 +21,17 @@ their median (Brain-Score) or mean. Alpha selection matches scikit-learn's
   wins (RidgeCV also keeps the first, but exact ties there fall to rounding: with training
   parts of 2 images every alpha gives the same leave-one-out error).
 
-Computation: per source and fold one thin SVD of the centred training features Xc = U S Vᵀ
-(singular values below max(m, d)·eps·s_max dropped) serves every target and alpha: with
-C = Uᵀ Yc, the fitted training values are U diag(s²/(s²+α)) C and the held-out predictions
-ȳ + (X_test - x̄) V diag(s/(s²+α)) C. float64 throughout; torch inputs are converted with
-`.detach().cpu().numpy()` (computed on the CPU). Ridge is not scale-free (α is relative to s²),
-so a source far from unit scale is rescaled by 2**-e together with the alphas by 4**-e (the
-same fit, exactly); targets are rescaled by a power of two (Pearson r and the choice of alpha do
-not change).
+Computation: per source and fold one decomposition of the centred training features Xc (m, d)
+serves every target and alpha: the thin SVD Xc = U S Vᵀ when d <= m (s below max(m, d)·eps·s_max
+dropped), else the eigendecomposition Xc Xcᵀ = U S² Uᵀ (eigenvalues below max(m, d)·eps·λ_max,
+the Gram's rounding level, dropped) and (X_test - x̄) V = (X_test - x̄) Xcᵀ U S⁻¹. The fitted
+training values are U diag(s²/(s²+α)) Uᵀ Yc, the held-out ȳ + (X_test - x̄) V diag(s/(s²+α)) Uᵀ Yc.
+`ridge_matrix` with wide sources (d > m) and targets (units >= n), leave-one-out: the LOO loss is
+<Q_α, Yc Ycᵀ> with Q_α (n, n) per source and fold (`_loss_ops`): a target enters through its Gram.
+float64 throughout; torch inputs are converted with `.detach().cpu().numpy()` (computed on the
+CPU). Ridge is not scale-free (α is relative to s²), so a source far from unit scale is rescaled
+by 2**-e together with the alphas by 4**-e (the same fit, exactly); targets are rescaled by a
+power of two (Pearson r and the choice of alpha do not change).
 
 Conventions: a similarity in [-1, 1], larger = more predictive; asymmetric (row = source,
 column = target); the diagonal is not 1 (held-out predictions of a model from itself are not
@@ -54,6 +57,8 @@ __all__ += ["ridge_matrix"]
 # 9 log-spaced alphas, 1e-3 ... 1e5 (one per decade).
 DEFAULT_ALPHAS: tuple[float, ...] = tuple(10.0**k for k in range(-3, 6))
 SCORES = ("median", "mean")
+EPS = float(np.finfo(np.float64).eps)
+GRAM_BYTES = 2**28  # the most the (alphas, n, n) LOO operators of one fold may take
 TIE = 1e-12  # losses within this relative distance of the best tie (the first alpha wins)
 
 
@@ -68,8 +73,8 @@ class RidgeFit(NamedTuple):
 
 @dataclass(frozen=True)
 class Basis:
-    """One split of a source: training/held-out indices, the thin SVD U (m, r), s (r,) of the
-    centred training features, z = (X_test - x̄) V (e, r), and the inner splits of the
+    """One split of a source: training/held-out indices, U (m, r), s (r,) of the centred training
+    features (thin SVD or Gram eigh), z = (X_test - x̄) V (e, r), and the inner splits of the
     training part (indices into it; empty for leave-one-out)."""
 
     train: np.ndarray
@@ -92,23 +97,23 @@ def contiguous_folds(n: int, k: int) -> list[np.ndarray]:
 
 
 def _splits(n: int, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    blocks = contiguous_folds(n, k)
-    keep = np.ones(n, bool)
-    out = []
-    for test in blocks:
-        keep[:] = True
-        keep[test] = False
-        out.append((np.flatnonzero(keep), test))
-    return out
+    return [(np.setdiff1d(np.arange(n), t), t) for t in contiguous_folds(n, k)]
 
 
 def _basis(x: np.ndarray, train: np.ndarray, test: np.ndarray, inner: int | None) -> Basis:
     xt = x[train]
     mean = xt.mean(axis=0)
-    u, s, vt = np.linalg.svd(xt - mean, full_matrices=False)
-    keep = s > (s[0] if s.size else 0.0) * max(xt.shape) * np.finfo(np.float64).eps
-    u, s, vt = u[:, keep], s[keep], vt[keep]
-    z = (x[test] - mean) @ vt.T
+    xc = xt - mean
+    if xc.shape[1] > xc.shape[0]:  # kernel form: eigh of the (m, m) Gram, (X_test - x̄) Xcᵀ U / s
+        lam, u = np.linalg.eigh(xc @ xc.T)
+        keep = lam > max(lam[-1], 0.0) * max(xc.shape) * EPS
+        u, s = u[:, keep], np.sqrt(lam[keep])
+        z = ((x[test] - mean) @ xc.T) @ (u / s)
+    else:
+        u, s, vt = np.linalg.svd(xc, full_matrices=False)
+        keep = s > (s[0] if s.size else 0.0) * max(xt.shape) * EPS
+        u, s, vt = u[:, keep], s[keep], vt[keep]
+        z = (x[test] - mean) @ vt.T
     subs: tuple[Basis, ...] = ()
     if inner is not None:
         subs = tuple(_basis(xt, tr, te, None) for tr, te in _splits(train.size, inner))
@@ -153,10 +158,8 @@ def check_options(
         if bad or inner_folds < 2:
             raise ValueError(f"inner_folds must be None or an integer >= 2; got {inner_folds!r}")
         if m // inner_folds < 2:
-            raise ValueError(
-                f"inner_folds={inner_folds} leaves inner held-out blocks of < 2 images in a "
-                f"training part of {m} (n={n}, folds={folds}); R² needs 2"
-            )
+            msg = f"inner_folds={inner_folds} leaves inner held-out blocks of < 2 images in a "
+            raise ValueError(msg + f"training part of {m} (n={n}, folds={folds}); R² needs 2")
     return grid
 
 
@@ -209,6 +212,43 @@ def _loo_errors(b: Basis, yc: np.ndarray, alphas: np.ndarray) -> np.ndarray:
         else:
             resid = r0 + u @ (g[:, None] * c)
             out[k] = float(w @ np.einsum("ij,ij->i", resid, resid)) / (m * units)
+    return out
+
+
+def _loss_ops(b: Basis, alphas: np.ndarray, n: int) -> np.ndarray:
+    """(alphas, n*n): Q_α = Mᵀ W M embedded at the training rows and columns (zero elsewhere),
+    with M = (Hc - U Ucᵀ) + U diag(α/(s²+α)) Ucᵀ the map from the training targets to their
+    residuals (Hc centres, Uc = Hc U) and W = diag(1/(1-H_ii)²): <Q_α, Y Yᵀ> = m·units·LOO loss."""
+    u, s2, m = b.u, b.s * b.s, b.u.shape[0]
+    uc, u2 = u - u.mean(axis=0), u * u
+    full = u.shape[1] == m - 1  # as in _loo_errors: nothing outside U and 1
+    perp = 0.0 if full else np.eye(m) - 1.0 / m - u @ uc.T
+    rest = np.zeros(m) if full else np.maximum(1.0 - 1.0 / m - u2.sum(axis=1), 0.0)
+    out = np.zeros((alphas.size, n, n))
+    for k, a in enumerate(alphas):
+        g = a / (s2 + a)
+        with np.errstate(divide="ignore", invalid="ignore"):  # 1 - H_ii = 0: an infinite loss
+            e = np.ascontiguousarray((perp + (u * g) @ uc.T).T / (rest + u2 @ g))
+            out[k][np.ix_(b.train, b.train)] = e @ e.T
+    return out.reshape(alphas.size, n * n)
+
+
+def _gram_fits(src: Source, grams: np.ndarray, targets: list, alphas: np.ndarray) -> list:
+    """r per unit of each target from its centred (n*n) Gram: one product gives every target's
+    LOO losses in a fold; each target's held-out predictions are then one (n, n) map times it."""
+    n = targets[0].shape[0]
+    grid = np.clip(alphas * src.alpha_scale, 1e-300, 1e300)
+    picks = np.stack([[first_best(v) for v in grams @ _loss_ops(b, grid, n).T] for b in src.folds])
+    maps: dict[tuple[int, int], np.ndarray] = {}  # (fold, alpha): the (e, m) map, made once
+    out = []
+    for pick, y in zip(picks.T, targets, strict=True):
+        full = np.zeros((n, n))
+        for f, (b, k) in enumerate(zip(src.folds, pick, strict=True)):
+            if (f, k) not in maps:  # ȳ + z diag(s/(s²+α)) Ucᵀ y from the training rows
+                ucs = (b.s / (b.s * b.s + grid[k]))[:, None] * (b.u - b.u.mean(axis=0)).T
+                maps[f, k] = b.z @ ucs + 1.0 / b.train.size
+            full[np.ix_(b.test, b.train)] = maps[f, k]
+        out.append(pearson_columns(full @ y, y))
     return out
 
 
@@ -347,8 +387,14 @@ def ridge_matrix(
         for y, nm in zip(ys, names_a if models_b is None else names_b, strict=True)
     ]
     out = np.empty((len(xs), len(targets)))
+    grams = None  # the Gram route: LOO, several targets all wide, operators within GRAM_BYTES
+    wide = len(targets) > 1 and all(y.shape[1] >= n for y in targets)
+    if inner_folds is None and wide and 8 * grid.size * n * n <= GRAM_BYTES:
+        grams = np.stack([((c := y - y.mean(axis=0)) @ c.T).ravel() for y in targets])
     for i, (x, nm) in enumerate(zip(xs, names_a, strict=True)):
         src = prepare_source(x, folds, inner_folds, nm)
-        for j, y in enumerate(targets):
-            out[i, j] = float(summary(fit(src, y, grid).r))
+        if grams is not None and x.shape[1] > n - -(-n // folds):  # d > every training part
+            out[i] = [summary(r) for r in _gram_fits(src, grams, targets, grid)]
+        else:
+            out[i] = [summary(fit(src, y, grid).r) for y in targets]
     return out

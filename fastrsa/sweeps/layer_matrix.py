@@ -24,11 +24,10 @@ from .._backend import check_backend_name
 from .._checks import check_choice
 from .._memory import budget_for
 from ..layer_names import select_layers
-from ..measures.from_grams import state_kind, tile
 from .blocks import TILE_METHODS, compared, tile_rows
-from .measure_specs import MeasureSpec, parse_measures
-from .measure_states import read_states
-from .measure_tiles import ASYMMETRIC, piece_rows
+from .measure_specs import MeasureSpec, kind_of, parse_measures
+from .measure_states import features_bytes
+from .measure_tiles import ASYMMETRIC, pair_block, piece_rows, read_kind
 from .store import Store, open_store
 
 __all__ = ["LAYER_MATRIX_FILES", "LayerMatrix", "layer_matrix"]
@@ -154,27 +153,32 @@ def _measure_values(
     st: Store, found: list[tuple[str, str, int]], spec: MeasureSpec, budget: int
 ) -> np.ndarray:
     """(k, k) float64 of a measure beyond RSA from the entries' states, a piece at a time."""
-    kind = state_kind(spec.measure, spec.options)
-    b = piece_rows(budget, kind, st.n)
+    kind = kind_of(spec.measure, spec.options)
+    size = 0
+    if kind == "features":
+        size = max(features_bytes(st, layer, [row]) for _, layer, row in found)
+    b = piece_rows(budget, kind, st.n, size)
     k = len(found)
 
-    def read(part: range) -> tuple[list[dict], list[str]]:
-        states = [read_states(st, found[i][1], kind, [found[i][2]])[0] for i in part]
-        return states, [f"{found[i][0]} {found[i][1]}" for i in part]
+    def read(part: range) -> tuple[list, list[str]]:
+        got = [read_kind(st, found[i][1], kind, range(found[i][2], found[i][2] + 1))[0]
+               for i in part]  # fmt: skip
+        return got, [f"{found[i][0]} {found[i][1]}" for i in part]
+
+    def block(a: list, b_: list | None, na: list[str], nb: list[str]) -> np.ndarray:
+        return pair_block(spec.measure, spec.options, kind, a, b_, na, nb)
 
     values = np.empty((k, k))
     for i0 in range(0, k, b):
         rows_i = range(i0, min(k, i0 + b))
         sa, na = read(rows_i)
-        values[i0 : rows_i.stop, i0 : rows_i.stop] = tile(spec.measure, sa, None, spec.options,
-                                                          na, [])  # fmt: skip
+        values[i0 : rows_i.stop, i0 : rows_i.stop] = block(sa, None, na, [])
         for j0 in range(rows_i.stop, k, b):
             rows_j = range(j0, min(k, j0 + b))
             sb, nb = read(rows_j)
-            ab = tile(spec.measure, sa, sb, spec.options, na, nb)
+            ab = block(sa, sb, na, nb)
             values[i0 : rows_i.stop, j0 : rows_j.stop] = ab
-            back = tile(spec.measure, sb, sa, spec.options, nb, na) if spec.measure in ASYMMETRIC \
-                else ab.T  # fmt: skip
+            back = block(sb, sa, nb, na) if spec.measure in ASYMMETRIC else ab.T
             values[j0 : rows_j.stop, i0 : rows_i.stop] = back
     return values
 

@@ -12,6 +12,7 @@ measure share its tiles and different options never mix.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -20,12 +21,34 @@ from typing import Any
 import numpy as np
 
 from ..measures.catalog import CATALOG
-from ..measures.from_grams import NOT_AT_SWEEP, SWEEP_MEASURES, grams, make_state, state_kind, tile
+from ..measures.from_grams import SWEEP_MEASURES, grams, make_state, state_kind, tile
 from ..similarity import MEASURES, OPTIONS, similarity
 
-__all__ = ["STORE_MEASURES", "MeasureSpec", "measure_key", "parse_measures"]
+__all__ = [
+    "FEATURE_MEASURES",
+    "STORE_MEASURES",
+    "MeasureSpec",
+    "kind_of",
+    "measure_key",
+    "parse_measures",
+]
 
-STORE_MEASURES = ("rsa", *SWEEP_MEASURES)
+# computed from each unit's features kept in the store (sweep keeps them), a piece of units at
+# a time by fastrsa.similarity itself: their per-pair work needs more than a Gram
+FEATURE_MEASURES = ("pwcca", "ridge", "dds")
+STORE_MEASURES = ("rsa", *SWEEP_MEASURES, *FEATURE_MEASURES)
+NOT_AT_SWEEP = {"attribution": "it compares attribution maps, not a layer's features"}
+
+
+def kind_of(measure: str, options: dict[str, Any]) -> str:
+    """The per-unit state a measure's tiles read: "features" (the unit's kept features:
+    FEATURE_MEASURES, and cka with the laplacian kernel or minibatch, which need more than a
+    Gram), else fastrsa.measures.from_grams.state_kind ("gram", "eig", "knn{k}")."""
+    if measure in FEATURE_MEASURES:
+        return "features"
+    if measure == "cka" and (options.get("kernel") == "laplacian" or options.get("minibatch")):
+        return "features"
+    return state_kind(measure, options)
 
 
 @dataclass(frozen=True)
@@ -89,7 +112,17 @@ def _plain(value: Any) -> Any:
     """An option value as it goes into a key (ints and integral floats alike)."""
     if isinstance(value, float) and math.isfinite(value) and value == int(value):
         return int(value)
+    if isinstance(value, list | tuple | np.ndarray):
+        return tuple(_plain(v) for v in np.asarray(value).tolist())
     return value
+
+
+def _written(value: Any) -> str:
+    """An option's value in a key: as JSON for a scalar, a short hash for a sequence (its
+    values would not make a readable file name)."""
+    if isinstance(value, tuple):
+        return "sha-" + hashlib.sha256(json.dumps(value).encode()).hexdigest()[:10]
+    return json.dumps(value).replace('"', "")
 
 
 def measure_key(measure: str, options: dict[str, Any]) -> str:
@@ -98,17 +131,18 @@ def measure_key(measure: str, options: dict[str, Any]) -> str:
     differ = {
         k: _plain(v) for k, v in sorted(options.items()) if _plain(v) != _plain(defaults.get(k))
     }
-    return ",".join(
-        [measure, *(f"{k}={json.dumps(v)}".replace('"', "") for k, v in differ.items())]
-    )
+    return ",".join([measure, *(f"{k}={_written(v)}" for k, v in differ.items())])
 
 
 def _resolved(measure: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Options with the defaults filled in; cka's debiased=None is False at sweep scale (no
-    minibatch there), so the two spellings share one key."""
+    """Options with the defaults filled in; cka's debiased=None resolved as fastrsa.similarity
+    does (True with minibatch, else False), so the two spellings share one key."""
     opts = {**OPTIONS[measure], **options}
-    if measure == "cka" and opts.get("debiased") is None:
-        opts["debiased"] = False
+    for name, value in opts.items():  # sequences as lists, so that the index holds them
+        if isinstance(value, tuple | np.ndarray):
+            opts[name] = np.asarray(value).tolist()
+    if measure == "cka" and opts.get("debiased") is None:  # as fastrsa.similarity resolves it
+        opts["debiased"] = opts.get("minibatch") is not None
     return opts
 
 
@@ -119,7 +153,9 @@ def _check_options(measure: str, opts: dict[str, Any]) -> None:
     extra = k if isinstance(k, int) and not isinstance(k, bool) and 0 < k < 4096 else 0
     x = np.random.default_rng(0).standard_normal((2, 16 + extra, 3))
     similarity(x, measure, **opts)
-    kind = state_kind(measure, opts)
+    kind = kind_of(measure, opts)
+    if kind == "features":
+        return
     states = [make_state(kind, *grams(m, 1 << 20, centred=True, plain=True), "check") for m in x]
     tile(measure, states, None, opts, ["a", "b"], [])
 

@@ -31,8 +31,11 @@ __all__ = [
     "FeatureFiles",
     "done_states",
     "ensure_state_arrays",
+    "features_bytes",
+    "read_features",
     "read_states",
     "state_bytes",
+    "state_marker",
     "state_parts",
     "write_states",
 ]
@@ -77,6 +80,8 @@ def done_states(store: Store, layer: str, kind: str) -> set[str]:
 def ensure_state_arrays(store: Store, layer: str, kind: str) -> None:
     """Create or grow the layer's arrays of state `kind` to its rows (the sweep, under the lock,
     before units write to them)."""
+    if kind == "features":  # the features kept by the sweep (features/{id}/{row})
+        return
     zarr = zarr_module()
     from zarr.codecs import Crc32cCodec
 
@@ -105,14 +110,39 @@ def write_states(
     """Make the unit's `kinds` states from its (n, d) `features` (an array or memmap, read a
     column chunk at a time) and write them at `row`, each then marked done. Holds the two n x n
     float64 Grams, one chunk of columns within `budget`, and one state."""
+    kinds = [k for k in kinds if k != "features"]  # kept during the pass: only its marker
     plain = any(needs_plain(k) for k in kinds)
     centred = any(not needs_plain(k) for k in kinds)
-    g, gc = grams(features, budget, centred=centred, plain=plain)
+    g, gc = grams(features, budget, centred=centred, plain=plain) if kinds else (None, None)
     for kind in kinds:
         state = make_state(kind, g, gc, who)
         for part, value in state.items():
             open_array(store.path, _name(store, layer, kind, part))[row] = value
         store.mark(state_marker(store, layer, kind, key))
+
+
+def read_features(store: Store, layer: str, rows: Sequence[int]) -> list[np.ndarray]:
+    """The (n, d_i) features the sweep kept for the layer's `rows` (the "features" state);
+    UserError naming the label when they were not kept."""
+    info = store.layer_info(layer)
+    done = done_states(store, layer, "features")
+    out = []
+    for r in rows:
+        label = info["rows"][r]
+        if info["keys"][label] not in done:
+            raise UserError(
+                f"store {store.path}: the features of {label!r} in layer {layer!r} are not kept; "
+                "run the sweep again with the same measures to keep them"
+            )
+        out.append(np.asarray(store.features(label, layer)[...]))
+    return out
+
+
+def features_bytes(store: Store, layer: str, rows: Sequence[int]) -> int:
+    """The largest float64 size (bytes) of the kept features of `rows` (their widths differ)."""
+    info = store.layer_info(layer)
+    widths = [open_array(store.path, f"features/{info['id']}/{r}") for r in rows]
+    return max((8 * store.n * int(a.shape[1]) for a in widths if a is not None), default=8)
 
 
 def read_states(store: Store, layer: str, kind: str, rows: Sequence[int]) -> list[dict]:

@@ -17,26 +17,57 @@ import numpy as np
 
 from .._memory import budget_for
 from ..errors import UserError
-from ..measures.from_grams import state_kind, tile
-from ..similarity import MEASURES
-from .measure_specs import MeasureSpec
-from .measure_states import read_states, state_bytes
+from ..measures.from_grams import tile
+from ..similarity import MEASURES, similarity
+from .measure_specs import MeasureSpec, kind_of
+from .measure_states import features_bytes, read_features, read_states, state_bytes
 from .storage import writing
 from .store import Store, open_store
 from .tiles import tile_rows
 
-__all__ = ["MeasureTileUnit", "measure_tile_units", "piece_rows"]
+__all__ = [
+    "ASYMMETRIC",
+    "MeasureTileUnit",
+    "measure_tile_units",
+    "pair_block",
+    "piece_rows",
+    "read_kind",
+]
 
-ASYMMETRIC = ("cknna",)
+ASYMMETRIC = ("cknna", "pwcca", "ridge")
 
 # a state read and its working copies in a tile: the state, its centred / weighted copy, and
-# the products (measured for "gram", the largest)
+# the products (measured for "gram", the largest); features: float64 copies, centred copies,
+# SVD or ridge work arrays
 _COPIES = 3
+_FEATURE_COPIES = 6
 
 
-def piece_rows(budget: int, kind: str, n: int) -> int:
-    """Rows per piece so that two pieces' states and their working copies fit `budget`."""
+def piece_rows(budget: int, kind: str, n: int, unit_bytes: int | None = None) -> int:
+    """Rows per piece so that two pieces' states and their working copies fit `budget`
+    (`unit_bytes`: a "features" unit's float64 size, the largest of the layer's)."""
+    if kind == "features":
+        return max(1, budget // (2 * _FEATURE_COPIES * (unit_bytes or 8)))
     return max(1, budget // (2 * _COPIES * state_bytes(kind, n)))
+
+
+def read_kind(store: Store, layer: str, kind: str, rows: range) -> list:
+    """What a tile reads of `rows`: their states (dicts), or their kept features (arrays)."""
+    if kind == "features":
+        return read_features(store, layer, rows)
+    return read_states(store, layer, kind, rows)
+
+
+def pair_block(
+    measure: str, options: dict, kind: str, a: list, b: list | None, na: list[str], nb: list[str]
+) -> np.ndarray:
+    """(len(a), len(b)) float64 of a measure from two pieces' states or features (b None: a's
+    all pairs, with fastrsa.similarity's conventions)."""
+    if kind != "features":
+        return tile(measure, a, b, options, na, nb)
+    other = None if b is None else dict(zip(nb, b, strict=True))
+    out = similarity(dict(zip(na, a, strict=True)), measure, other=other, **options)
+    return np.asarray(out, dtype=np.float64)
 
 
 @dataclass
@@ -64,8 +95,9 @@ class MeasureTileUnit:
         b, count = int(info["tile_rows"]), len(info["rows"])
         rows_i = range(self.i * b, min(count, (self.i + 1) * b))
         rows_j = range(self.j * b, min(count, (self.j + 1) * b))
-        kind = state_kind(self.measure, self.options)
-        step = piece_rows(self.memory or budget_for(None), kind, store.n)
+        kind = kind_of(self.measure, self.options)
+        size = features_bytes(store, self.layer, [*rows_i, *rows_j]) if kind == "features" else 0
+        step = piece_rows(self.memory or budget_for(None), kind, store.n, size)
         try:
             sim, back = self._computed(store, kind, rows_i, rows_j, step)
         except ValueError as err:
@@ -81,14 +113,14 @@ class MeasureTileUnit:
         return {"computed": 1}
 
     def _pair(
-        self, sa: list[dict], sb: list[dict] | None, na: list[str], nb: list[str]
+        self, kind: str, sa: list, sb: list | None, na: list[str], nb: list[str]
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """(a x b, and b x a) of two pieces' states (sb None: a's all pairs, no b x a)."""
         if sb is None:
-            return tile(self.measure, sa, None, self.options, na, []), None
-        ab = tile(self.measure, sa, sb, self.options, na, nb)
+            return pair_block(self.measure, self.options, kind, sa, None, na, []), None
+        ab = pair_block(self.measure, self.options, kind, sa, sb, na, nb)
         if self.measure in ASYMMETRIC:
-            return ab, tile(self.measure, sb, sa, self.options, nb, na)
+            return ab, pair_block(self.measure, self.options, kind, sb, sa, nb, na)
         return ab, ab.T
 
     def _computed(
@@ -102,12 +134,12 @@ class MeasureTileUnit:
         back = np.empty((len(rows_j), len(rows_i)))
         for i0 in range(rows_i.start, rows_i.stop, step):
             pi = range(i0, min(rows_i.stop, i0 + step))
-            sa, na = read_states(store, self.layer, kind, pi), [labels[r] for r in pi]
+            sa, na = read_kind(store, self.layer, kind, pi), [labels[r] for r in pi]
             for j0 in range(pi.start if same else rows_j.start, rows_j.stop, step):
                 pj = range(j0, min(rows_j.stop, j0 + step))
                 one = same and pi == pj
-                sb = None if one else read_states(store, self.layer, kind, pj)
-                ab, ba = self._pair(sa, sb, na, [labels[r] for r in pj])
+                sb = None if one else read_kind(store, self.layer, kind, pj)
+                ab, ba = self._pair(kind, sa, sb, na, [labels[r] for r in pj])
                 si = slice(i0 - rows_i.start, pi.stop - rows_i.start)
                 sj = slice(j0 - rows_j.start, pj.stop - rows_j.start)
                 sim[si, sj] = ab

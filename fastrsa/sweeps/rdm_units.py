@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..compare import rank_transform
-from .measure_states import FeatureFiles, write_states
+from .measure_states import FeatureFiles, state_marker, write_states
 from .spill import spill_dir
 from .storage import writing
 from .store import Store, open_store
@@ -50,11 +50,13 @@ class RDMUnit:
     def name(self) -> str:
         return f"rdms {self.source.label}"
 
-    def _keeper(self, store: Store):
+    def _keeper(self, store: Store, layers: set[str]):
         zarr = zarr_module()
         arrays: dict[str, Any] = {}
 
         def keep(layer: str, start: int, rows: np.ndarray) -> None:
+            if layer not in layers:
+                return
             if layer not in arrays:
                 info = store.layer_info(layer)
                 row = dict((lay, r) for lay, r, _ in self.items)[layer]
@@ -76,10 +78,13 @@ class RDMUnit:
         layers = [layer for layer, _, _ in self.items]
         done = 0
         with writing(store.path), tempfile.TemporaryDirectory(dir=spill_dir()) as tmp:
-            files = FeatureFiles(tmp, store.n, [lay for lay in layers if self.states.get(lay)])
+            grams = [lay for lay in layers if set(self.states.get(lay, [])) - {"features"}]
+            files = FeatureFiles(tmp, store.n, grams)
             keepers = [files.keep] if files.layers else []
-            if self.keep_features:
-                keepers.append(self._keeper(store))
+            kept = {lay for lay in layers if self.keep_features or
+                    "features" in self.states.get(lay, [])}  # fmt: skip
+            if kept:
+                keepers.append(self._keeper(store, kept))
 
             def keep(layer: str, start: int, rows: np.ndarray) -> None:
                 for k in keepers:
@@ -98,10 +103,13 @@ class RDMUnit:
             ):
                 row, key = where[layer]
                 info = store.layer_info(layer)
-                if self.states.get(layer):  # the states first: the RDM's marker says "all done"
+                kinds = self.states.get(layer, [])  # first: the RDM's marker says "all done"
+                if layer in files.layers:
                     who = f"{self.source.who()}, layer {layer!r}"
-                    write_states(store, layer, row, key, files.array(layer), self.states[layer],
-                                 self.memory, who)  # fmt: skip
+                    write_states(store, layer, row, key, files.array(layer), kinds, self.memory,
+                                 who)  # fmt: skip
+                if "features" in kinds:
+                    store.mark(state_marker(store, layer, "features", key))
                 if layer in self.rdm_done:
                     continue
                 rdm = np.asarray(rdm, dtype=info["dtype"])

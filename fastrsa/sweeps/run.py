@@ -12,12 +12,11 @@ from .._backend import check_backend_name
 from .._checks import check_choice, check_count
 from .._memory import budget_for
 from ..errors import UserError
-from ..measures.from_grams import state_kind
 from ..reference import METRICS
 from .blocks import TILE_METHODS
 from .executors import EXECUTORS, check_ray_address, run_units
 from .image_set import ImageSet, image_set
-from .measure_specs import MeasureSpec, parse_measures
+from .measure_specs import MeasureSpec, kind_of, parse_measures
 from .measure_states import done_states, ensure_state_arrays
 from .measure_tiles import measure_tile_units
 from .progress import Progress, peak_rss, summary_line
@@ -85,7 +84,7 @@ def _state_kinds(specs: list[MeasureSpec], srcs: list, n: int) -> list[str]:
         k = spec.options.get("k")
         if k is not None and k >= n:
             raise ValueError(f"measures: {spec.key}: k = {k} must be at most n - 1 = {n - 1}")
-    return sorted({state_kind(spec.measure, spec.options) for spec in beyond})
+    return sorted({kind_of(spec.measure, spec.options) for spec in beyond})
 
 
 def _check_states(st: Store, layer: str, kinds: list[str]) -> None:
@@ -208,15 +207,17 @@ def sweep(
         same call after an interruption (kill -9 included) continues where it stopped.
     method: "spearman", "pearson", "cosine" or "kendall" (per pair); metric: the RDMs'.
     measures: what the all-pairs stage computes (default ["rsa"]: the RDMs compared by
-        `method`): any of "rsa", "cka", "svcca", "nbs", "procrustes", "cca", "mutual-knn",
-        "jaccard-knn", "cknna", each a name, "name:option=value,..." or (name, {options}) with
-        fastrsa.similarity's options (e.g. "procrustes:alpha=0.5", ("mutual-knn", {"k": 20})).
-        Their results equal fastrsa.similarity in memory (float rounding; float64 throughout).
-        For these the pass also makes each (source, layer)'s state (fastrsa.sweeps.
-        measure_states: its features go to a file in the spill folder, then two n x n float64
-        Grams are made a column chunk at a time) and the tiles read only the states. A store's
-        RDMs made without them are passed again for the states. Not from RDM files (no
-        features); pwcca, ridge, dds and attribution only in memory (fastrsa.similarity).
+        `method`): "rsa" and any measure of fastrsa.similarity but "attribution", each a name,
+        "name:option=value,..." or (name, {options}) with fastrsa.similarity's options (e.g.
+        "procrustes:alpha=0.5", ("mutual-knn", {"k": 20})). Results equal fastrsa.similarity
+        in memory (float rounding). The pass also makes each (source, layer)'s state
+        (fastrsa.sweeps.measure_states): cka, svcca, nbs, procrustes, cca, mutual-knn,
+        jaccard-knn and cknna from two n x n float64 Grams of its features (spilled to a file,
+        read a column chunk at a time); pwcca, ridge, dds and cka with the laplacian kernel or
+        minibatch from its features, kept in the store (as keep_features). The tiles read only
+        the states. A store's sources swept without them are passed again for the states. Not
+        from RDM files (no features). The pass always builds the RDM too, so `metric` must be
+        defined for the features (correlation: no constant rows).
     executor: "local" (this process: all cores or the GPU) or "ray" (`pip install
         fastrsa[ray]`; `address` of a running cluster, else a local one).
     memory: the budget (bytes or "4GB"; default fastrsa.get_memory_budget()). Holds, per
