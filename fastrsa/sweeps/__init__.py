@@ -8,10 +8,13 @@ store, bounded in memory, resumable after any interruption, on this machine or o
 
 The package is `fastrsa.sweeps` (the function is `fastrsa.sweep`). Its modules, each importing
 only those below it:
-    run             the sweep: stages, units of work, the summary
+    run             the sweep: stages, the summary
+    rdm_units       the first stage's units: one pass per source -> RDMs, ranks, states
     executors       where units run (this process, Ray); progress: the progress line
-    tiles           a layer's all-pairs similarity in tiles (units)
     layer_matrix    every (source, layer) against every (source, layer) of a store
+    measure_tiles   a layer's all-pairs similarity by a measure beyond RSA, from states
+    tiles           a layer's all-pairs similarity of RDMs in tiles (units)
+    measure_states  per-unit states of the measures beyond RSA (Grams -> states), in the store
     sources         what a sweep reads (resolve_sources); model_source (models by name,
                     fastrsa.zoo), encoders (ONNX, torch modules), file_sources (feature and RDM
                     files), source_base (the Source contract)
@@ -24,6 +27,7 @@ only those below it:
                     markers and writes Store inherits)
     blocks          tile plan and block-by-block comparison (tiles and Store.compare)
     store_arrays    the store's zarr arrays, verified chunk reads
+    measure_specs   the measures a sweep computes: MeasureSpec, options, keys
     store_index     the index and content keys
     storage         where the store lives (a folder or an fsspec URL), its small files, lock
 (source_files: the old, deprecated name of file_sources; it still imports, with a warning.)
