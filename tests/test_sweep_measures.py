@@ -5,7 +5,9 @@ equals local, the layer x layer matrix, and the refusals."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -278,3 +280,66 @@ def test_cli_sweep_with_measures(tmp_path, rng, capsys):
     out = capsys.readouterr().out
     assert "cka tiles 1/1" in out and "mutual-knn,k=3 tiles 1/1" in out
     _check(open_store(tmp_path / "s"), arrays, [("cka", {}), ("mutual-knn", {"k": 3})])
+
+
+def test_store_readers_take_measure(tmp_path, rng, capsys):
+    """taxonomy, evaluate, compare --store, rank --target-label and layer-matrix read a measure
+    the sweep computed; a distance is clustered and ranked as 1 - d."""
+    from fastrsa.cli import main
+    from fastrsa.transfer import measure_ranking
+
+    paths, arrays = _features(tmp_path / "f", rng, 5)
+    store = fastrsa.sweep(paths, store=tmp_path / "s", measures=["cka", "procrustes"])
+    s = str(tmp_path / "s")
+    want = fastrsa.similarity(arrays, "procrustes")
+    main(["compare", "--store", s, "--measure", "procrustes", "--out", str(tmp_path / "c.npz")])
+    with np.load(tmp_path / "c.npz") as f:
+        np.testing.assert_allclose(f["similarity"], want, rtol=1e-8, atol=1e-12)
+    main(["taxonomy", "--store", s, "--measure", "procrustes", "--out", str(tmp_path / "t")])
+    tax = json.loads((tmp_path / "t" / "taxonomy.json").read_text())
+    np.testing.assert_allclose(tax["similarity"], 1 - want, rtol=1e-8, atol=1e-12)
+    assert tax["metadata"]["method"] == "procrustes"
+    ranking = measure_ranking(store, None, "m02", "cka")
+    cka = fastrsa.similarity(arrays, "cka")[2]
+    order = [f"m{i:02d}" for i in np.argsort(-cka, kind="stable") if i != 2]
+    assert list(ranking.labels) == order
+    capsys.readouterr()
+    main(["rank", "--sources-store", s, "--target-label", "m02", "--measure", "procrustes"])
+    printed = capsys.readouterr().out
+    by_distance = [f"m{i:02d}" for i in np.argsort(want[2], kind="stable") if i != 2]
+    assert sorted(by_distance, key=printed.index) == by_distance  # nearest (smallest d) first
+    aff = {f"m{i:02d}__m{j:02d}": float(rng.uniform()) for i in range(5) for j in range(5) if i != j}
+    (tmp_path / "aff.json").write_text(json.dumps(aff))
+    main(["evaluate", "--store", s, "--measure", "cka", "--affinities", str(tmp_path / "aff.json")])
+    assert "targets: top-1" in capsys.readouterr().out
+    main(["layer-matrix", s, "--measure", "cka", "--out", str(tmp_path / "lm.npz")])
+    with np.load(tmp_path / "lm.npz") as f:
+        np.testing.assert_allclose(f["values"], fastrsa.similarity(arrays, "cka"), rtol=1e-8)
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["compare", "RDMS", "--measure", "cka"], "--measure cka: reads the measures a sweep"),
+        (["compare", "--store", "S", "--with", "RDMS", "--measure", "cka"], "--with, --with-store"),
+        (["rank", "--sources-store", "S", "--target", "T", "--measure", "cka"], "--target-label"),
+        (["taxonomy", "--rdms", "RDMS", "--measure", "cka", "--out", "OUT"], "give a store"),
+        (["taxonomy", "--store", "S", "--measure", "nbs", "--out", "OUT"], "nbs similarity"),
+        (["compare", "--store", "S", "--measure", "procrustes:alpha=3"], "--measure: 'procrustes'"),
+    ],
+)
+def test_measure_flag_refusals(tmp_path, rng, capsys, argv, match):
+    from fastrsa.cli import main
+
+    paths, _ = _features(tmp_path / "f", rng, 3)
+    fastrsa.sweep(paths, store=tmp_path / "S", measures=["cka"])
+    rdms = np.stack([np.asarray(fastrsa.rdms(rng.standard_normal((N, 4)))) for _ in range(3)])
+    np.save(tmp_path / "RDMS.npy", rdms)
+    np.save(tmp_path / "T.npy", rdms[:1])
+    names = {"S": tmp_path / "S", "RDMS": tmp_path / "RDMS.npy", "T": tmp_path / "T.npy",
+             "OUT": tmp_path / "out"}  # fmt: skip
+    argv = [str(names.get(a, a)) for a in argv]
+    capsys.readouterr()
+    assert main(argv) not in (0, None)
+    err = capsys.readouterr().err
+    assert re.search(match, err), err
