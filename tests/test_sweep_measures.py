@@ -41,7 +41,8 @@ MEASURES = [
 
 
 def _features(folder, rng, count, dtype="float64"):
-    """count .npy feature files (N, d_i), widths 2 .. 20 (d > n among them; d = 1 has no correlation RDM)."""
+    """count .npy feature files (N, d_i), widths 2 .. 20 (d > n among them; d = 1 has no
+    correlation RDM)."""
     folder.mkdir(parents=True, exist_ok=True)
     paths, arrays = {}, {}
     widths = [2, 5, 20, 3, 14, 8, 2, 17]
@@ -159,8 +160,10 @@ def test_encoder_states_come_from_its_features(tmp_path, rng):
     ).double()
     images = rng.uniform(-1, 1, (N, 3, 16, 16))
     store = fastrsa.sweep(
-        [ModuleSource(net, "net", input_size=16),
-         ModuleSource(torch.nn.Sequential(net[0], torch.nn.Tanh()), "net2", input_size=16)],
+        [
+            ModuleSource(net, "net", input_size=16),
+            ModuleSource(torch.nn.Sequential(net[0], torch.nn.Tanh()), "net2", input_size=16),
+        ],
         images=images,
         layers=["0"],
         store=tmp_path / "s",
@@ -308,7 +311,8 @@ def test_store_readers_take_measure(tmp_path, rng, capsys):
     printed = capsys.readouterr().out
     by_distance = [f"m{i:02d}" for i in np.argsort(want[2], kind="stable") if i != 2]
     assert sorted(by_distance, key=printed.index) == by_distance  # nearest (smallest d) first
-    aff = {f"m{i:02d}__m{j:02d}": float(rng.uniform()) for i in range(5) for j in range(5) if i != j}
+    pairs = [(i, j) for i in range(5) for j in range(5) if i != j]
+    aff = {f"m{i:02d}__m{j:02d}": float(rng.uniform()) for i, j in pairs}
     (tmp_path / "aff.json").write_text(json.dumps(aff))
     main(["evaluate", "--store", s, "--measure", "cka", "--affinities", str(tmp_path / "aff.json")])
     assert "targets: top-1" in capsys.readouterr().out
