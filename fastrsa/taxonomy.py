@@ -342,6 +342,11 @@ def taxonomy_from_store(
     n_images, method (or measure), store and layer."""
     layer = store.layer_name(layer)
     spec = parse_measures([measure], method)[0]
+    if spec.clusterable is not None:
+        raise ValueError(
+            f"measure {spec.key}: a taxonomy clusters a symmetric similarity in [-1, 1], and "
+            f"{spec.clusterable}; use compare --store or layer-matrix to read it"
+        )
     sim = spec.as_similarity(store.similarity(layer, method, **_measure_args(spec)))
     result = taxonomy_from_similarity(sim, store.rdms(layer).labels, linkage, n_clusters)
     result.metadata = {

@@ -1,7 +1,7 @@
 """Measures beyond RSA at sweep scale: the store's tiles of every measure equal
 fastrsa.similarity in memory, in one tile or many (and pieces within a tile), on feature files
-and encoders; re-runs reuse, a store swept for RSA gains measures, kill -9 then resume, Ray
-equals local, the layer x layer matrix, and the refusals."""
+and encoders; re-runs reuse, a store swept for RSA gains measures, kill -9 then resume, damage
+found and recomputed, the layer x layer matrix, the commands' --measure, and the refusals."""
 
 from __future__ import annotations
 
@@ -264,11 +264,31 @@ def test_damaged_state_is_named_and_recomputed(tmp_path, rng):
     data = bytearray(chunk.read_bytes())
     data[10] ^= 0xFF
     chunk.write_bytes(bytes(data))
-    with pytest.raises(UserError, match="gram state of 'm01' .* is damaged"):
+    report = open_store(tmp_path / "s").verify()  # deep: states read, the damaged unmarked
+    assert not report.clean and report.todo["default"]["states"] == {"gram": ["m01"]}
+    assert any("gram state" in line or "states of ['m01']" in line for line in report.lines())
+    with pytest.raises(UserError, match="gram state of 'm01' .* is not computed"):
         read_states(open_store(tmp_path / "s"), "default", "gram", [1])
     store = fastrsa.sweep(paths, store=tmp_path / "s", measures=["cka"])
     assert store.summary.rdms_reused == 3  # the RDM stays; the state is made again
     _check(store, arrays, [("cka", {})])
+
+
+def test_damaged_kept_features_are_found(tmp_path, rng):
+    """Features kept for pwcca are crc32c-checked: a flipped byte is named, never used."""
+    paths, arrays = _features(tmp_path / "f", rng, 3)
+    fastrsa.sweep(paths, store=tmp_path / "s", measures=["pwcca"])
+    chunk = next((tmp_path / "s" / "features" / "0" / "2" / "c").rglob("*"))
+    while chunk.is_dir():
+        chunk = next(chunk.iterdir())
+    data = bytearray(chunk.read_bytes())
+    data[5] ^= 0xFF
+    chunk.write_bytes(bytes(data))
+    report = open_store(tmp_path / "s").verify()
+    assert report.todo["default"]["states"] == {"features": ["m02"]}
+    store = fastrsa.sweep(paths, store=tmp_path / "s", measures=["pwcca"])
+    _check(store, arrays, [("pwcca", {})])
+    assert open_store(tmp_path / "s").verify().clean
 
 
 def test_cli_sweep_with_measures(tmp_path, rng, capsys):

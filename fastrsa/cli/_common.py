@@ -257,7 +257,8 @@ def store_compare(store, layer: str, targets, option: str, args, target_layer=No
 
 MEASURE_HELP = (
     "with a store: the measure its sweep computed (sweep --measure): rsa (default: the RDMs by "
-    "--method), cka, svcca, nbs, procrustes, cca, mutual-knn, jaccard-knn, cknna, with options "
+    "--method), cka, svcca, nbs, procrustes, cca, mutual-knn, jaccard-knn, cknna, pwcca, "
+    "ridge, dds, with options "
     "as name:option=value,... (e.g. procrustes:alpha=0.5); a distance is used as 1 - d"
 )
 

@@ -91,7 +91,8 @@ def register(subparsers) -> None:
         nargs="+",
         metavar="MEASURE",
         help="what the all-pairs stage computes (default: rsa): rsa, cka, svcca, nbs, "
-        "procrustes, cca, mutual-knn, jaccard-knn, cknna; options as name:option=value,... "
+        "procrustes, cca, mutual-knn, jaccard-knn, cknna, pwcca, ridge, dds; options as "
+        "name:option=value,... "
         "(e.g. procrustes:alpha=0.5 mutual-knn:k=20)",
     )
     p.add_argument("--executor", default="local", choices=("local", "ray"))

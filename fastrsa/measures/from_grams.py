@@ -29,13 +29,17 @@ the rank of gram.eig_rank (eigenvalues above lam_max · n · 1e-12), where the S
 to ~1e-28 · lam_max; the two agree unless a unit has true directions with singular-value ratios
 below ~1e-6 (then its alpha < 1 shape metrics and CCA, which weight those directions, differ).
 
-Not at sweep scale (NOT_AT_SWEEP says why): pwcca, ridge, dds, attribution; "rsa" is the
-sweep's own RDM path. cka's laplacian kernel and minibatch CKA are refused too.
+Not from Grams (NOT_AT_SWEEP says why): pwcca, ridge, dds, attribution, and cka's laplacian
+kernel and minibatch CKA; a sweep computes all of these but attribution from the features it
+keeps instead (fastrsa.sweeps.measure_specs.kind_of). "rsa" is the sweep's own RDM path.
+
+`grams` reads column chunks (arrays, memmaps, zarr arrays); `grams_by_rows` reads blocks of
+rows (a file read without mapping it: what the sweep's pass writes).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -60,6 +64,7 @@ __all__ = [
     "NOT_AT_SWEEP",
     "SWEEP_MEASURES",
     "grams",
+    "grams_by_rows",
     "make_state",
     "needs_plain",
     "state_bytes",
@@ -124,6 +129,57 @@ def grams(
             if gc is not None:
                 xc = chunk - chunk.mean(axis=0)
                 gc += xc @ xc.T
+    if any(m is not None and not np.isfinite(m).all() for m in (g, gc)) or 0 < top < _TINY:
+        raise ValueError(
+            f"{name}: its Gram {'overflows' if top >= _TINY else 'underflows'} float64 "
+            f"(largest |value| {top:.3g}); rescale the features"
+        )
+    return g, gc
+
+
+def grams_by_rows(
+    read: Callable[[int, int], Any], n: int, d: int, budget: int, *, centred: bool = True,
+    plain: bool = False, name: str = "features",
+) -> tuple[np.ndarray | None, np.ndarray | None]:  # fmt: skip
+    """`grams` of features read a block of rows at a time: read(r0, r1) -> rows r0..r1-1,
+    (r1 - r0, d), any real dtype (e.g. from a file, without mapping it). One pass for the float64
+    column means, then each pair of row blocks I <= J gives G[I, J] = X_I X_Jᵀ and Gc[I, J] =
+    (X_I - mean)(X_J - mean)ᵀ. Memory: the Grams, two row blocks and their centred copies,
+    blocks of at most budget / (4·8·d) rows (at least 1). Same errors as `grams`."""
+    step = max(1, min(n, int(budget) // (4 * 8 * max(1, d))))
+    blocks = [(r0, min(n, r0 + step)) for r0 in range(0, n, step)]
+
+    def rows(r0: int, r1: int) -> np.ndarray:
+        x = np.asarray(read(r0, r1), dtype=np.float64).reshape(r1 - r0, d)
+        if not np.isfinite(x).all():
+            bad = np.argwhere(~np.isfinite(x))[0]
+            raise ValueError(
+                f"{name} holds NaN or Inf (first at index ({r0 + bad[0]}, {bad[1]})); "
+                "remove or impute them first"
+            )
+        return x
+
+    total, top = np.zeros(d), 0.0
+    for r0, r1 in blocks:
+        x = rows(r0, r1)
+        total += x.sum(axis=0)
+        top = max(top, float(np.abs(x).max()))
+    mean = total / n
+    g = np.empty((n, n)) if plain else None
+    gc = np.empty((n, n)) if centred else None
+    with np.errstate(over="ignore", invalid="ignore"):
+        for i, (a0, a1) in enumerate(blocks):
+            a = x if len(blocks) == 1 else rows(a0, a1)  # one block: the first pass's rows
+            ac = a - mean
+            for b0, b1 in blocks[i:]:
+                b = a if b0 == a0 else rows(b0, b1)
+                bc = ac if b0 == a0 else b - mean
+                if g is not None:
+                    g[a0:a1, b0:b1] = a @ b.T
+                    g[b0:b1, a0:a1] = g[a0:a1, b0:b1].T
+                if gc is not None:
+                    gc[a0:a1, b0:b1] = ac @ bc.T
+                    gc[b0:b1, a0:a1] = gc[a0:a1, b0:b1].T
     if any(m is not None and not np.isfinite(m).all() for m in (g, gc)) or 0 < top < _TINY:
         raise ValueError(
             f"{name}: its Gram {'overflows' if top >= _TINY else 'underflows'} float64 "

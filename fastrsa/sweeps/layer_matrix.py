@@ -41,8 +41,9 @@ class LayerMatrix:
 
     entries: [(label, layer)], k of them, by label (the store's label order), then layer (the
     order layers were added to the store: a sweep's layers in model order); values: (k, k)
-    float64, symmetric, row i / column i = entries[i]; method: how RDMs were compared; store:
-    the store's path; n: its image count."""
+    float64, symmetric (but for the asymmetric measures cknna, pwcca, ridge: row i is
+    entries[i]'s), row i / column i = entries[i]; method: how RDMs were compared, or the
+    measure's key; store: the store's path; n: its image count."""
 
     entries: list[tuple[str, str]]
     values: np.ndarray
@@ -161,9 +162,16 @@ def _measure_values(
     k = len(found)
 
     def read(part: range) -> tuple[list, list[str]]:
-        got = [read_kind(st, found[i][1], kind, range(found[i][2], found[i][2] + 1))[0]
-               for i in part]  # fmt: skip
-        return got, [f"{found[i][0]} {found[i][1]}" for i in part]
+        """The states of entries `part`, read a layer at a time; names unique by position."""
+        got: list = [None] * len(part)
+        by_layer: dict[str, list[int]] = {}
+        for i in part:
+            by_layer.setdefault(found[i][1], []).append(i)
+        for layer, where in by_layer.items():
+            states = read_kind(st, layer, kind, [found[i][2] for i in where])
+            for i, state in zip(where, states, strict=True):
+                got[i - part.start] = state
+        return got, [f"{found[i][0]!r} in {found[i][1]!r} (entry {i})" for i in part]
 
     def block(a: list, b_: list | None, na: list[str], nb: list[str]) -> np.ndarray:
         return pair_block(spec.measure, spec.options, kind, a, b_, na, nb)

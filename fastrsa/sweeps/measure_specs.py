@@ -70,6 +70,16 @@ class MeasureSpec:
         entry = CATALOG.get(self.measure)
         return bool(entry and entry.distance and self.options.get("score") != "nbs")
 
+    @property
+    def clusterable(self) -> str | None:
+        """Why a taxonomy cannot cluster this measure's matrix (None: it can): asymmetric
+        measures, and distances not bounded by 1 (Procrustes euclidean)."""
+        if self.measure in ("cknna", "pwcca", "ridge"):
+            return f"{self.key} is not symmetric (row and column models play different roles)"
+        if self.distance and self.options.get("score") == "euclidean":
+            return f"{self.key} is a distance in the features' units, not bounded by 1"
+        return None
+
     def as_similarity(self, matrix: np.ndarray) -> np.ndarray:
         """The matrix as a similarity (larger: more similar): 1 - d for a distance, so that a
         clustering on 1 - similarity clusters on d itself, and rankings order by -d."""
@@ -110,6 +120,8 @@ def _parse_text(text: str) -> tuple[str, dict[str, Any]]:
 
 def _plain(value: Any) -> Any:
     """An option value as it goes into a key (ints and integral floats alike)."""
+    if isinstance(value, np.generic):
+        value = value.item()
     if isinstance(value, float) and math.isfinite(value) and value == int(value):
         return int(value)
     if isinstance(value, list | tuple | np.ndarray):
@@ -138,8 +150,8 @@ def _resolved(measure: str, options: dict[str, Any]) -> dict[str, Any]:
     """Options with the defaults filled in; cka's debiased=None resolved as fastrsa.similarity
     does (True with minibatch, else False), so the two spellings share one key."""
     opts = {**OPTIONS[measure], **options}
-    for name, value in opts.items():  # sequences as lists, so that the index holds them
-        if isinstance(value, tuple | np.ndarray):
+    for name, value in opts.items():  # plain Python values (numpy scalars, sequences as lists)
+        if isinstance(value, tuple | list | np.ndarray | np.generic):
             opts[name] = np.asarray(value).tolist()
     if measure == "cka" and opts.get("debiased") is None:  # as fastrsa.similarity resolves it
         opts["debiased"] = opts.get("minibatch") is not None

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
-from ..measures.from_grams import grams, make_state, needs_plain
+from ..measures.from_grams import grams_by_rows, make_state, needs_plain, state_bytes
 from .store import Store
 from .store_arrays import open_array, zarr_module
 from .store_index import content_key
@@ -51,14 +51,6 @@ def state_parts(kind: str, n: int) -> dict[str, tuple[tuple[int, ...], str]]:
         k = int(kind[3:])
         return {"table": ((n, k), "int64"), "sims": ((n, k), "float64")}
     raise ValueError(f"unknown state kind {kind!r}")
-
-
-def state_bytes(kind: str, n: int) -> int:
-    """Bytes of one unit's state as stored (and as read into memory)."""
-    return sum(
-        int(np.prod(shape)) * np.dtype(dtype).itemsize
-        for shape, dtype in state_parts(kind, n).values()
-    )
 
 
 def _name(store: Store, layer: str, kind: str, part: str) -> str:
@@ -104,16 +96,22 @@ def ensure_state_arrays(store: Store, layer: str, kind: str) -> None:
 
 
 def write_states(
-    store: Store, layer: str, row: int, key: str, features: Any, kinds: Sequence[str],
+    store: Store, layer: str, row: int, key: str, files: FeatureFiles, kinds: Sequence[str],
     budget: int, who: str,
 ) -> None:  # fmt: skip
-    """Make the unit's `kinds` states from its (n, d) `features` (an array or memmap, read a
-    column chunk at a time) and write them at `row`, each then marked done. Holds the two n x n
-    float64 Grams, one chunk of columns within `budget`, and one state."""
+    """Make the unit's `kinds` states from its features in `files` (read a block of rows at a
+    time) and write them at `row`, each then marked done. Holds the two n x n float64 Grams, two
+    blocks of rows within what `budget` leaves beside them (half of it: the pass's own buffers
+    may still hold the other half), and one state with its eigendecomposition's workspace."""
     kinds = [k for k in kinds if k != "features"]  # kept during the pass: only its marker
+    if not kinds:
+        return
     plain = any(needs_plain(k) for k in kinds)
     centred = any(not needs_plain(k) for k in kinds)
-    g, gc = grams(features, budget, centred=centred, plain=plain) if kinds else (None, None)
+    n, d = files.shape(layer)
+    rows_budget = max(4 * 8 * d, budget // 2 - 4 * 8 * n * n)
+    g, gc = grams_by_rows(files.reader(layer), n, d, rows_budget, centred=centred, plain=plain,
+                          name=who)  # fmt: skip
     for kind in kinds:
         state = make_state(kind, g, gc, who)
         for part, value in state.items():
@@ -134,7 +132,14 @@ def read_features(store: Store, layer: str, rows: Sequence[int]) -> list[np.ndar
                 f"store {store.path}: the features of {label!r} in layer {layer!r} are not kept; "
                 "run the sweep again with the same measures to keep them"
             )
-        out.append(np.asarray(store.features(label, layer)[...]))
+        try:
+            out.append(np.asarray(store.features(label, layer)[...]))
+        except Exception as err:  # a damaged chunk: zarr's checksum or decoding error
+            store.files.remove(state_marker(store, layer, "features", info["keys"][label]))
+            raise UserError(
+                f"store {store.path}: the kept features of {label!r} in layer {layer!r} are "
+                f"damaged ({type(err).__name__}); run the sweep again to recompute them"
+            ) from None
     return out
 
 
@@ -165,8 +170,7 @@ def read_states(store: Store, layer: str, kind: str, rows: Sequence[int]) -> lis
         try:
             out.append({part: np.asarray(a[r]) for part, a in arrays.items()})
         except Exception as err:  # a damaged chunk: zarr's checksum or decoding error
-            if store.files.read(state_marker(store, layer, kind, key)) is not None:
-                store.files.remove(state_marker(store, layer, kind, key))
+            store.files.remove(state_marker(store, layer, kind, key))
             raise UserError(
                 f"store {store.path}: the {kind} state of {label!r} in layer {layer!r} is "
                 f"damaged ({type(err).__name__}); run the sweep again to recompute it"
@@ -175,27 +179,47 @@ def read_states(store: Store, layer: str, kind: str, rows: Sequence[int]) -> lis
 
 
 class FeatureFiles:
-    """Each layer's (n, d) features, as the pass gives them a batch of rows at a time, in a .npy
-    file of the folder `tmp` (on disk: memory holds one batch); `keep` is a sources' Keep."""
+    """Each layer's (n, d) features, as the pass gives them a batch of rows at a time, in a raw
+    file of the folder `tmp` (C order, the features' dtype), written and read with plain file
+    I/O (never mapped, so memory holds one batch or one block of rows, not the file); `keep` is
+    a sources' Keep, `reader(layer)` gives read(r0, r1) -> rows for grams_by_rows."""
 
     def __init__(self, tmp: str | os.PathLike, n: int, layers: Sequence[str]) -> None:
         self.tmp, self.n, self.layers = os.fspath(tmp), n, set(layers)
-        self.files: dict[str, Any] = {}
+        self.files: dict[str, tuple[Any, np.dtype, int]] = {}  # layer: (file, dtype, d)
 
     def keep(self, layer: str, start: int, rows: np.ndarray) -> None:
         if layer not in self.layers:
             return
         if layer not in self.files:
-            path = os.path.join(self.tmp, f"features-{len(self.files)}.npy")
-            self.files[layer] = np.lib.format.open_memmap(
-                path, mode="w+", dtype=rows.dtype, shape=(self.n, rows.shape[1])
-            )
-        self.files[layer][start : start + len(rows)] = rows
+            path = os.path.join(self.tmp, f"features-{len(self.files)}.bin")
+            self.files[layer] = (open(path, "w+b"), rows.dtype, int(rows.shape[1]))  # noqa: SIM115
+        f, dtype, d = self.files[layer]
+        f.seek(start * d * dtype.itemsize)
+        f.write(np.ascontiguousarray(rows, dtype=dtype).tobytes())
 
-    def array(self, layer: str) -> Any:
-        """The layer's features (a read-only memmap); call after the pass."""
+    def shape(self, layer: str) -> tuple[int, int]:
         if layer not in self.files:
             raise UserError(f"layer {layer!r}: the pass gave no features to compute states from")
-        arr = self.files.pop(layer)
-        arr.flush()
-        return np.load(arr.filename, mmap_mode="r", allow_pickle=False)
+        return self.n, self.files[layer][2]
+
+    def reader(self, layer: str) -> Any:
+        """read(r0, r1) -> the layer's rows r0..r1-1 (r1 - r0, d), from its file."""
+        f, dtype, d = self.files[layer]
+        f.flush()
+
+        def read(r0: int, r1: int) -> np.ndarray:
+            f.seek(r0 * d * dtype.itemsize)
+            return np.fromfile(f, dtype=dtype, count=(r1 - r0) * d).reshape(r1 - r0, d)
+
+        return read
+
+    def drop(self, layer: str) -> None:
+        """Close and remove the layer's file (its states are made)."""
+        f = self.files.pop(layer)[0]
+        f.close()
+        os.remove(f.name)
+
+    def close(self) -> None:
+        for layer in list(self.files):
+            self.drop(layer)

@@ -10,6 +10,7 @@ is computed a piece of rows at a time (two pieces' states at once).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +52,7 @@ def piece_rows(budget: int, kind: str, n: int, unit_bytes: int | None = None) ->
     return max(1, budget // (2 * _COPIES * state_bytes(kind, n)))
 
 
-def read_kind(store: Store, layer: str, kind: str, rows: range) -> list:
+def read_kind(store: Store, layer: str, kind: str, rows: Sequence[int]) -> list:
     """What a tile reads of `rows`: their states (dicts), or their kept features (arrays)."""
     if kind == "features":
         return read_features(store, layer, rows)
@@ -155,7 +156,8 @@ def measure_tile_units(
     store: Store, layer: str, spec: MeasureSpec, memory: int
 ) -> tuple[list[MeasureTileUnit], int]:
     """(units of the layer's tiles of `spec` still to compute, tiles already done); allocates
-    the similarity array and records the measure in the index (the caller saves it)."""
+    the similarity array and lists its key in the layer's "methods" (the caller saves the
+    index)."""
     if spec.measure not in MEASURES:
         raise ValueError(f"unknown measure {spec.measure!r}")
     info = store.layer_info(layer)
@@ -163,7 +165,6 @@ def measure_tile_units(
         itemsize = np.dtype(info["dtype"]).itemsize
         info["tile_rows"] = tile_rows(memory, store.m, itemsize, len(info["rows"]))
     store.allocate_similarity(layer, spec.key)
-    info.setdefault("measures", {})[spec.key] = {"measure": spec.measure, "options": spec.options}
     todo = store.missing_tiles(layer, spec.key)
     total = len(store.tile_plan(layer, spec.key))
     units = [

@@ -4,6 +4,7 @@ states of the measures beyond RSA (fastrsa.sweeps.measure_states)."""
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +53,8 @@ class RDMUnit:
 
     def _keeper(self, store: Store, layers: set[str]):
         zarr = zarr_module()
+        from zarr.codecs import Crc32cCodec
+
         arrays: dict[str, Any] = {}
 
         def keep(layer: str, start: int, rows: np.ndarray) -> None:
@@ -66,6 +69,7 @@ class RDMUnit:
                     shape=(store.n, rows.shape[1]),
                     chunks=(min(store.n, self.batch_size), rows.shape[1]),
                     dtype=rows.dtype,
+                    compressors=[Crc32cCodec()],  # damage is found (verify, reads)
                     overwrite=True,
                 )
             arrays[layer][start : start + len(rows)] = rows
@@ -77,7 +81,9 @@ class RDMUnit:
         where = {layer: (row, key) for layer, row, key in self.items}
         layers = [layer for layer, _, _ in self.items]
         done = 0
-        with writing(store.path), tempfile.TemporaryDirectory(dir=spill_dir()) as tmp:
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(writing(store.path))
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(dir=spill_dir()))
             grams = [lay for lay in layers if set(self.states.get(lay, [])) - {"features"}]
             files = FeatureFiles(tmp, store.n, grams)
             keepers = [files.keep] if files.layers else []
@@ -90,6 +96,7 @@ class RDMUnit:
                 for k in keepers:
                     k(layer, start, rows)
 
+            stack.callback(files.close)
             for layer, rdm in self.source.rdms(
                 layers,
                 self.images,
@@ -106,8 +113,8 @@ class RDMUnit:
                 kinds = self.states.get(layer, [])  # first: the RDM's marker says "all done"
                 if layer in files.layers:
                     who = f"{self.source.who()}, layer {layer!r}"
-                    write_states(store, layer, row, key, files.array(layer), kinds, self.memory,
-                                 who)  # fmt: skip
+                    write_states(store, layer, row, key, files, kinds, self.memory, who)
+                    files.drop(layer)
                 if "features" in kinds:
                     store.mark(state_marker(store, layer, "features", key))
                 if layer in self.rdm_done:

@@ -251,8 +251,8 @@ class Store(StoreWrites):
         assembled from the stored tiles, each chunk checked; ValueError if any tile is not
         computed, UserError naming the tile and its file when one is damaged (its marker is
         removed: the next sweep recomputes it)."""
-        if measure != "rsa" or options:
-            method = parse_measures([(measure, options)], method)[0].key
+        if measure != "rsa" or options:  # "cknna:k=3" or ("cknna", k=3) alike
+            method = parse_measures([(measure, options) if options else measure], method)[0].key
         layer = self.layer_name(layer)
         info = self.layer_info(layer)
         count = len(info["rows"])
@@ -261,7 +261,10 @@ class Store(StoreWrites):
         if not tiles or missing:
             done = len(tiles) - len(missing or [])
             lack = " ".join(f"{i},{j}" for i, j, _ in (missing or [])[:5])
-            how = f" ({done} of {len(tiles)} tiles done; lacks {lack})" if tiles else ""
+            if method in info["methods"]:  # started
+                how = f" ({done} of {len(tiles)} tiles done; lacks {lack})" if tiles else ""
+            else:
+                how = f" (it holds: {', '.join(info['methods']) or 'none yet'})"
             raise ValueError(
                 f"store {self.path}: the {method} similarity of layer {layer!r} is not computed"
                 f"{how}; run `fastrsa sweep --store {self.path} ... "

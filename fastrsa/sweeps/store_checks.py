@@ -21,9 +21,16 @@ from typing import Any
 import numpy as np
 
 from .blocks import plan
-from .store_arrays import GROUP_META, CorruptChunk, array_meta, meta_problem, read_tile
+from .store_arrays import (
+    GROUP_META,
+    CorruptChunk,
+    array_meta,
+    meta_problem,
+    open_array,
+    read_tile,
+)
 from .store_arrays import read_rows as read_chunks
-from .store_index import COPY, FORMAT, INDEX, parse_index, rank_dtype
+from .store_index import COPY, FORMAT, INDEX, content_key, parse_index, rank_dtype
 
 __all__ = ["Damage", "Report", "array_wants", "check_store", "unmark"]
 
@@ -56,7 +63,8 @@ class Damage:
 @dataclass
 class Report:
     """What `Store.verify` found: `damage` (a list of Damage) and `todo`, what a re-run of the
-    sweep computes ({layer: {"rdms": [labels], "tiles": {method: [(i, j), ...]}}}: units
+    sweep computes ({layer: {"rdms": [labels], "tiles": {method: [(i, j), ...]}, and with
+    deep=True "states": {kind: [labels]}, the damaged states of measures beyond RSA}}: units
     without a valid marker, the damaged ones among them). `deep`: chunks' checksums were read
     (else only their presence and sizes). `clean`: no damage and nothing to compute."""
 
@@ -68,7 +76,8 @@ class Report:
     @property
     def clean(self) -> bool:
         return not self.damage and not any(
-            t["rdms"] or any(t["tiles"].values()) for t in self.todo.values()
+            t["rdms"] or any(t["tiles"].values()) or any(t.get("states", {}).values())
+            for t in self.todo.values()
         )
 
     def lines(self) -> list[str]:
@@ -77,6 +86,8 @@ class Report:
         for layer, t in self.todo.items():
             if t["rdms"]:
                 out.append(f"would compute: layer {layer!r}, RDMs of {t['rdms']}")
+            for kind, labels in t.get("states", {}).items():
+                out.append(f"would compute: layer {layer!r}, {kind} states of {labels}")
             for method, tiles in t["tiles"].items():
                 if tiles:
                     ij = " ".join(f"{i},{j}" for i, j in tiles)
@@ -227,6 +238,35 @@ def _tiles(store: Any, report: Report, deep: bool, layer: str, method: str) -> l
     return todo
 
 
+def _states(store: Any, report: Report, layer: str) -> dict[str, list[str]]:
+    """Deep check of the layer's per-unit states of the measures beyond RSA (and features kept
+    for them): each row whose state marker exists is read (zarr checks its crc32c); a damaged
+    one loses its marker. -> {kind: [labels to compute again]}."""
+    info = store.layer_info(layer)
+    todo: dict[str, list[str]] = {}
+    for kind in store.files.list(f"done/state/{info['id']}"):
+        marked = set(store.files.list(f"done/state/{info['id']}/{kind}"))
+        listed = store.files.list(f"states/{info['id']}/{kind}")
+        parts = [f"states/{info['id']}/{kind}/{p}" for p in listed if p != "zarr.json"]
+        for r, label in enumerate(info["rows"]):
+            marker = content_key(info["keys"][label], kind)
+            if marker not in marked:
+                continue
+            for name in [f"features/{info['id']}/{r}"] if kind == "features" else parts:
+                try:
+                    arr = open_array(store.path, name)
+                    if arr is None:
+                        raise FileNotFoundError(name)
+                    np.asarray(arr[...] if kind == "features" else arr[r])
+                except Exception as err:  # missing, checksum or decoding error
+                    report.damage.append(Damage(name, f"unreadable ({type(err).__name__})",
+                                                "state", layer, label))  # fmt: skip
+                    unmark(store, f"done/state/{info['id']}/{kind}/{marker}")
+                    todo.setdefault(kind, []).append(label)
+                    break
+    return todo
+
+
 def check_store(store: Any, deep: bool = True, mend: bool = False) -> Report:
     """The Report of `store` (see the module docstring); damaged units lose their markers.
     deep: read every chunk a marker vouches for and check its crc32c (else its presence and
@@ -243,5 +283,7 @@ def check_store(store: Any, deep: bool = True, mend: bool = False) -> Report:
         todo: dict[str, Any] = {"rdms": _rows(store, report, deep, layer), "tiles": {}}
         for method in info["methods"]:
             todo["tiles"][method] = _tiles(store, report, deep, layer, method)
+        if deep:
+            todo["states"] = _states(store, report, layer)
         report.todo[layer] = todo
     return report

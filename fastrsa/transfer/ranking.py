@@ -18,7 +18,7 @@ from ..stats.batches import SETTING_BUDGET, check_held
 from ..support import RankingConfidence, ranking_confidence
 from ..sweeps.measure_specs import parse_measures
 
-__all__ = ["Ranking", "rank_in_store", "rank_sources", "ranking_of"]
+__all__ = ["Ranking", "measure_ranking", "rank_in_store", "rank_sources", "ranking_of"]
 
 # (K, S) float64 or int64 arrays a bootstrap of the ranking holds at its peak: the scores, their
 # copy in the ranking's order, and ranking_confidence's negated scores, order, ranks and sort
@@ -190,9 +190,11 @@ def measure_ranking(
 ) -> Ranking:
     """The store's sources of `layer` ranked by `measure` (a measure its sweep computed: "cka",
     "procrustes:alpha=0.5", a (name, options) pair or a MeasureSpec; a distance d ranks as
-    1 - d) to its source `target_label`, which is left out: its row of the stored matrix
-    (row = target for the asymmetric measures, e.g. cknna). ValueError naming `option` for a
-    label the layer lacks."""
+    1 - d) to its source `target_label`, which is left out. Asymmetric measures are read the
+    way transfer asks (how well each source serves the target): ridge by its column (row =
+    source predicting column = target), pwcca and cknna by the target's row (pwcca: how much
+    of the target each source captures). ValueError naming `option` for a label the layer
+    lacks."""
     spec = parse_measures([measure], "spearman")[0]
     layer = store.layer_name(layer)
     labels = list(store.rdms(layer).labels)
@@ -204,6 +206,7 @@ def measure_ranking(
     sim = spec.as_similarity(
         store.similarity(layer, spec.options.get("method", "spearman"), **opts)
     )
-    row = sim[labels.index(target_label)]
+    t = labels.index(target_label)
+    row = sim[:, t] if spec.measure == "ridge" else sim[t]
     keep = [i for i, label in enumerate(labels) if label != target_label]
     return ranking_of([labels[i] for i in keep], np.asarray(row)[keep])[0]
