@@ -367,3 +367,34 @@ def test_measure_flag_refusals(tmp_path, rng, capsys, argv, match):
     assert main(argv) not in (0, None)
     err = capsys.readouterr().err
     assert re.search(match, err), err
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    ray = pytest.importorskip("ray")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False)
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+def test_ray_equals_local(tmp_path, rng, ray_cluster):
+    """The state-making pass and the measure tiles as Ray tasks (many tiles and pieces) give
+    the local result exactly."""
+    paths, arrays = _features(tmp_path / "f", rng, 6)
+    measures = ["cka", "cknna:k=3", "procrustes", ("ridge", {"folds": 3})]
+    local = fastrsa.sweep(paths, store=tmp_path / "local", memory="5kB", measures=measures)
+    remote = fastrsa.sweep(paths, store=tmp_path / "ray", memory="5kB", measures=measures,
+                           executor="ray")  # fmt: skip
+    assert remote.summary.tiles_computed == local.summary.tiles_computed > 4
+    for name, opts in (
+        ("cka", {}),
+        ("cknna", {"k": 3}),
+        ("procrustes", {}),
+        ("ridge", {"folds": 3}),
+    ):
+        np.testing.assert_array_equal(remote.similarity(measure=name, **opts),
+                                      local.similarity(measure=name, **opts))  # fmt: skip
+    _check(remote, arrays, [("cknna", {"k": 3}), ("ridge", {"folds": 3})])

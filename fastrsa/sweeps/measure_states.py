@@ -2,15 +2,18 @@
 in the pass that builds its RDM and kept so that the all-pairs stage never needs features.
 
 During the pass, each layer's features go to a file in the spill folder (`FeatureFiles`, on disk,
-not in memory); once the layer's RDM is done, its Grams are accumulated from that file a column
-chunk at a time and each requested state is made (fastrsa.measures.from_grams) and written:
+not in memory, not mapped); once the pass is done, its Grams are accumulated from that file a
+block of rows at a time (from_grams.grams_by_rows) and each requested state is made
+(fastrsa.measures.from_grams) and written:
 
     states/{layer id}/{kind}/{part}   (rows, *shape), one chunk per row, crc32c-checked
     done/state/{layer id}/{kind}/{content key of the unit}   written after the chunks
 
 kinds: "gram" (the centred Gram, n x n float64: CKA), "eig" (its eigenvectors n x n and
 eigenvalues n, float64: NBS, Procrustes, CCA, SVCCA), "knn{k}" (each image's k nearest images
-n x k int64 and their cosines n x k float64: mutual kNN, Jaccard kNN, CKNNA).
+n x k int64 and their cosines n x k float64: mutual kNN, Jaccard kNN, CKNNA), and "features"
+(no arrays of its own: the unit's features kept in the store, features/{layer id}/{row}, for
+PWCCA, ridge, DDS and CKA's laplacian kernel or minibatch). `--verify` reads every state.
 """
 
 from __future__ import annotations

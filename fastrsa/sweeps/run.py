@@ -213,7 +213,7 @@ def sweep(
         in memory (float rounding). The pass also makes each (source, layer)'s state
         (fastrsa.sweeps.measure_states): cka, svcca, nbs, procrustes, cca, mutual-knn,
         jaccard-knn and cknna from two n x n float64 Grams of its features (spilled to a file,
-        read a column chunk at a time); pwcca, ridge, dds and cka with the laplacian kernel or
+        read a block of rows at a time); pwcca, ridge, dds and cka with the laplacian kernel or
         minibatch from its features, kept in the store (as keep_features). The tiles read only
         the states. A store's sources swept without them are passed again for the states. Not
         from RDM files (no features). The pass always builds the RDM too, so `metric` must be
