@@ -50,12 +50,10 @@ from .cka import hsic_scale, normalised
 from .gram import centre, rbf_from_sq, sq_distances_from_gram, unit_scaled
 from .knn import (
     Neighbours,
-    all_pairs,
     check_k,
     cknna_of_graphs,
-    jaccard_knn,
-    mutual_knn,
     neighbours_from_gram,
+    overlap_matrix,
 )
 from .procrustes import basis_from_eig, check_alpha, pair_score
 from .svcca import check_variance, pair_cca, reduced_from_eig
@@ -434,7 +432,4 @@ def _knn(
     gb = None if states_b is None else _graphs(states_b, names_b, k)
     if measure == "cknna":
         return cknna_of_graphs(ga, gb, names_a, names_b)
-    out = all_pairs(ga, gb, mutual_knn if measure == "mutual-knn" else jaccard_knn, True)
-    if gb is None:
-        np.fill_diagonal(out, 1.0)
-    return out
+    return overlap_matrix(ga, gb, jaccard=measure == "jaccard-knn")

@@ -64,6 +64,7 @@ __all__ = [
     "mutual_knn_matrix",
     "neighbours",
     "neighbours_from_gram",
+    "overlap_matrix",
 ]
 
 # bytes of working memory per entry of a block of the n x n similarity (the similarity, its
@@ -279,6 +280,46 @@ def cknna(a: Neighbours, b: Neighbours) -> float:
     return masked_hsic(a, b) / float(np.sqrt(ha * hb))
 
 
+def overlap_matrix(
+    graphs_a: list[Neighbours], graphs_b: list[Neighbours] | None, jaccard: bool = False
+) -> np.ndarray:
+    """Mutual kNN (or, `jaccard`, Jaccard kNN) of every graph of a with every graph of b (None:
+    of a, symmetric, exact ones on the diagonal), (len(a), len(b)) float64, without a loop over
+    pairs: with F the models' 0/1 neighbour masks flattened (one sparse row of n k ones per
+    model), mutual kNN = (F_a F_bᵀ) / (n k), one sparse product; Jaccard needs each image's
+    count c_i, so one sparse product per image i (its rows of the masks), summing
+    c_i / (2k - c_i). Counts are integers, so every entry equals the per-pair functions'
+    (`mutual_knn`, `jaccard_knn`) exactly."""
+    from scipy import sparse
+
+    gb = graphs_a if graphs_b is None else graphs_b
+    n, k = graphs_a[0].n, graphs_a[0].k
+
+    def masks(graphs: list[Neighbours], cols: int, keys: list[np.ndarray]) -> Any:
+        ptr = np.arange(len(graphs) + 1, dtype=np.int64) * keys[0].size
+        data = np.ones(ptr[-1], dtype=np.float64)
+        return sparse.csr_matrix((data, np.concatenate(keys), ptr), shape=(len(graphs), cols))
+
+    if not jaccard:
+        fa = masks(graphs_a, n * n, [g.keys for g in graphs_a])
+        fb = fa if graphs_b is None else masks(gb, n * n, [g.keys for g in gb])
+        out = np.asarray((fa @ fb.T).todense(), dtype=np.float64) / (n * k)
+    else:
+        out = np.zeros((len(graphs_a), len(gb)))
+        rows_a = [np.sort(g.table, axis=1) for g in graphs_a]
+        rows_b = rows_a if graphs_b is None else [np.sort(g.table, axis=1) for g in gb]
+        for i in range(n):
+            fa = masks(graphs_a, n, [t[i] for t in rows_a])
+            fb = fa if graphs_b is None else masks(gb, n, [t[i] for t in rows_b])
+            c = np.asarray((fa @ fb.T).todense(), dtype=np.float64)
+            out += c / (2 * k - c)
+        out /= n
+    if graphs_b is None:
+        out = np.minimum(out, out.T)  # exactly symmetric (equal up to summation order)
+        np.fill_diagonal(out, 1.0)
+    return out
+
+
 def all_pairs(
     graphs_a: list[Neighbours],
     graphs_b: list[Neighbours] | None,
@@ -328,7 +369,7 @@ def mutual_knn_matrix(
     """Mutual kNN alignment of every model of `models_a` with every one of `models_b` (or of
     `models_a`): (Ba, Bb) float64 in [0, 1], symmetric, 1 for identical neighbour sets."""
     ga, gb = _graphs(models_a, models_b, k, 1, "mutual kNN", names_a, names_b, budget)
-    return all_pairs(ga, gb, mutual_knn, symmetric=True)
+    return overlap_matrix(ga, gb)
 
 
 def jaccard_knn_matrix(
@@ -343,7 +384,7 @@ def jaccard_knn_matrix(
     """Jaccard kNN similarity of every model of `models_a` with every one of `models_b` (or of
     `models_a`): (Ba, Bb) float64 in [0, 1], symmetric, 1 for identical neighbour sets."""
     ga, gb = _graphs(models_a, models_b, k, 1, "Jaccard kNN", names_a, names_b, budget)
-    return all_pairs(ga, gb, jaccard_knn, symmetric=True)
+    return overlap_matrix(ga, gb, jaccard=True)
 
 
 def cknna_matrix(
