@@ -1,9 +1,10 @@
 """The measures of issue 24 against the per-pair loops users run today, ratios measured in one run.
 
-    python benchmarks/bench_measures_peers.py [--quick] [--models B --images N --features D]
-                                              [--ridge-pairs P] [--out FILE.json]
+    python benchmarks/bench_measures_peers.py [--small] [--models B --images N --features D]
+                                              [--peer-seconds S] [--repeats R] [--out FILE.json]
 
-All pairs of B models x N images x D features (float64 standard normal, one seed), three cases:
+All pairs of B models x N images x D features (float64 standard normal, one seed; default the
+issue's size B = 50, N = 500, D = 2048; --small: 5 x 40 x 24, a smoke run), three cases:
 
 1. procrustes: `fastrsa.similarity(feats, "procrustes")` (alpha = 1, angular distance) against
    netrep's `pairwise_distances(LinearMetric(alpha=1), feats, enable_caching=True)` written
@@ -21,16 +22,17 @@ All pairs of B models x N images x D features (float64 standard normal, one seed
 3. ridge (5 folds, 9 alphas 1e-3..1e5): `fastrsa.similarity(feats, "ridge")` (all B x B ordered
    pairs, the diagonal included) against a scikit-learn loop: per ordered pair (source, target),
    per outer `KFold(5)` fold `RidgeCV(alphas).fit(train).predict(test)`, then Pearson r per
-   target unit of the concatenated held-out predictions and their median. This loop is slow: it
-   is timed on `--ridge-pairs` ordered pairs and its time per pair extrapolated to B x B pairs
-   (said so in the table).
+   target unit of the concatenated held-out predictions and their median.
 
-Results of one untimed call of each side are checked equal (max |diff| in the table). Timing:
-each case's two sides then run back to back, REPEATS times, and the median of each side is
-reported, as time per pair (all pairs / pairs) and the ratio (the issue's target: >= 20x each).
-The load average (1 min) is recorded before and after. Writes JSON (machine, versions, sizes,
-every timing) and a markdown table beside it (.md). Default output:
-benchmarks/results/cpu-measures-peers-<date>.json (--quick: /tmp/bench-measures-peers-quick.json).
+Timing: fastrsa always computes all pairs, `--repeats` times (median; the first run's result is
+the one checked). Each peer loop runs its pairs one by one in a random order (seed 7) until all
+are done or `--peer-seconds` have passed (at least 2 pairs): when it stops early, its time per
+pair is extrapolated to all pairs, and the table says from how many. The peer's results on the
+pairs it computed are checked equal to fastrsa's (max |diff| in the table). Ratio = peer time
+per pair / fastrsa time per pair (the issue's target: >= 20x each). The load average (1 min) is
+recorded before and after each case. Writes JSON (machine, versions, sizes, every timing) and a
+markdown table beside it (.md). Default output: benchmarks/results/cpu-measures-peers-<date>.json
+(--small: /tmp/bench-measures-peers-quick.json).
 """
 
 from __future__ import annotations
@@ -45,8 +47,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-FULL = {"models": 10, "images": 500, "features": 512, "ridge_pairs": 10, "repeats": 3}
-QUICK = {"models": 5, "images": 40, "features": 24, "ridge_pairs": 3, "repeats": 1}
+FULL = {"models": 50, "images": 500, "features": 2048, "peer_seconds": 240.0, "repeats": 1}
+QUICK = {"models": 5, "images": 40, "features": 24, "peer_seconds": 5.0, "repeats": 1}
+SEED_PAIRS = 7
 K = 10
 FOLDS = 5
 TARGET = 20.0
@@ -75,17 +78,6 @@ def netrep_pair(cache_x: tuple, cache_y: tuple, x: np.ndarray, y: np.ndarray) ->
     return float(np.arccos(np.clip(corr, -1.0, 1.0)))
 
 
-def netrep_pairwise(feats: np.ndarray) -> np.ndarray:
-    """netrep multiset.pairwise_distances(metric, feats, enable_caching=True), no progress bar."""
-    b = len(feats)
-    dist = np.zeros((b, b))
-    caches = [netrep_partial_fit(x) for x in feats]
-    for i in range(b):
-        for j in range(i + 1, b):
-            dist[i, j] = dist[j, i] = netrep_pair(caches[i], caches[j], feats[i], feats[j])
-    return dist
-
-
 # --- platonic-rep mutual_knn -----------------------------------------------------------------
 
 
@@ -112,15 +104,6 @@ def platonic_mutual_knn(feats_a, feats_b, k: int) -> float:
     return ((mask_a * mask_b).sum(dim=1) / k).mean().item()
 
 
-def platonic_pairwise(feats) -> np.ndarray:
-    b = len(feats)
-    sim = np.eye(b)
-    for i in range(b):
-        for j in range(i + 1, b):
-            sim[i, j] = sim[j, i] = platonic_mutual_knn(feats[i], feats[j], K)
-    return sim
-
-
 # --- scikit-learn RidgeCV encoding loop --------------------------------------------------------
 
 
@@ -140,204 +123,201 @@ def sklearn_ridge(x: np.ndarray, y: np.ndarray, alphas) -> float:
 # --- timing ------------------------------------------------------------------------------------
 
 
-def timed(fn) -> float:
+def timed(fn) -> tuple[object, float]:
     t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+    out = fn()
+    return out, time.perf_counter() - t0
 
 
-def back_to_back(ours, theirs, repeats: int) -> tuple:
-    """Both sides once untimed (their results are returned, to be checked), then `repeats`
-    rounds of (ours, theirs) back to back: (our result, their result, our times, their times)."""
-    got, want = ours(), theirs()
-    a, b = [], []
-    for _ in range(repeats):
-        a.append(timed(ours))
-        b.append(timed(theirs))
-    return got, want, a, b
+def ours_all_pairs(fn, repeats: int) -> tuple[np.ndarray, list[float]]:
+    """fastrsa on all pairs, `repeats` timed runs: (the first run's matrix, every run's s)."""
+    runs = [timed(fn) for _ in range(repeats)]
+    return np.asarray(runs[0][0]), [t for _, t in runs]
 
 
-def summary(name, peer, ours_s, theirs_s, pairs_ours, pairs_theirs, diff, **extra) -> dict:
-    ours_pair = statistics.median(ours_s) / pairs_ours
-    theirs_pair = statistics.median(theirs_s) / pairs_theirs
-    ratio = theirs_pair / ours_pair
+def peer_pairs(pair_fn, pairs: list, budget_s: float) -> tuple[list, float]:
+    """The peer on `pairs` in a random order, one by one, until all are done or `budget_s` have
+    passed (at least 2): ([(pair, value)], seconds spent on them)."""
+    order = np.random.default_rng(SEED_PAIRS).permutation(len(pairs))
+    done, spent = [], 0.0
+    for p in order:
+        value, t = timed(lambda p=p: pair_fn(*pairs[p]))
+        done.append((pairs[p], value))
+        spent += t
+        if spent >= budget_s and len(done) >= 2:
+            break
+    return done, spent
+
+
+def case(name, peer, ours_fn, pair_fn, pairs, size, tol, **extra) -> dict:
+    """One case: fastrsa on all pairs (ours_fn(warm): warm=True on 3 small models, untimed),
+    then the peer loop; values checked, times per pair."""
+    ours_fn(True)  # untimed warm-up on 3 small models (imports, first calls)
+    load0 = os.getloadavg()[0]
+    got, ours_s = ours_all_pairs(lambda: ours_fn(False), size["repeats"])
+    done, peer_s = peer_pairs(pair_fn, pairs, size["peer_seconds"])
+    diff = float(max(abs(got[i, j] - v) for (i, j), v in done))
+    assert diff < tol, f"{name}: fastrsa and the peer differ by {diff}"
+    ours_pair = statistics.median(ours_s) / len(pairs)
+    peer_pair = peer_s / len(done)
     return {
         "case": name,
         "peer": peer,
         "fastrsa_s": ours_s,
-        "peer_s": theirs_s,
-        "fastrsa_pairs": pairs_ours,
-        "peer_pairs_timed": pairs_theirs,
+        "fastrsa_pairs": len(pairs),
         "fastrsa_s_per_pair": ours_pair,
-        "peer_s_per_pair": theirs_pair,
-        "ratio": ratio,
-        "target_met": ratio >= TARGET,
+        "peer_s": peer_s,
+        "peer_pairs_timed": len(done),
+        "peer_extrapolated": len(done) < len(pairs),
+        "peer_s_per_pair": peer_pair,
+        "peer_s_all_pairs": peer_pair * len(pairs),
+        "ratio": peer_pair / ours_pair,
+        "target_met": peer_pair / ours_pair >= TARGET,
         "max_abs_diff": diff,
+        "load_before": load0,
+        "load_after": os.getloadavg()[0],
         **extra,
     }
 
 
-def case_procrustes(feats: np.ndarray, repeats: int) -> dict:
+def case_procrustes(feats: np.ndarray, size: dict) -> dict:
     import fastrsa
 
+    caches: dict[int, tuple] = {}  # netrep's enable_caching: partial_fit once per model
+
+    def pair(i: int, j: int) -> float:
+        for m in (i, j):
+            if m not in caches:
+                caches[m] = netrep_partial_fit(feats[m])
+        return netrep_pair(caches[i], caches[j], feats[i], feats[j])
+
     b = len(feats)
-    got, want, ours, theirs = back_to_back(
-        lambda: fastrsa.similarity(feats, "procrustes", alpha=1.0, score="angular"),
-        lambda: netrep_pairwise(feats),
-        repeats,
-    )
-    diff = float(np.abs(np.asarray(got) - want).max())
-    assert diff < 1e-6, f"procrustes: fastrsa and netrep differ by {diff}"
-    pairs = b * (b - 1) // 2
-    return summary(
+    return case(
         "Procrustes angular (alpha = 1)",
         "netrep-style pairwise loop (cached partial_fit)",
-        ours,
-        theirs,
-        pairs,
-        pairs,
-        diff,
+        lambda warm: fastrsa.similarity(
+            feats[:3, :12, :6] if warm else feats, "procrustes", alpha=1.0, score="angular"
+        ),
+        pair,
+        [(i, j) for i in range(b) for j in range(i + 1, b)],
+        size,
+        1e-6,
     )
 
 
-def case_mutual_knn(feats: np.ndarray, repeats: int) -> dict:
+def case_mutual_knn(feats: np.ndarray, size: dict) -> dict:
     import torch
 
     import fastrsa
 
     b = len(feats)
     tfeats = [torch.from_numpy(x) for x in feats]
-    got, want, ours, theirs = back_to_back(
-        lambda: fastrsa.similarity(feats, "mutual-knn", k=K),
-        lambda: platonic_pairwise(tfeats),
-        repeats,
-    )
-    diff = float(np.abs(np.asarray(got) - want).max())
-    assert diff < 1e-12, f"mutual-knn: fastrsa and platonic-rep differ by {diff}"
-    pairs = b * (b - 1) // 2
-    return summary(
+    return case(
         f"mutual kNN (k = {K})",
         f"platonic-rep-style pair loop (torch CPU, {torch.get_num_threads()} threads)",
-        ours,
-        theirs,
-        pairs,
-        pairs,
-        diff,
+        lambda warm: fastrsa.similarity(feats[:3, :12, :6] if warm else feats, "mutual-knn", k=K),
+        lambda i, j: platonic_mutual_knn(tfeats[i], tfeats[j], K),
+        [(i, j) for i in range(b) for j in range(i + 1, b)],
+        size,
+        1e-12,
     )
 
 
-def case_ridge(feats: np.ndarray, repeats: int, n_pairs: int) -> dict:
+def case_ridge(feats: np.ndarray, size: dict) -> dict:
     import fastrsa
     from fastrsa.measures.ridge import DEFAULT_ALPHAS
 
     b = len(feats)
     alphas = list(DEFAULT_ALPHAS)
-    rng = np.random.default_rng(7)
-    ordered = [(i, j) for i in range(b) for j in range(b)]
-    subset = [
-        ordered[p] for p in rng.choice(len(ordered), size=min(n_pairs, len(ordered)), replace=False)
-    ]
-
-    def loop() -> list[float]:
-        return [sklearn_ridge(feats[i], feats[j], alphas) for i, j in subset]
-
-    got, want, ours, theirs = back_to_back(
-        lambda: fastrsa.similarity(feats, "ridge", folds=FOLDS), loop, repeats
-    )
-    got = np.asarray(got)
-    diff = float(max(abs(got[i, j] - r) for (i, j), r in zip(subset, want, strict=True)))
-    assert diff < 1e-6, f"ridge: fastrsa and scikit-learn differ by {diff}"
-    out = summary(
+    return case(
         f"ridge predictivity ({FOLDS} folds, {len(alphas)} alphas)",
-        f"scikit-learn RidgeCV loop, timed on {len(subset)} ordered pairs, extrapolated",
-        ours,
-        theirs,
-        b * b,
-        len(subset),
-        diff,
-        pairs_compared=[list(map(int, p)) for p in subset],
+        "scikit-learn RidgeCV loop (ordered pairs, the diagonal included)",
+        lambda warm: fastrsa.similarity(
+            feats[:3, :12, :6] if warm else feats, "ridge", folds=FOLDS
+        ),
+        lambda i, j: sklearn_ridge(feats[i], feats[j], alphas),
+        [(i, j) for i in range(b) for j in range(b)],
+        size,
+        1e-6,
     )
-    out["peer_s_all_pairs_extrapolated"] = out["peer_s_per_pair"] * b * b
-    return out
 
 
 def markdown(result: dict) -> str:
     m, s, load = result["machine"], result["size"], result["load_average"]
     lines = [
-        f"Measures against their peers ({'quick' if result['quick'] else 'full size'}), "
-        f"{result['created']}; {m['cpu']} ({m['cores']} cores); load average {load['before']:.1f} "
-        f"before, {load['after']:.1f} after (1 min).",
+        f"Measures against their peers ({'small' if result['quick'] else 'full size'}), "
+        f"{result['created']}; {m['cpu']} ({m['cores']} cores, shared); load average "
+        f"{load['before']:.1f} before, {load['after']:.1f} after (1 min).",
         "",
         f"All pairs of {s['models']} models x {s['images']} images x {s['features']} features "
-        f"(float64); each side's median of {s['repeats']} back-to-back runs; time per pair = "
-        "the run's seconds / the pairs it computed. Target (issue 24): >= 20x each.",
+        f"(float64). fastrsa: all pairs, median of {s['repeats']} run(s). Peer: its pairs one by "
+        f"one in a random order until all are done or {s['peer_seconds']:g} s have passed; time "
+        "per pair = seconds / pairs computed (extrapolated to all pairs where it stopped early). "
+        "Target (issue 24): >= 20x each.",
         "",
-        "| case | peer | fastrsa (s, all pairs) | fastrsa per pair (ms) | peer per pair (ms) "
-        "| ratio | max abs diff | target met |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| case | peer | fastrsa (s, all pairs) | fastrsa per pair (ms) | peer pairs timed "
+        "| peer per pair (ms) | peer all pairs (s) | ratio | max abs diff | target met | load |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     for c in result["cases"]:
-        lines.append(
-            f"| {c['case']} | {c['peer']} | {statistics.median(c['fastrsa_s']):.3g} "
-            f"({c['fastrsa_pairs']} pairs) | {1e3 * c['fastrsa_s_per_pair']:.3g} | "
-            f"{1e3 * c['peer_s_per_pair']:.3g} | {c['ratio']:.0f}x | {c['max_abs_diff']:.1e} | "
-            f"{'yes' if c['target_met'] else 'NO'} |"
+        timed_pairs = f"{c['peer_pairs_timed']} of {c['fastrsa_pairs']}"
+        peer_all = f"{c['peer_s_all_pairs']:.4g}" + (
+            " (extrapolated)" if c["peer_extrapolated"] else ""
         )
-    for c in result["cases"]:
-        if "peer_s_all_pairs_extrapolated" in c:
-            lines += [
-                "",
-                f"{c['case']}: the scikit-learn loop took {statistics.median(c['peer_s']):.3g} s "
-                f"for {c['peer_pairs_timed']} ordered pairs; extrapolated to all "
-                f"{c['fastrsa_pairs']}: {c['peer_s_all_pairs_extrapolated']:.3g} s.",
-            ]
+        lines.append(
+            f"| {c['case']} | {c['peer']} | {statistics.median(c['fastrsa_s']):.3g} | "
+            f"{1e3 * c['fastrsa_s_per_pair']:.3g} | {timed_pairs} | "
+            f"{1e3 * c['peer_s_per_pair']:.3g} | {peer_all} | {c['ratio']:.0f}x | "
+            f"{c['max_abs_diff']:.1e} | {'yes' if c['target_met'] else 'NO'} | "
+            f"{c['load_before']:.1f} -> {c['load_after']:.1f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test)")
-    parser.add_argument("--models", type=int, help="B (default 10; quick 5)")
-    parser.add_argument("--images", type=int, help="n (default 500; quick 40)")
-    parser.add_argument("--features", type=int, help="d (default 512; quick 24)")
-    parser.add_argument("--ridge-pairs", type=int, help="ordered pairs the sklearn loop times")
+    parser.add_argument("--small", "--quick", action="store_true", help="tiny sizes (a smoke run)")
+    parser.add_argument("--models", type=int, help="B (default 50; small 5)")
+    parser.add_argument("--images", type=int, help="n (default 500; small 40)")
+    parser.add_argument("--features", type=int, help="d (default 2048; small 24)")
+    parser.add_argument("--peer-seconds", type=float, help="time budget of each peer loop")
+    parser.add_argument("--repeats", type=int, help="fastrsa runs per case (median)")
     parser.add_argument("--cases", default="procrustes,mutual-knn,ridge")
     parser.add_argument("--out", help="output .json (a .md table is written beside it)")
     args = parser.parse_args()
-    size = dict(QUICK if args.quick else FULL)
-    for key in ("models", "images", "features", "ridge_pairs"):
+    size = dict(QUICK if args.small else FULL)
+    for key in ("models", "images", "features", "peer_seconds", "repeats"):
         if getattr(args, key) is not None:
             size[key] = getattr(args, key)
     from bench_helpers import cpu_machine, write_results
 
     result = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "quick": args.quick,
+        "quick": args.small,
         "machine": cpu_machine(("scikit-learn", "torch")),
         "size": size,
         "load_average": {"before": os.getloadavg()[0]},
     }
     shape = (size["models"], size["images"], size["features"])
     feats = np.random.default_rng(0).standard_normal(shape)
-    cases = args.cases.split(",")
+    runners = {"procrustes": case_procrustes, "mutual-knn": case_mutual_knn, "ridge": case_ridge}
     result["cases"] = []
     started = time.perf_counter()
-    for name in cases:
-        t0 = time.perf_counter()
-        if name == "procrustes":
-            c = case_procrustes(feats, size["repeats"])
-        elif name == "mutual-knn":
-            c = case_mutual_knn(feats, size["repeats"])
-        elif name == "ridge":
-            c = case_ridge(feats, size["repeats"], size["ridge_pairs"])
-        else:
+    for name in args.cases.split(","):
+        if name not in runners:
             raise SystemExit(f"unknown case {name!r}")
+        t0 = time.perf_counter()
+        c = runners[name](feats, size)
         c["case_wall_s"] = time.perf_counter() - t0
-        print(f"{name}: {c['ratio']:.1f}x ({c['case_wall_s']:.0f} s)", flush=True)
+        print(
+            f"{name}: {c['ratio']:.1f}x ({c['case_wall_s']:.0f} s; peer {c['peer_pairs_timed']} "
+            f"of {c['fastrsa_pairs']} pairs; load {c['load_before']:.1f} -> {c['load_after']:.1f})",
+            flush=True,
+        )
         result["cases"].append(c)
     result["wall_s"] = time.perf_counter() - started
     result["load_average"]["after"] = os.getloadavg()[0]
-    write_results(result, markdown(result), args.out, "measures-peers", args.quick)
+    write_results(result, markdown(result), args.out, "measures-peers", args.small)
 
 
 if __name__ == "__main__":

@@ -208,3 +208,72 @@ def test_refusals_of_inputs(rng):
         R.predictivity(x, np.full((20, 2), np.nan))
     with pytest.raises(ValueError, match="folds=2 leaves 1 training image"):
         R.predictivity(x[:3], x[:3] ** 2, folds=2)
+
+
+def wide_models(rng, n, widths, rank=None):
+    """Models wider than n (features > training images: the kernel form and the Gram route),
+    sharing a latent signal so that the chosen alphas differ; `rank` < n makes the first one
+    rank-deficient (U does not span every centred direction)."""
+    latent = rng.standard_normal((n, 3))
+    out = []
+    for i, d in enumerate(widths):
+        x = latent @ rng.standard_normal((3, d)) + (0.2 + i) * rng.standard_normal((n, d))
+        out.append(x * rng.uniform(0.5, 2.0, d) + rng.standard_normal(d))
+    if rank is not None:
+        out[0] = rng.standard_normal((n, rank)) @ rng.standard_normal((rank, widths[0])) + 4.0
+    return out
+
+
+@pytest.mark.parametrize(
+    "n, widths, folds, rank",
+    [(13, (20, 27, 41), 5, None), (4, (5, 9), 4, None), (17, (30, 18, 25, 60), 3, 6)],
+)
+def test_gram_route_equals_sklearn_ridgecv(rng, monkeypatch, n, widths, folds, rank):
+    """All pairs of wide models (d > m, units >= n): the LOO losses from the targets' Grams and
+    the (n, n) prediction maps give scikit-learn's RidgeCV loop (alphas and r)."""
+    xs = wide_models(rng, n, widths, rank)
+    calls = []
+    gram_fits = R._gram_fits
+    monkeypatch.setattr(R, "_gram_fits", lambda *a: calls.append(1) or gram_fits(*a))
+    names = [f"m{i}" for i in range(len(xs))]
+    got = R.ridge_matrix(xs, None, folds=folds, names_a=names)
+    assert len(calls) == len(xs)  # every source took the Gram route
+    want = np.array(
+        [
+            [np.median(pearson_units(sklearn_cv(x, y, ALPHAS, folds, None)[0], y)) for y in xs]
+            for x in xs
+        ]
+    )
+    np.testing.assert_allclose(got, want, rtol=0, atol=TOL)
+
+
+def test_gram_route_equals_the_per_target_route(rng, monkeypatch):
+    """Larger (n = 61, 5 folds, 6 models of 70-130 features): the Gram route and the per-target
+    fits (the route tested against scikit-learn above, forced by GRAM_BYTES = 0) agree."""
+    xs = wide_models(rng, 61, (70, 90, 130, 75, 100, 80), rank=None)
+    names = [f"m{i}" for i in range(6)]
+    fast = R.ridge_matrix(xs, None, names_a=names, score="mean")
+    monkeypatch.setattr(R, "GRAM_BYTES", 0)
+    slow = R.ridge_matrix(xs, None, names_a=names, score="mean")
+    np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-12)
+    assert len(np.unique(np.round(fast, 6))) == fast.size  # scores differ, none degenerate
+
+
+def test_gram_route_skipped_for_narrow_targets_and_sources(rng, monkeypatch):
+    """A target with fewer units than images or a source narrower than the training part takes
+    the per-target route; results equal scikit-learn's either way."""
+    xs = wide_models(rng, 15, (30, 22), rank=None)
+    narrow = xs[1][:, :5]
+    calls = []
+    gram_fits = R._gram_fits
+    monkeypatch.setattr(R, "_gram_fits", lambda *a: calls.append(1) or gram_fits(*a))
+    mixed = R.ridge_matrix(xs, [xs[0], narrow], names_a=["a", "b"], names_b=["a", "n"])
+    src = R.ridge_matrix([narrow], xs, names_a=["n"], names_b=["a", "b"])
+    assert calls == []
+    for x, row in ((xs[0], mixed[0]), (xs[1], mixed[1])):
+        for y, v in zip((xs[0], narrow), row, strict=True):
+            want = np.median(pearson_units(sklearn_cv(x, y, ALPHAS, 5, None)[0], y))
+            np.testing.assert_allclose(v, want, rtol=0, atol=TOL)
+    for y, v in zip(xs, src[0], strict=True):
+        want = np.median(pearson_units(sklearn_cv(narrow, y, ALPHAS, 5, None)[0], y))
+        np.testing.assert_allclose(v, want, rtol=0, atol=TOL)
