@@ -21,11 +21,9 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import date
 from pathlib import Path
 
