@@ -74,9 +74,9 @@ def test_every_measure_equals_in_memory(tmp_path, rng):
 
 
 def test_many_tiles_and_pieces_equal_one_tile(tmp_path, rng):
-    """A 5kB budget: blocks of a few rows, and each tile's states read a piece at a time."""
+    """A 10kB budget: blocks of a few rows, and each tile's states read a piece at a time."""
     paths, arrays = _features(tmp_path / "f", rng, 8)
-    store = fastrsa.sweep(paths, store=tmp_path / "s", memory="5kB", measures=MEASURES)
+    store = fastrsa.sweep(paths, store=tmp_path / "s", memory="10kB", measures=MEASURES)
     b = store.layer_info("default")["tile_rows"]
     assert b < 8  # several tiles
     _check(store, arrays)
@@ -93,9 +93,9 @@ FEATURE_MEASURES = [
 
 def test_measures_from_kept_features_equal_in_memory(tmp_path, rng):
     """pwcca, ridge, dds, and cka with the laplacian kernel or minibatch need more than a Gram:
-    their tiles read the features the sweep keeps, a piece at a time (5kB: many pieces)."""
+    their tiles read the features the sweep keeps, a piece at a time (10kB: many pieces)."""
     paths, arrays = _features(tmp_path / "f", rng, 5)
-    store = fastrsa.sweep(paths, store=tmp_path / "s", memory="5kB", measures=FEATURE_MEASURES)
+    store = fastrsa.sweep(paths, store=tmp_path / "s", memory="10kB", measures=FEATURE_MEASURES)
     _check(store, arrays, FEATURE_MEASURES)
     assert np.asarray(store.features("m01")).shape == arrays["m01"].shape
     matrix = fastrsa.layer_matrix(store, measure=("ridge", {"folds": 3}))
@@ -114,7 +114,7 @@ def test_layer_matrix_of_a_measure(tmp_path, rng):
                            for k, v in items[3:]}, store=tmp_path / "s", layers=["b"],
                           measures=["cknna:k=3", "procrustes"])  # fmt: skip
     for name, opts in (("cknna", {"k": 3}), ("procrustes", {})):
-        matrix = fastrsa.layer_matrix(store, measure=(name, opts), memory="5kB")
+        matrix = fastrsa.layer_matrix(store, measure=(name, opts), memory="10kB")
         order = {"a": 0, "b": 3}
         feats = [arrays[f"m{int(label[1:]) + order[layer]:02d}"] for label, layer in
                  matrix.entries]  # fmt: skip
@@ -146,8 +146,8 @@ def test_a_store_swept_for_rsa_gains_measures(tmp_path, rng):
 def test_added_sources_extend_every_measure(tmp_path, rng):
     paths, arrays = _features(tmp_path / "f", rng, 6)
     first = dict(list(paths.items())[:3])
-    fastrsa.sweep(first, store=tmp_path / "s", measures=["cka", "cknna:k=3"], memory="5kB")
-    store = fastrsa.sweep(paths, store=tmp_path / "s", measures=["cka", "cknna:k=3"], memory="5kB")
+    fastrsa.sweep(first, store=tmp_path / "s", measures=["cka", "cknna:k=3"], memory="10kB")
+    store = fastrsa.sweep(paths, store=tmp_path / "s", measures=["cka", "cknna:k=3"], memory="10kB")
     assert store.summary.rdms_computed == 3
     _check(store, arrays, [("cka", {}), ("cknna", {"k": 3})])
 
@@ -199,12 +199,15 @@ def test_measure_keys_and_spellings():
         (["mutual-knn:k=13"], "k = 13 must be at most n - 1 = 12"),
         (["cka:kernel"], "options are written name:option=value"),
         (["rsa:method=pearson"], "'rsa' takes the sweep's method"),
+        (["cka", "memory=4kB"], "memory: the measures \\['cka'\\] hold about"),
     ],
 )
 def test_bad_measures_refused_before_any_work(tmp_path, rng, measures, match):
     paths, _ = _features(tmp_path / "f", rng, 3)
+    memory = next((m.split("=")[1] for m in measures if m.startswith("memory=")), None)
+    measures = [m for m in measures if not m.startswith("memory=")]
     with pytest.raises(ValueError, match=match):
-        fastrsa.sweep(paths, store=tmp_path / "s", measures=measures)
+        fastrsa.sweep(paths, store=tmp_path / "s", measures=measures, memory=memory)
     assert not (tmp_path / "s").exists()
 
 
@@ -227,7 +230,7 @@ def test_layer_missing_states_is_named(tmp_path, rng):
 
 _KILLED = """
 import sys, fastrsa
-fastrsa.sweep(sys.argv[2:], store=sys.argv[1], memory="5kB", progress=False,
+fastrsa.sweep(sys.argv[2:], store=sys.argv[1], memory="10kB", progress=False,
               measures=["cka", "mutual-knn:k=3", "procrustes"])
 """
 
@@ -385,8 +388,8 @@ def test_ray_equals_local(tmp_path, rng, ray_cluster):
     the local result exactly."""
     paths, arrays = _features(tmp_path / "f", rng, 6)
     measures = ["cka", "cknna:k=3", "procrustes", ("ridge", {"folds": 3})]
-    local = fastrsa.sweep(paths, store=tmp_path / "local", memory="5kB", measures=measures)
-    remote = fastrsa.sweep(paths, store=tmp_path / "ray", memory="5kB", measures=measures,
+    local = fastrsa.sweep(paths, store=tmp_path / "local", memory="10kB", measures=measures)
+    remote = fastrsa.sweep(paths, store=tmp_path / "ray", memory="10kB", measures=measures,
                            executor="ray")  # fmt: skip
     assert remote.summary.tiles_computed == local.summary.tiles_computed > 4
     for name, opts in (

@@ -68,9 +68,11 @@ def _check_args(method: str, metric: str, executor: str, backend: str, batch_siz
     check_count(batch_size, "batch_size")
 
 
-def _state_kinds(specs: list[MeasureSpec], srcs: list, n: int) -> list[str]:
-    """The state kinds the measures need; ValueError for a source of RDM files (no features)
-    or a k that n images cannot give."""
+def _state_kinds(specs: list[MeasureSpec], srcs: list, n: int, budget: int) -> list[str]:
+    """The state kinds the measures need; ValueError for a source of RDM files (no features),
+    a k that n images cannot give, or a budget below what a worker holds for them: two n x n
+    float64 Grams and their eigendecomposition's workspace in the pass, two states of the
+    largest kind with their working copies in a tile (48 n² bytes)."""
     beyond = [spec for spec in specs if not spec.is_rsa]
     if not beyond:
         return []
@@ -84,6 +86,13 @@ def _state_kinds(specs: list[MeasureSpec], srcs: list, n: int) -> list[str]:
         k = spec.options.get("k")
         if k is not None and k >= n:
             raise ValueError(f"measures: {spec.key}: k = {k} must be at most n - 1 = {n - 1}")
+    need = 48 * n * n
+    if budget < need:
+        raise ValueError(
+            f"memory: the measures {[spec.key for spec in beyond]} hold about {need / 2**20:.0f} "
+            f"MiB per worker for n = {n} images (n x n float64 Grams and states); the budget is "
+            f"{budget / 2**20:.0f} MiB: raise it (memory= / --memory)"
+        )
     return sorted({kind_of(spec.measure, spec.options) for spec in beyond})
 
 
@@ -249,7 +258,7 @@ def sweep(
     if needs and imageset is None:
         raise ValueError(f"images: sources {needs} are encoders and need images (or texts)")
     n = _image_count(srcs, imageset)
-    kinds = _state_kinds(specs, srcs, n)
+    kinds = _state_kinds(specs, srcs, n, budget)
     if imageset is not None:
         imageset.check()  # every image file opens (headers only)
     for s in srcs:  # every source checked before any work starts
