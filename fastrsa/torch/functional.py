@@ -56,7 +56,9 @@ def _centred(x: torch.Tensor, dim: int) -> torch.Tensor:
     if x.dtype == torch.float64:
         return x - mean
     rounded = mean.to(x.dtype)
-    return (x - rounded) - (mean - rounded).to(x.dtype)
+    # the compensation's derivative is exactly 0 (autograd's cast passes gradients through):
+    # detached, so the backward does one broadcast subtraction's work, not two
+    return (x - rounded) - (mean - rounded).detach().to(x.dtype)
 
 
 def _scaled(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
