@@ -28,3 +28,16 @@ def rng():
 @pytest.fixture(params=CPU_BACKENDS)
 def backend(request):
     return request.param
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local Ray cluster (2 CPUs, no GPU) for a module's tests, started when none is running
+    and shut down after them; skipped without ray. (test_sweep_executors has its own.)"""
+    ray = pytest.importorskip("ray")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False)
+    yield ray
+    if started:
+        ray.shutdown()

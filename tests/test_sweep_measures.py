@@ -372,17 +372,6 @@ def test_measure_flag_refusals(tmp_path, rng, capsys, argv, match):
     assert re.search(match, err), err
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    ray = pytest.importorskip("ray")
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False)
-    yield ray
-    if started:
-        ray.shutdown()
-
-
 def test_ray_equals_local(tmp_path, rng, ray_cluster):
     """The state-making pass and the measure tiles as Ray tasks (many tiles and pieces) give
     the local result exactly."""

@@ -190,17 +190,6 @@ def test_kill_at_random_moments_then_resume(tmp_path, rng):
     np.testing.assert_allclose(open_store(store).similarity(), want, atol=2e-6)
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    ray = pytest.importorskip("ray")
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False)
-    yield ray
-    if started:
-        ray.shutdown()
-
-
 def test_ray_with_a_killed_worker_equals_local(tmp_path, rng, ray_cluster, monkeypatch):
     from fastrsa.sweeps.executors import KILL_ONCE_ENV
 
