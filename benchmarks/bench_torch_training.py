@@ -270,7 +270,7 @@ def case_rsa(shape, device: str, repeats: int, cold: bool) -> dict:
             run["compile_s_estimate"] = (
                 run["first_call_s"] - run["median_step_s"] if compiled else None
             )
-            saved[name] = torch.load(spec["save"])
+            saved[name] = torch.load(spec["save"], weights_only=True)  # tensors only: no pickle
             print(
                 f"  rsa {name}: {1e3 * run['median_step_s']:.1f} ms/step, first call "
                 f"{run['first_call_s']:.1f} s, peak {run['peak_bytes'] / 2**20:.1f} MiB",
