@@ -1,4 +1,4 @@
-"""fastrsa.torch under torch.compile: the registered custom op passes torch.library.opcheck; the
+"""fastrsa.torch under torch.compile: the registered custom ops pass torch.library.opcheck; the
 functional ops trace with no graph break (dynamo's explain); a small training step (a linear
 student matched to a teacher with rsa (soft-rank Spearman) and with cka) compiled with
 fullgraph=True equals eager within 1e-10 (float64) after three SGD steps, with the aot_eager
@@ -20,6 +20,19 @@ from fastrsa.torch.ops import CUSTOM_OPS  # noqa: E402
 def test_opcheck_soft_rank(rng, shape, eps, descending):
     values = torch.tensor(rng.standard_normal(shape), requires_grad=True)
     torch.library.opcheck(CUSTOM_OPS["fastrsa::soft_rank"], (values, eps, descending))
+
+
+@pytest.mark.parametrize("centre", [True, False])
+@pytest.mark.parametrize("shape, dtype", [((1, 3, 4), torch.float64), ((2, 7, 5), torch.float32)])
+def test_opcheck_unit_rdm(rng, shape, dtype, centre):
+    """The RDM op and its backward op: fake tensors, autograd registration, AOT dispatch."""
+    x = torch.tensor(rng.standard_normal(shape), dtype=dtype, requires_grad=True)
+    torch.library.opcheck(CUSTOM_OPS["fastrsa::unit_rdm"], (x, centre))
+    rdm, hi, lo, inv = CUSTOM_OPS["fastrsa::unit_rdm"](x.detach(), centre)
+    grad = torch.tensor(rng.standard_normal(rdm.shape), dtype=dtype)
+    torch.library.opcheck(
+        CUSTOM_OPS["fastrsa::unit_rdm_backward"], (x.detach(), hi, lo, inv, rdm, grad)
+    )
 
 
 def test_functional_ops_trace_without_graph_breaks(rng):

@@ -1,15 +1,18 @@
 """fastrsa.torch: differentiable, compile-safe RSA and CKA for training code (issue 25).
 
-Functional ops (fastrsa.torch.functional; plain torch, traced by torch.compile as they are):
+Functional ops (fastrsa.torch.functional; traced by torch.compile with no graph break):
 `rdms`, `compare`, `rsa`, `cka`, `cka_matrix`; soft ranks (fastrsa.torch.softrank, Blondel et
-al. 2020) through the registered custom op `fastrsa::soft_rank` (fastrsa.torch.ops); modules
-(fastrsa.torch.nn): `RSALoss`, `CKALoss`; evaluation (fastrsa.torch.streaming): `StreamingCKA`.
+al. 2020). The correlation / cosine RDM (its backward a Triton kernel on CUDA) and the soft rank
+are the custom ops `fastrsa::unit_rdm` and `fastrsa::soft_rank` (fastrsa.torch.ops); modules
+(fastrsa.torch.nn): `RSALoss`, `CKALoss`; evaluation (fastrsa.torch.streaming): `StreamingCKA`;
+`set_checks(False)` turns off the data-dependent input checks (host synchronisations on CUDA).
 Importing this package imports torch and registers the custom ops.
 """
 
 from __future__ import annotations
 
 from . import ops
+from .checks import set_checks
 from .functional import cka, cka_matrix, compare, rdms, rsa
 from .nn import CKALoss, RSALoss
 from .softrank import soft_rank
@@ -25,5 +28,6 @@ __all__ = [
     "ops",
     "rdms",
     "rsa",
+    "set_checks",
     "soft_rank",
 ]

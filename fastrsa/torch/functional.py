@@ -34,13 +34,9 @@ from collections.abc import Sequence
 import torch
 
 from .._checks import check_choice
-from .softrank import (
-    check_finite,
-    check_float,
-    check_regularization,
-    checking,
-    soft_rank,
-)
+from .checks import check_finite, check_float, check_regularization, checking
+from .ops import unit_rdm_op
+from .softrank import soft_rank
 
 __all__ = ["CKA_KERNELS", "METHODS", "METRICS", "cka", "cka_matrix", "compare", "rdms", "rsa"]
 
@@ -110,15 +106,23 @@ def rdms(x: torch.Tensor, metric: str = "correlation") -> torch.Tensor:
     of row-centred rows, fastrsa.rdms's), "cosine" or "euclidean" (distances from the Gram of the
     column-centred rows, clipped at 0; the gradient at a zero distance is taken as 0).
     Returns (..., n(n-1)/2) in x's dtype and device, pairs i < j row-major (scipy's `pdist`).
-    Forward within 1e-10 (float64) / 1e-5 (float32) of fastrsa.rdms. Holds the (..., n, n) Gram.
+    Forward within 1e-10 (float64) / 1e-5 (float32) of fastrsa.rdms.
+    correlation / cosine: the registered op fastrsa::unit_rdm (fastrsa.torch.ops), whose backward
+    is a Triton kernel on CUDA (float32/16, bfloat16; torch on the CPU and for float64). The
+    forward holds one copy of x and the (..., n, n) Gram while it runs; autograd saves only x
+    (which it holds anyway), the RDMs and three (..., n) row factors; the backward holds dL/dx
+    (plus, on the torch path, the unit rows and a dense (..., n, n) gradient). No double
+    backward (create_graph=True differentiates the RDM no further). euclidean: plain autograd,
+    which saves the (..., n, n) Gram and the centred rows.
     Eager: ValueError for NaN/Inf, a constant row (correlation), an all-zero row (cosine).
     """
     check_choice(metric, METRICS, "metric")
     x = _check_features(x, "x")
     if metric != "euclidean":
         _check_rows(x, "x", constant=metric == "correlation")
-        u = _unit_rows(x, centre=metric == "correlation")
-        return 1 - _condensed(u @ u.mT)
+        n, d = x.shape[-2:]
+        rdm, *_ = unit_rdm_op(x.reshape(-1, n, d), metric == "correlation")
+        return rdm.reshape(*x.shape[:-2], rdm.shape[-1])
     check_finite(x, "x")
     xc = _centred(x, -2)
     top = xc.detach().abs().amax(dim=(-2, -1), keepdim=True)  # distances scale with it

@@ -3,6 +3,19 @@
 
 Registered (custom_op + register_fake + register_autograd):
 
+    fastrsa::unit_rdm(Tensor x, bool centre) -> (Tensor rdm, Tensor hi, Tensor lo,
+        Tensor inv_norm)
+    fastrsa::unit_rdm_backward(Tensor x, Tensor hi, Tensor lo, Tensor inv_norm, Tensor rdm,
+        Tensor grad) -> Tensor   (its backward; no autograd of its own: no double backward)
+
+x (B, n, d) float features; rdm (B, n(n-1)/2) in x's dtype, the correlation (centre=True: rows
+centred by their mean) or cosine RDM, pairs i < j row-major (scipy's order); hi, lo, inv_norm
+(B, n) in x's dtype promoted to float32 at least: each row's mean rounded to x's dtype and the
+rest (zeros for cosine), and 1 / |centred row|, what the backward needs besides x and rdm (saved,
+not recomputed). The forward is torch (the Gram by cuBLAS / the CPU BLAS); the backward is the
+Triton kernel fastrsa.kernels.triton.rdm_backward on CUDA (float32, float16, bfloat16; no dense
+n x n matrix) and fastrsa.kernels.torch.rdm_backward elsewhere and for float64.
+
     fastrsa::soft_rank(Tensor values, float regularization, bool descending)
         -> (Tensor ranks, Tensor order, Tensor blocks)
 
@@ -11,16 +24,20 @@ order (B, m) int64, each row's permutation sorting its scaled values in descendi
 (B, m) int64, the PAV block of each sorted position (0, 1, ... from the left). order and blocks
 are what the backward needs (it is block averaging), returned so that compile can save them.
 
-Only the soft rank is registered: its pool-adjacent-violators (PAV) loop runs a data-dependent
-number of rounds, which dynamo cannot trace. Everything else in fastrsa.torch (rdms, compare,
-rsa, cka, cka_matrix) is plain torch and traces as it is (tests/test_torch_compile.py checks it
-with fullgraph=True). No numba or Triton kernel is used: the PAV below is batched torch on the
-rows' device.
+The soft rank is registered because its pool-adjacent-violators (PAV) loop runs a data-dependent
+number of rounds, which dynamo cannot trace (the PAV below is batched torch on the rows' device);
+the RDM because its backward is a Triton kernel on CUDA. Everything else in fastrsa.torch
+(compare, the euclidean RDM, cka, cka_matrix) is plain torch and traces as it is
+(tests/test_torch_compile.py checks it all with fullgraph=True).
 """
 
 from __future__ import annotations
 
+import functools
+
 import torch
+
+from ..kernels.torch import unit_rdm_backward_torch
 
 __all__ = [
     "CUSTOM_OPS",
@@ -29,6 +46,10 @@ __all__ = [
     "soft_rank_backward",
     "soft_rank_forward",
     "soft_rank_op",
+    "unit_rdm_backward",
+    "unit_rdm_backward_op",
+    "unit_rdm_forward",
+    "unit_rdm_op",
 ]
 
 
@@ -139,5 +160,119 @@ def _soft_rank_backward(ctx, grad, _grad_order, _grad_blocks):  # type: ignore[n
 
 soft_rank_op.register_autograd(_soft_rank_backward, setup_context=_soft_rank_setup)
 
+
+def _condensed(square: torch.Tensor) -> torch.Tensor:
+    """(B, n, n) -> (B, n(n-1)/2): the entries i < j in row-major order (scipy's order)."""
+    n = square.shape[-1]
+    i, j = torch.triu_indices(n, n, 1, device=square.device)
+    return square[:, i, j]
+
+
+def unit_rdm_forward(
+    x: torch.Tensor, centre: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(rdm, hi, lo, inv_norm) of x (B, n, d) (module docstring), fastrsa.torch.rdms's numerics:
+    the row mean in float64, x minus its rounding to x's dtype minus the rest; each row divided
+    by its largest |value|, then by its norm (no overflow in float32); 1 - the Gram of the unit
+    rows (one (B, n, n) product in x's dtype), its upper triangle. Holds one (B, n, d) copy of
+    x and the (B, n, n) Gram. A constant (centre) or zero row gives NaN (no checks here)."""
+    aux = torch.promote_types(x.dtype, torch.float32)
+    if centre:
+        mean = x.mean(dim=-1, keepdim=True, dtype=torch.float64)
+        hi = mean.to(x.dtype)
+        lo = (mean - hi).to(x.dtype)
+        c = (x - hi).sub_(lo)
+    else:
+        hi, lo = x.new_zeros((*x.shape[:-1], 1)), x.new_zeros((*x.shape[:-1], 1))
+        c = x.clone()
+    top = c.abs().amax(dim=-1, keepdim=True)
+    c.div_(top)
+    norm = torch.linalg.vector_norm(c, dim=-1, keepdim=True)
+    c.div_(norm)
+    inv_norm = 1 / (top.to(aux) * norm.to(aux))
+    rdm = 1 - _condensed(c @ c.mT)
+    return rdm, hi[..., 0].to(aux), lo[..., 0].to(aux), inv_norm[..., 0]
+
+
+@functools.cache
+def _triton_backward():  # type: ignore[no-untyped-def]
+    """The Triton kernel's entry point, or None where triton does not import."""
+    try:
+        from ..kernels.triton.rdm_backward import unit_rdm_backward_triton
+    except ImportError:
+        return None
+    return unit_rdm_backward_triton
+
+
+def unit_rdm_backward(
+    x: torch.Tensor,
+    hi: torch.Tensor,
+    lo: torch.Tensor,
+    inv_norm: torch.Tensor,
+    rdm: torch.Tensor,
+    grad: torch.Tensor,
+) -> torch.Tensor:
+    """dL/dx (B, n, d) in x's dtype from the condensed gradient grad (B, n(n-1)/2): the Triton
+    kernel for CUDA float32/float16/bfloat16 x (fp32 sums, "ieee"), torch elsewhere."""
+    kernel = _triton_backward() if x.is_cuda and x.dtype != torch.float64 else None
+    if kernel is not None:
+        return kernel(x, hi, lo, inv_norm, rdm, grad)
+    return unit_rdm_backward_torch(x, hi, lo, inv_norm, rdm, grad)
+
+
+@torch.library.custom_op("fastrsa::unit_rdm", mutates_args=())
+def unit_rdm_op(
+    x: torch.Tensor, centre: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """fastrsa::unit_rdm: `unit_rdm_forward` of (B, n, d) float features (module docstring).
+    No argument checks here: fastrsa.torch.rdms makes them."""
+    return unit_rdm_forward(x, centre)
+
+
+@unit_rdm_op.register_fake
+def _unit_rdm_fake(
+    x: torch.Tensor, centre: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    b, n, _ = x.shape
+    aux = torch.promote_types(x.dtype, torch.float32)
+    row = x.new_empty((b, n), dtype=aux)
+    return x.new_empty((b, n * (n - 1) // 2)), row, torch.empty_like(row), torch.empty_like(row)
+
+
+@torch.library.custom_op("fastrsa::unit_rdm_backward", mutates_args=())
+def unit_rdm_backward_op(
+    x: torch.Tensor,
+    hi: torch.Tensor,
+    lo: torch.Tensor,
+    inv_norm: torch.Tensor,
+    rdm: torch.Tensor,
+    grad: torch.Tensor,
+) -> torch.Tensor:
+    """fastrsa::unit_rdm_backward: `unit_rdm_backward` (module docstring)."""
+    return unit_rdm_backward(x, hi, lo, inv_norm, rdm, grad)
+
+
+@unit_rdm_backward_op.register_fake
+def _unit_rdm_backward_fake(x, hi, lo, inv_norm, rdm, grad):  # type: ignore[no-untyped-def]
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+def _unit_rdm_setup(ctx, inputs, output) -> None:  # type: ignore[no-untyped-def]
+    x, _ = inputs
+    rdm, hi, lo, inv_norm = output
+    ctx.save_for_backward(x, hi, lo, inv_norm, rdm)
+
+
+def _unit_rdm_autograd(ctx, grad, _grad_hi, _grad_lo, _grad_inv):  # type: ignore[no-untyped-def]
+    x, hi, lo, inv_norm, rdm = ctx.saved_tensors
+    return unit_rdm_backward_op(x, hi, lo, inv_norm, rdm, grad.contiguous()), None
+
+
+unit_rdm_op.register_autograd(_unit_rdm_autograd, setup_context=_unit_rdm_setup)
+
 # The registered ops, for tests (torch.library.opcheck) and for users who list them.
-CUSTOM_OPS = {"fastrsa::soft_rank": soft_rank_op}
+CUSTOM_OPS = {
+    "fastrsa::soft_rank": soft_rank_op,
+    "fastrsa::unit_rdm": unit_rdm_op,
+    "fastrsa::unit_rdm_backward": unit_rdm_backward_op,
+}

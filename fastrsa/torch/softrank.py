@@ -24,49 +24,12 @@ from __future__ import annotations
 import torch
 
 from .._checks import check_choice
+from .checks import check_finite, check_float, check_regularization
 from .ops import soft_rank_op
 
-__all__ = ["DIRECTIONS", "checking", "soft_rank"]
+__all__ = ["DIRECTIONS", "soft_rank"]
 
 DIRECTIONS = ("ascending", "descending")
-
-
-def checking(x: torch.Tensor) -> bool:
-    """Whether data-dependent checks (each a host synchronisation on CUDA) run: in eager mode yes;
-    not while torch.compile traces, nor while a CUDA graph is being captured."""
-    if torch.compiler.is_compiling():
-        return False
-    return not (x.is_cuda and torch.cuda.is_current_stream_capturing())
-
-
-def check_float(x: object, name: str, min_ndim: int, shape: str) -> torch.Tensor:
-    """`x` as a floating-point tensor with at least `min_ndim` dims; TypeError / ValueError
-    naming `name` otherwise (`shape` describes the expected shape)."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor {shape}; got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor; got dtype {x.dtype}")
-    if x.ndim < min_ndim:
-        raise ValueError(f"{name} must be {shape}; got shape {tuple(x.shape)}")
-    return x
-
-
-def check_finite(x: torch.Tensor, name: str) -> None:
-    """ValueError naming `name` and the first bad index when x holds NaN or Inf (eager only)."""
-    if checking(x):
-        bad = ~torch.isfinite(x)
-        if bool(bad.any()):
-            index = tuple(int(i) for i in torch.nonzero(bad)[0])
-            raise ValueError(f"{name} holds NaN or Inf (first at index {index})")
-
-
-def check_regularization(regularization: object) -> float:
-    """regularization as a finite float > 0; TypeError / ValueError naming it."""
-    if isinstance(regularization, bool) or not isinstance(regularization, (int, float)):
-        raise TypeError(f"regularization must be a float > 0; got {type(regularization).__name__}")
-    if not 0.0 < float(regularization) < float("inf"):
-        raise ValueError(f"regularization must be a finite float > 0; got {regularization!r}")
-    return float(regularization)
 
 
 def soft_rank(
