@@ -1,6 +1,7 @@
-"""fastrsa.torch without host synchronisation: `set_checks` (CPU here), and on CUDA (gpu-marked)
-a training step under torch.cuda.set_sync_debug_mode("error"), a CUDA-graph capture of a step
-replayed against eager, and the Triton RDM backward inside fastrsa.torch.rdms against float64."""
+"""fastrsa.torch without host synchronisation: `set_checks` and the torch version check (CPU
+here), and on CUDA (gpu-marked) a training step under torch.cuda.set_sync_debug_mode("error"), a
+CUDA-graph capture of a step replayed against eager, and the Triton RDM backward inside
+fastrsa.torch.rdms against float64."""
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import fastrsa.torch as ft  # noqa: E402
-from fastrsa.torch.checks import checking  # noqa: E402
+from fastrsa.torch.checks import checking, require_custom_ops  # noqa: E402
 
 
 def _constant_row(dtype=torch.float64, device="cpu"):
@@ -37,6 +38,14 @@ def test_set_checks_turns_the_data_checks_off_and_restores_them():
         ft.rdms(torch.full((4, 3), float("nan")))
     with pytest.raises(TypeError, match="enabled must be True or False"):
         ft.set_checks(1)
+
+
+def test_an_old_torch_is_named(monkeypatch):
+    require_custom_ops()  # this torch has custom_op
+    monkeypatch.delattr(torch.library, "custom_op")
+    monkeypatch.setattr(torch, "__version__", "2.3.1")
+    with pytest.raises(ImportError, match=r"needs torch >= 2\.4 .*found torch 2\.3\.1"):
+        require_custom_ops()
 
 
 def test_no_double_backward_through_the_rdm_says_so():

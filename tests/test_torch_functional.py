@@ -68,6 +68,27 @@ def test_compare_one_vector_drops_its_dimension(rng):
     np.testing.assert_allclose(ft.compare(t(a), t(b)).numpy(), full[:, 0].numpy(), atol=0)
 
 
+@pytest.mark.parametrize("method", ["pearson", "cosine", "spearman"])
+def test_compare_paired_is_the_diagonal_and_broadcasts(rng, method):
+    a, b = t(rng.standard_normal((4, 9))), t(rng.standard_normal((4, 9)))
+    full = ft.compare(a, b, method, 0.3)
+    got = ft.compare(a, b, method, 0.3, paired=True)
+    assert got.shape == (4,)
+    np.testing.assert_allclose(got, full.diagonal(), rtol=0, atol=F64)
+    one = ft.compare(a, b[1], method, 0.3, paired=True)  # one row of b for every row of a
+    np.testing.assert_allclose(one, full[:, 1], rtol=0, atol=F64)
+    grid = ft.compare(a[:, None], b[None], method, 0.3, paired=True)  # (4, 1) x (1, 4)
+    np.testing.assert_allclose(grid, full, rtol=0, atol=F64)
+    with pytest.raises(ValueError, match="needs b"):
+        ft.compare(a, paired=True)
+    with pytest.raises(ValueError, match="do not broadcast"):
+        ft.compare(a, b[:3], paired=True)
+    with pytest.raises(ValueError, match="same number"):
+        ft.compare(a, b[:, :5], paired=True)
+    with pytest.raises(TypeError, match="paired must be"):
+        ft.compare(a, b, paired=1)
+
+
 def test_spearman_limits(rng):
     """Exact Spearman's rho for regularization below the gaps; exactly Pearson once every value
     pools (regularization >= 2 (max - min) / m)."""

@@ -65,6 +65,11 @@ def test_rsa_loss_with_target_features_and_batched_rdms(rng):
     np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=ATOL)
     rdms_t = torch.as_tensor(np.asarray(fastrsa.rdms(t.numpy())))  # (3, m): one per model
     np.testing.assert_allclose(RSALoss(reduction="none")(x, rdms_t).numpy(), want, atol=ATOL)
+    broadcast = RSALoss(reduction="none")(x[:, None], rdms_t[None])  # (3, 3): every pair
+    np.testing.assert_allclose(broadcast.diagonal().numpy(), want, rtol=0, atol=ATOL)
+    np.testing.assert_allclose(
+        broadcast.numpy(), (1 - F.compare(F.rdms(x), rdms_t)).numpy(), rtol=0, atol=ATOL
+    )
     spearman = RSALoss(method="spearman", regularization=0.1, reduction="none")(x, t)
     want_soft = 1 - F.rsa(x, t, method="spearman", regularization=0.1)
     np.testing.assert_allclose(spearman.numpy(), want_soft.numpy(), rtol=0, atol=ATOL)
@@ -167,6 +172,8 @@ def test_refusals(rng):
         RSALoss()(x, torch.zeros(10))
     with pytest.raises(ValueError, match="x's 6 images"):
         RSALoss()(x, torch.randn(2, 5, 3, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"target's batch dims \(3,\) do not broadcast"):
+        RSALoss()(x, rdm.expand(3, 15))
     with pytest.raises(ValueError, match="more than x's 3"):
         RSALoss()(x, torch.randn(1, 2, 6, 3, dtype=torch.float64))
     with pytest.raises(ValueError, match=r"x must be \(\.\.\., n, d\)"):

@@ -5,7 +5,28 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["check_finite", "check_float", "check_regularization", "checking", "set_checks"]
+__all__ = [
+    "MIN_TORCH",
+    "check_finite",
+    "check_float",
+    "check_regularization",
+    "checking",
+    "require_custom_ops",
+    "set_checks",
+]
+
+MIN_TORCH = "2.4"  # torch.library.custom_op, register_fake, register_autograd, opcheck
+
+
+def require_custom_ops() -> None:
+    """ImportError naming the version when the installed torch lacks `torch.library.custom_op`
+    (torch < 2.4), which fastrsa.torch's registered ops need (the rest of fastrsa's torch
+    backends work from torch 2.1)."""
+    if not hasattr(torch.library, "custom_op"):
+        raise ImportError(
+            f"fastrsa.torch needs torch >= {MIN_TORCH} (torch.library.custom_op); found torch "
+            f"{torch.__version__}: pip install 'fastrsa[torch]' (or torch>={MIN_TORCH})"
+        )
 
 
 class set_checks:  # noqa: N801  (lower case, as torch.set_grad_enabled, which it imitates)

@@ -154,11 +154,35 @@ def _prepared(v: torch.Tensor, name: str, method: str, regularization: float) ->
     return _unit_rows(v, centre=method != "cosine")
 
 
+def _compare_paired(a: object, b: object, method: str, regularization: float) -> torch.Tensor:
+    """compare(..., paired=True): the similarity of each row of a with the matching row of b."""
+    if b is None:
+        raise ValueError("compare(paired=True) needs b: the rows to pair with a's")
+    a = check_float(a, "a", 1, "(..., m)")
+    b = check_float(b, "b", 1, "(..., m)")
+    if a.shape[-1] != b.shape[-1] or a.shape[-1] < 2:
+        raise ValueError(
+            "a and b must have the same number (>= 2) of values per row; got shapes "
+            f"{tuple(a.shape)} and {tuple(b.shape)}"
+        )
+    try:
+        torch.broadcast_shapes(a.shape[:-1], b.shape[:-1])
+    except RuntimeError:
+        raise ValueError(
+            f"paired rows: a's batch {tuple(a.shape[:-1])} and b's {tuple(b.shape[:-1])} do not "
+            "broadcast"
+        ) from None
+    ua = _prepared(a, "a", method, regularization)
+    ub = _prepared(b, "b", method, regularization)
+    return (ua * ub).sum(-1)
+
+
 def compare(
     a: torch.Tensor,
     b: torch.Tensor | None = None,
     method: str = "pearson",
     regularization: float = 1.0,
+    paired: bool = False,
 ) -> torch.Tensor:
     """All-pairs similarity of rows (e.g. condensed RDMs), differentiable w.r.t. a and b.
 
@@ -172,10 +196,17 @@ def compare(
     the inputs' dtype, one matrix product of unit rows; a one-vector (m,) input drops its
     dimension from the result, as in a @ b.T. pearson / cosine within 1e-10 (float64) / 1e-5
     (float32) of fastrsa.compare.
+    paired=True: a (..., m) and b (..., m) with broadcasting batch dims -> (...), the similarity
+    of each row of a with the matching row of b only (as torch.nn.functional.cosine_similarity;
+    each distinct row is prepared once, a (m,) b is shared by every row of a).
     Eager: ValueError for NaN/Inf, constant rows (pearson, spearman), all-zero rows (cosine).
     """
     check_choice(method, METHODS, "method")
     eps = check_regularization(regularization)
+    if not isinstance(paired, bool):
+        raise TypeError(f"paired must be True or False; got {paired!r}")
+    if paired:
+        return _compare_paired(a, b, method, eps)
     ra, va = _as_rows(a, "a")
     ua = _prepared(ra, "a", method, eps)
     if b is None:

@@ -59,8 +59,8 @@ class RSALoss(nn.Module):
       - target.ndim < x.ndim: condensed RDMs (..., m) (a fixed RDM, e.g. brain data):
         similarity = compare(rdms(x, metric), target, method, regularization) per batch element.
     The rank of the tensor tells them apart, never its sizes (a (3, 3) matrix could be either).
-    Batch dims broadcast. A single target RDM costs one (A, 1) comparison for A RDMs of x;
-    targets with batch dims cost the diagonal of an (A, A) comparison (A² m products).
+    Batch dims broadcast; each RDM of x is compared with its own target only (a paired
+    comparison: A m products for A RDMs; a single target RDM is prepared once for all).
     The target is cast to x's dtype. Returns 1 - similarity, reduced by `reduction`.
     """
 
@@ -132,14 +132,14 @@ class RSALoss(nn.Module):
                 f"for x's {n} images; got last dim {t.shape[-1]}"
             )
         a = rdms(x, self.metric)
-        batch = torch.broadcast_shapes(a.shape[:-1], t.shape[:-1])
-        flat = a.expand(*batch, m).reshape(-1, m)
-        if t.numel() == m:  # one target RDM for every RDM of x: an (A, 1) comparison
-            sim = compare(flat, t.reshape(1, m), self.method, self.regularization)[:, 0]
-        else:
-            other = t.expand(*batch, m).reshape(-1, m)
-            sim = compare(flat, other, self.method, self.regularization).diagonal()
-        return sim.reshape(batch)
+        try:
+            torch.broadcast_shapes(a.shape[:-1], t.shape[:-1])
+        except RuntimeError:
+            raise ValueError(
+                f"{name}'s batch dims {tuple(t.shape[:-1])} do not broadcast with x's "
+                f"{tuple(x.shape[:-2])}"
+            ) from None
+        return compare(a, t, self.method, self.regularization, paired=True)
 
 
 class CKALoss(nn.Module):

@@ -38,6 +38,7 @@ import functools
 import torch
 
 from ..kernels.torch import unit_rdm_backward_torch
+from .checks import require_custom_ops
 
 __all__ = [
     "CUSTOM_OPS",
@@ -51,6 +52,8 @@ __all__ = [
     "unit_rdm_forward",
     "unit_rdm_op",
 ]
+
+require_custom_ops()
 
 
 def segment_mean(values: torch.Tensor, blocks: torch.Tensor) -> torch.Tensor:
@@ -185,12 +188,12 @@ def unit_rdm_forward(
     else:
         hi, lo = x.new_zeros((*x.shape[:-1], 1)), x.new_zeros((*x.shape[:-1], 1))
         c = x.clone()
-    top = c.abs().amax(dim=-1, keepdim=True)
+    top = torch.maximum(c.amax(dim=-1, keepdim=True), c.amin(dim=-1, keepdim=True).neg_())
     c.div_(top)
     norm = torch.linalg.vector_norm(c, dim=-1, keepdim=True)
     c.div_(norm)
     inv_norm = 1 / (top.to(aux) * norm.to(aux))
-    rdm = 1 - _condensed(c @ c.mT)
+    rdm = _condensed(c @ c.mT).neg_().add_(1)
     return rdm, hi[..., 0].to(aux), lo[..., 0].to(aux), inv_norm[..., 0]
 
 

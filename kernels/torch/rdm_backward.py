@@ -66,5 +66,5 @@ def unit_rdm_backward_torch(
     s[:, j, i] = g
     weighted = g * (1 - rdm.to(dtype))
     a = u.new_zeros(x.shape[:2]).index_add_(1, i, weighted).index_add_(1, j, weighted)
-    out = torch.baddbmm(u * a[..., None], s, u, alpha=-1)
+    out = torch.bmm(s, u).neg_().addcmul_(u, a[..., None])
     return out.mul_(inv).to(x.dtype)
