@@ -73,6 +73,62 @@ def test_pav_blocks_equal_sequential_pav_with_long_merge_chains(rng):
     assert (blocks.diff(dim=1) >= 0).all() and (blocks[:, 0] == 0).all()
 
 
+@pytest.mark.parametrize("kind", ["chains", "ties", "sorted", "short"])
+def test_numba_pav_gives_the_same_blocks(rng, kind):
+    """The numba kernel (sequential PAV per row, the CPU path of soft_rank_forward) against the
+    batched torch rounds: identical block ids, over long merge chains, exact ties (equal means
+    pool), already-decreasing rows (no merge) and rows of 1 and 2 values."""
+    numba_pav = pytest.importorskip("fastrsa.kernels.numba.pav").pav_blocks_numba
+    m = {"chains": 3000, "ties": 400, "sorted": 50, "short": 2}[kind]
+    if kind == "chains":
+        y = np.sort(rng.random((3, m)) * m, axis=1)[:, ::-1] - np.arange(m, 0, -1)
+    elif kind == "ties":
+        y = rng.integers(0, 4, (5, m)).astype(np.float64)
+    elif kind == "sorted":
+        y = -np.cumsum(rng.random((4, m)) + 0.1, axis=1)
+    else:
+        y = np.array([[1.0, 2.0], [2.0, 1.0], [3.0, 3.0]])
+    want = pav_blocks(torch.tensor(y)).numpy()
+    got = numba_pav(y)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(numba_pav(y[:, :1]), np.zeros((len(y), 1), dtype=np.int64))
+    np.testing.assert_array_equal(numba_pav(np.asfortranarray(y)), want)
+    if kind == "sorted":
+        np.testing.assert_array_equal(got, np.broadcast_to(np.arange(m), y.shape))
+    with pytest.raises(ValueError, match=r"y must be \(B, m\)"):
+        numba_pav(y[0])
+
+
+def _torch_soft_rank(theta):
+    """The torch path of soft_rank_forward (what runs off the CPU): sort, PAV rounds, scatter."""
+    s, order = theta.sort(dim=1, descending=True, stable=True)
+    y = s - torch.arange(theta.shape[1], 0, -1, dtype=torch.float64)
+    blocks = pav_blocks(y)
+    primal = s - segment_mean(y, blocks)
+    return torch.empty_like(primal).scatter_(1, order, primal), order, blocks
+
+
+@pytest.mark.parametrize("m", [1, 2, 7, 1000])
+def test_numba_soft_rank_equals_the_torch_path(rng, m):
+    """soft_rank_numba (radix sort + sequential PAV, the CPU path) against the torch path: the
+    same order and blocks, ranks within 1e-9 (sums in another order); exact ties, -0.0 beside
+    0.0 and values far apart included."""
+    kernel = pytest.importorskip("fastrsa.kernels.numba.pav").soft_rank_numba
+    theta = rng.standard_normal((4, m)) * m
+    theta[1] = np.round(theta[1] / m)  # many exact ties
+    theta[2, : m // 2] = 0.0
+    theta[2, m // 2 :: 2] = -0.0
+    theta[3] *= 1e6  # no pooling: exact ranks
+    ranks, order, blocks = kernel(theta)
+    want = _torch_soft_rank(torch.tensor(theta))
+    np.testing.assert_allclose(ranks, want[0].numpy(), rtol=0, atol=1e-9 * m)
+    np.testing.assert_array_equal(blocks, want[2].numpy())
+    np.testing.assert_array_equal(order[[0, 3]], want[1].numpy()[[0, 3]])  # no ties there
+    np.testing.assert_allclose(ranks[3], rankdata(theta[3]), rtol=0, atol=1e-9)
+    with pytest.raises(ValueError, match=r"theta must be \(B, m\)"):
+        kernel(theta[0])
+
+
 @pytest.mark.parametrize("m", [1, 2, 5, 200])
 def test_small_regularization_gives_exact_ranks(rng, m):
     x = rng.standard_normal((3, m))  # distinct values

@@ -100,6 +100,17 @@ def pav_blocks(y: torch.Tensor) -> torch.Tensor:
     return start[:, :m].cumsum(1) - 1
 
 
+@functools.cache
+def _numba_soft_rank():  # type: ignore[no-untyped-def]
+    """The numba soft-rank kernel (radix sort + sequential PAV per row, rows in parallel), or
+    None where numba does not import."""
+    try:
+        from ..kernels.numba.pav import soft_rank_numba
+    except ImportError:
+        return None
+    return soft_rank_numba
+
+
 def soft_rank_forward(
     values: torch.Tensor, regularization: float, descending: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -107,10 +118,16 @@ def soft_rank_forward(
     the projection of θ = ±values / regularization onto the permutahedron of w = (m, ..., 1):
     sort θ descending (s), v = decreasing isotonic regression of s - w (PAV), ranks = s - v put
     back in the rows' order. Computed in float64 (ranks near m keep their fractions), returned in
-    values' dtype with the order and blocks that the backward needs. Cost O(m log m) per row for
-    the sort plus the PAV rounds (`pav_blocks`)."""
+    values' dtype with the order and blocks that the backward needs. On the CPU with numba
+    installed: fastrsa.kernels.numba.pav.soft_rank_numba (O(m) radix sort and sequential PAV
+    per row, rows in parallel); else torch: O(m log m) sort per row plus the batched PAV rounds
+    of `pav_blocks` (the same blocks)."""
     scale = (-1.0 if descending else 1.0) / regularization
     theta = values.to(torch.float64) * scale
+    kernel = _numba_soft_rank() if values.device.type == "cpu" else None
+    if kernel is not None:
+        ranks, order, blocks = (torch.from_numpy(a) for a in kernel(theta.numpy()))
+        return ranks.to(values.dtype), order, blocks
     s, order = theta.sort(dim=1, descending=True, stable=True)
     m = values.shape[1]
     w = torch.arange(m, 0, -1, dtype=torch.float64, device=values.device)
