@@ -320,3 +320,39 @@ def device_for(backend: Backend, x: Any) -> Any:
     if isinstance(x, torch.Tensor) and (x.is_cuda or on_cpu):
         return x.device
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# fastrsa.torch's kernels (training code), chosen here like every other kernel: the soft rank's
+# CPU kernel and the RDM's backward. Loaded on first use; a missing numba or triton leaves the
+# plain torch code of fastrsa.torch.ops in place.
+@functools.cache
+def soft_rank_kernel() -> Callable[..., Any] | None:
+    """fastrsa.kernels.numba.pav.soft_rank_numba (the soft rank of float64 rows on the CPU), or
+    None where numba is not installed."""
+    try:
+        from .kernels.numba.pav import soft_rank_numba
+    except ImportError as err:
+        if not _missing(err, "numba"):
+            raise
+        return None
+    return soft_rank_numba
+
+
+@functools.cache
+def rdm_backward_kernel(cuda: bool) -> Callable[..., Any]:
+    """The correlation / cosine RDM's backward from the features (fastrsa.torch.ops.UnitRDM):
+    for CUDA tensors (float32, float16, bfloat16) the Triton kernel
+    fastrsa.kernels.triton.rdm_backward.unit_rdm_backward_triton where triton is installed, else
+    (and for float64, which the caller keeps off it) fastrsa.kernels.torch's
+    unit_rdm_backward_torch."""
+    if cuda:
+        try:
+            from .kernels.triton.rdm_backward import unit_rdm_backward_triton
+        except ImportError as err:
+            if not _missing(err, "triton"):
+                raise
+        else:
+            return unit_rdm_backward_triton
+    from .kernels.torch.rdm_backward import unit_rdm_backward_torch
+
+    return unit_rdm_backward_torch

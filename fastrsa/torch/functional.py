@@ -23,8 +23,10 @@ Bad input: TypeError / ValueError naming the argument. Data-dependent checks (Na
 constant rows, constant features; each one host synchronisation on CUDA) run in eager mode only:
 under torch.compile (torch.compiler.is_compiling()) and during CUDA graph capture they are
 skipped, and a constant row (correlation), zero row (cosine) or constant model (CKA) gives NaN.
-Holds: the (..., n, n) Gram of each input (RDMs, CKA) plus autograd's saved tensors (about
-three (..., n, n) arrays per input); compare holds the normalised rows and the (A, B) result.
+Holds: the (..., n, n) Gram of each input while it runs. Autograd saves, for the correlation and
+cosine RDMs, only x (held anyway), the condensed RDMs and three (..., n) row factors (the
+backward, fastrsa.torch.ops.UnitRDM, recomputes the unit rows from x); for the euclidean RDM and
+CKA about three (..., n, n) arrays per input; compare holds the normalised rows and the result.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import torch
 
 from .._checks import check_choice
 from .checks import check_finite, check_float, check_regularization, checking
-from .ops import unit_rdm_op
+from .ops import UnitRDM
 from .softrank import soft_rank
 
 __all__ = ["CKA_KERNELS", "METHODS", "METRICS", "cka", "cka_matrix", "compare", "rdms", "rsa"]
@@ -107,8 +109,9 @@ def rdms(x: torch.Tensor, metric: str = "correlation") -> torch.Tensor:
     column-centred rows, clipped at 0; the gradient at a zero distance is taken as 0).
     Returns (..., n(n-1)/2) in x's dtype and device, pairs i < j row-major (scipy's `pdist`).
     Forward within 1e-10 (float64) / 1e-5 (float32) of fastrsa.rdms.
-    correlation / cosine: the registered op fastrsa::unit_rdm (fastrsa.torch.ops), whose backward
-    is a Triton kernel on CUDA (float32/16, bfloat16; torch on the CPU and for float64). The
+    correlation / cosine: fastrsa.torch.ops.UnitRDM, whose backward (the registered op
+    fastrsa::unit_rdm_backward) is a Triton kernel on CUDA (float32/16, bfloat16; torch on the
+    CPU and for float64). The
     forward holds one copy of x and the (..., n, n) Gram while it runs; autograd saves only x
     (which it holds anyway), the RDMs and three (..., n) row factors; the backward holds dL/dx
     (plus, on the torch path, the unit rows and a dense (..., n, n) gradient). No double
@@ -121,7 +124,7 @@ def rdms(x: torch.Tensor, metric: str = "correlation") -> torch.Tensor:
     if metric != "euclidean":
         _check_rows(x, "x", constant=metric == "correlation")
         n, d = x.shape[-2:]
-        rdm, *_ = unit_rdm_op(x.reshape(-1, n, d), metric == "correlation")
+        rdm = UnitRDM.apply(x.reshape(-1, n, d), metric == "correlation")
         return rdm.reshape(*x.shape[:-2], rdm.shape[-1])
     check_finite(x, "x")
     xc = _centred(x, -2)

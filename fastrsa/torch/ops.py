@@ -1,20 +1,20 @@
 """The custom ops of fastrsa.torch, registered with `torch.library` so that
 `torch.compile(fullgraph=True)` traces a training step through them with no graph break.
 
-Registered (custom_op + register_fake + register_autograd):
+Registered (custom_op + register_fake, and register_autograd where it has a gradient):
 
-    fastrsa::unit_rdm(Tensor x, bool centre) -> (Tensor rdm, Tensor hi, Tensor lo,
-        Tensor inv_norm)
     fastrsa::unit_rdm_backward(Tensor x, Tensor hi, Tensor lo, Tensor inv_norm, Tensor rdm,
-        Tensor grad) -> Tensor   (its backward; no autograd of its own: no double backward)
+        Tensor grad) -> Tensor
 
-x (B, n, d) float features; rdm (B, n(n-1)/2) in x's dtype, the correlation (centre=True: rows
-centred by their mean) or cosine RDM, pairs i < j row-major (scipy's order); hi, lo, inv_norm
-(B, n) in x's dtype promoted to float32 at least: each row's mean rounded to x's dtype and the
-rest (zeros for cosine), and 1 / |centred row|, what the backward needs besides x and rdm (saved,
-not recomputed). The forward is torch (the Gram by cuBLAS / the CPU BLAS); the backward is the
-Triton kernel fastrsa.kernels.triton.rdm_backward on CUDA (float32, float16, bfloat16; no dense
-n x n matrix) and fastrsa.kernels.torch.rdm_backward elsewhere and for float64.
+the backward of the correlation / cosine RDM (`UnitRDM`, an autograd.Function whose forward,
+`unit_rdm_forward`, is plain torch that torch.compile traces and fuses): x (B, n, d) float
+features; rdm (B, n(n-1)/2) in x's dtype, pairs i < j row-major (scipy's order); hi, lo,
+inv_norm (B, n) in x's dtype promoted to float32 at least: each row's mean rounded to x's dtype
+and the rest (zeros for cosine), and 1 / |centred row|, saved by the forward; grad (B, m) the
+condensed upstream gradient -> dL/dx (B, n, d). The Triton kernel
+fastrsa.kernels.triton.rdm_backward on CUDA (float32, float16, bfloat16; no dense n x n matrix),
+fastrsa.kernels.torch.rdm_backward elsewhere and for float64 (fastrsa._backend chooses). It has
+no autograd of its own: no double backward through the RDM.
 
     fastrsa::soft_rank(Tensor values, float regularization, bool descending)
         -> (Tensor ranks, Tensor order, Tensor blocks)
@@ -25,23 +25,22 @@ order (B, m) int64, each row's permutation sorting its scaled values in descendi
 are what the backward needs (it is block averaging), returned so that compile can save them.
 
 The soft rank is registered because its pool-adjacent-violators (PAV) loop runs a data-dependent
-number of rounds, which dynamo cannot trace (the PAV below is batched torch on the rows' device);
-the RDM because its backward is a Triton kernel on CUDA. Everything else in fastrsa.torch
-(compare, the euclidean RDM, cka, cka_matrix) is plain torch and traces as it is
-(tests/test_torch_compile.py checks it all with fullgraph=True).
+number of rounds, which dynamo cannot trace (on the CPU a numba kernel, elsewhere the batched
+torch PAV below); the RDM's backward because it is a Triton kernel on CUDA. Everything else in
+fastrsa.torch (the RDM's forward, compare, the euclidean RDM, cka, cka_matrix) is plain torch
+and traces as it is (tests/test_torch_compile.py checks it all with fullgraph=True).
 """
 
 from __future__ import annotations
 
-import functools
-
 import torch
 
-from ..kernels.torch import unit_rdm_backward_torch
+from .._backend import rdm_backward_kernel, soft_rank_kernel
 from .checks import require_custom_ops
 
 __all__ = [
     "CUSTOM_OPS",
+    "UnitRDM",
     "pav_blocks",
     "segment_mean",
     "soft_rank_backward",
@@ -50,7 +49,6 @@ __all__ = [
     "unit_rdm_backward",
     "unit_rdm_backward_op",
     "unit_rdm_forward",
-    "unit_rdm_op",
 ]
 
 require_custom_ops()
@@ -100,17 +98,6 @@ def pav_blocks(y: torch.Tensor) -> torch.Tensor:
     return start[:, :m].cumsum(1) - 1
 
 
-@functools.cache
-def _numba_soft_rank():  # type: ignore[no-untyped-def]
-    """The numba soft-rank kernel (radix sort + sequential PAV per row, rows in parallel), or
-    None where numba does not import."""
-    try:
-        from ..kernels.numba.pav import soft_rank_numba
-    except ImportError:
-        return None
-    return soft_rank_numba
-
-
 def soft_rank_forward(
     values: torch.Tensor, regularization: float, descending: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -124,7 +111,7 @@ def soft_rank_forward(
     of `pav_blocks` (the same blocks)."""
     scale = (-1.0 if descending else 1.0) / regularization
     theta = values.to(torch.float64) * scale
-    kernel = _numba_soft_rank() if values.device.type == "cpu" else None
+    kernel = soft_rank_kernel() if values.device.type == "cpu" else None
     if kernel is not None:
         ranks, order, blocks = (torch.from_numpy(a) for a in kernel(theta.numpy()))
         return ranks.to(values.dtype), order, blocks
@@ -214,16 +201,6 @@ def unit_rdm_forward(
     return rdm, hi[..., 0].to(aux), lo[..., 0].to(aux), inv_norm[..., 0]
 
 
-@functools.cache
-def _triton_backward():  # type: ignore[no-untyped-def]
-    """The Triton kernel's entry point, or None where triton does not import."""
-    try:
-        from ..kernels.triton.rdm_backward import unit_rdm_backward_triton
-    except ImportError:
-        return None
-    return unit_rdm_backward_triton
-
-
 def unit_rdm_backward(
     x: torch.Tensor,
     hi: torch.Tensor,
@@ -234,29 +211,8 @@ def unit_rdm_backward(
 ) -> torch.Tensor:
     """dL/dx (B, n, d) in x's dtype from the condensed gradient grad (B, n(n-1)/2): the Triton
     kernel for CUDA float32/float16/bfloat16 x (fp32 sums, "ieee"), torch elsewhere."""
-    kernel = _triton_backward() if x.is_cuda and x.dtype != torch.float64 else None
-    if kernel is not None:
-        return kernel(x, hi, lo, inv_norm, rdm, grad)
-    return unit_rdm_backward_torch(x, hi, lo, inv_norm, rdm, grad)
-
-
-@torch.library.custom_op("fastrsa::unit_rdm", mutates_args=())
-def unit_rdm_op(
-    x: torch.Tensor, centre: bool
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """fastrsa::unit_rdm: `unit_rdm_forward` of (B, n, d) float features (module docstring).
-    No argument checks here: fastrsa.torch.rdms makes them."""
-    return unit_rdm_forward(x, centre)
-
-
-@unit_rdm_op.register_fake
-def _unit_rdm_fake(
-    x: torch.Tensor, centre: bool
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    b, n, _ = x.shape
-    aux = torch.promote_types(x.dtype, torch.float32)
-    row = x.new_empty((b, n), dtype=aux)
-    return x.new_empty((b, n * (n - 1) // 2)), row, torch.empty_like(row), torch.empty_like(row)
+    kernel = rdm_backward_kernel(x.is_cuda and x.dtype != torch.float64)
+    return kernel(x, hi, lo, inv_norm, rdm, grad)
 
 
 @torch.library.custom_op("fastrsa::unit_rdm_backward", mutates_args=())
@@ -277,22 +233,26 @@ def _unit_rdm_backward_fake(x, hi, lo, inv_norm, rdm, grad):  # type: ignore[no-
     return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
-def _unit_rdm_setup(ctx, inputs, output) -> None:  # type: ignore[no-untyped-def]
-    x, _ = inputs
-    rdm, hi, lo, inv_norm = output
-    ctx.save_for_backward(x, hi, lo, inv_norm, rdm)
+class UnitRDM(torch.autograd.Function):
+    """The RDM with its backward from the features: apply(x (B, n, d), centre) -> rdm (B, m).
+    The forward is `unit_rdm_forward` (plain torch: torch.compile traces and fuses it), the
+    backward the registered op fastrsa::unit_rdm_backward; saves x, the RDMs and the row
+    factors."""
 
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, centre: bool) -> torch.Tensor:  # type: ignore[override]
+        rdm, hi, lo, inv_norm = unit_rdm_forward(x, centre)
+        ctx.save_for_backward(x, hi, lo, inv_norm, rdm)
+        return rdm
 
-def _unit_rdm_autograd(ctx, grad, _grad_hi, _grad_lo, _grad_inv):  # type: ignore[no-untyped-def]
-    x, hi, lo, inv_norm, rdm = ctx.saved_tensors
-    return unit_rdm_backward_op(x, hi, lo, inv_norm, rdm, grad.contiguous()), None
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[no-untyped-def, override]
+        x, hi, lo, inv_norm, rdm = ctx.saved_tensors
+        return unit_rdm_backward_op(x, hi, lo, inv_norm, rdm, grad.contiguous()), None
 
-
-unit_rdm_op.register_autograd(_unit_rdm_autograd, setup_context=_unit_rdm_setup)
 
 # The registered ops, for tests (torch.library.opcheck) and for users who list them.
 CUSTOM_OPS = {
     "fastrsa::soft_rank": soft_rank_op,
-    "fastrsa::unit_rdm": unit_rdm_op,
     "fastrsa::unit_rdm_backward": unit_rdm_backward_op,
 }
