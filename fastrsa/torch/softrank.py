@@ -44,9 +44,11 @@ def soft_rank(
     Returns (..., m) in values' dtype and device; differentiable w.r.t. values (the Jacobian is
     block averaging over the PAV blocks, (I - Pᵀ A P)/ε), and traceable by torch.compile
     (fullgraph) through the registered op `fastrsa::soft_rank` (fastrsa.torch.ops).
-    Computed in float64 whatever the dtype. Cost per row: the O(m log m) sort, then R PAV rounds
-    of O(m) (R: the longest chain of successive block merges, small in practice, at most m; each
-    round one host synchronisation on CUDA). Holds about eight (rows, m) arrays.
+    Computed in float64 whatever the dtype. Cost per row: on the CPU with numba, O(m) (a radix
+    sort and the sequential PAV, fastrsa.kernels.numba.pav; rows in parallel); elsewhere the
+    O(m log m) sort, then R batched PAV rounds of O(m) (R: the longest chain of successive block
+    merges, small in practice, at most m; each round one host synchronisation on CUDA). Holds
+    about eight (rows, m) arrays.
     ValueError (eager mode) for NaN or Inf values.
     """
     check_float(values, "values", 1, "(..., m)")
