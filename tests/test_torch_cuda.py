@@ -1,5 +1,6 @@
-"""fastrsa.torch without host synchronisation: `set_checks` and the torch version check (CPU
-here), and on CUDA (gpu-marked) a training step under torch.cuda.set_sync_debug_mode("error"), a
+"""fastrsa.torch's RDM op beyond plain use (CPU here): `set_checks`, the torch version check,
+torch.func transforms, no double backward, in-place changes of its output; and on CUDA
+(gpu-marked) a training step under torch.cuda.set_sync_debug_mode("error"), a
 CUDA-graph capture of a step replayed against eager, and the Triton RDM backward inside
 fastrsa.torch.rdms against float64."""
 
@@ -51,8 +52,58 @@ def test_an_old_torch_is_named(monkeypatch):
 def test_no_double_backward_through_the_rdm_says_so():
     x = torch.randn((5, 4), dtype=torch.float64, requires_grad=True)
     (g,) = torch.autograd.grad(ft.rdms(x).square().sum(), x, create_graph=True)
-    with pytest.raises(RuntimeError, match="unit_rdm_backward"):
+    with pytest.raises(RuntimeError, match="no double backward"):
         g.sum().backward()
+    nested = torch.func.grad(lambda z: torch.func.grad(lambda v: ft.rdms(v).sum())(z).sum())
+    with pytest.raises(RuntimeError, match="no double backward"):
+        nested(x.detach())
+    (plain,) = torch.autograd.grad(ft.rdms(x, "euclidean").sum(), x, create_graph=True)
+    plain.sum().backward()  # euclidean: plain autograd, twice differentiable
+
+
+def _plain_rdm(x, centre):
+    c = x - x.mean(-1, keepdim=True) if centre else x
+    u = c / torch.linalg.vector_norm(c, dim=-1, keepdim=True)
+    i, j = torch.triu_indices(x.shape[-2], x.shape[-2], 1)
+    return 1 - (u @ u.mT)[..., i, j]
+
+
+@pytest.mark.parametrize("metric", ["correlation", "cosine"])
+def test_torch_func_transforms_equal_plain_autograd(metric):
+    """torch.func.grad, jacrev and vmap (per-sample gradients) through the RDM's custom backward
+    equal the same transforms of the plain formula (float64, 1e-12); under vmap the data checks
+    (host reads) must be off."""
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn((7, 5), generator=gen, dtype=torch.float64)
+    w = torch.randn(21, generator=gen, dtype=torch.float64)
+    centre = metric == "correlation"
+
+    def mine(z):
+        return (w * ft.rdms(z, metric)).sum()
+
+    def plain(z):
+        return (w * _plain_rdm(z, centre)).sum()
+
+    func = torch.func
+    torch.testing.assert_close(func.grad(mine)(x), func.grad(plain)(x), rtol=0, atol=1e-12)
+    jac = func.jacrev(lambda z: ft.rdms(z, metric))(x)
+    assert jac.shape == (21, 7, 5)
+    want = func.jacrev(lambda z: _plain_rdm(z, centre))(x)
+    torch.testing.assert_close(jac, want, rtol=0, atol=1e-12)
+    batch = torch.randn((3, 7, 5), generator=gen, dtype=torch.float64)
+    with ft.set_checks(False):
+        got = func.vmap(func.grad(mine))(batch)
+    torch.testing.assert_close(got, func.vmap(func.grad(plain))(batch), rtol=0, atol=1e-12)
+
+
+def test_changing_the_returned_rdm_in_place_before_backward_is_an_error():
+    """The RDM is saved for the backward (as torch.exp saves its output): autograd's version
+    counter catches an in-place change, rather than a wrong gradient."""
+    x = torch.randn((5, 4), dtype=torch.float64, requires_grad=True)
+    r = ft.rdms(x)
+    r -= r.mean()
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        r.sum().backward()
 
 
 def _step_inputs(seed, dtype=torch.float32):
@@ -115,10 +166,12 @@ def test_cuda_graph_capture_of_a_step_equals_eager():
 @pytest.mark.parametrize("metric", ["correlation", "cosine"])
 def test_rdms_backward_on_cuda_equals_float64(metric):
     """float32 on CUDA (the Triton backward) against float64 on the CPU (the torch reference),
-    B = 3, n = 300 (not a block multiple), d = 200, rows offset by 100: within 1e-5 of the
-    gradient's largest entry."""
+    B = 3, n = 300 (not a block multiple), d = 200, rows offset by 100 (correlation; cosine of
+    such rows loses about 1e-5 to cancellation in float32 whatever computes it, so no offset
+    there): within 1e-5 of the gradient's largest entry."""
     gen = torch.Generator().manual_seed(6)
-    x = torch.randn((3, 300, 200), generator=gen, dtype=torch.float64) + 100.0
+    offset = 100.0 if metric == "correlation" else 0.0  # cosine of offset rows: ill-conditioned
+    x = torch.randn((3, 300, 200), generator=gen, dtype=torch.float64) + offset
     w = torch.randn((3, 300 * 299 // 2), generator=gen, dtype=torch.float64)
     x64 = x.clone().requires_grad_(True)
     (want,) = torch.autograd.grad((w * ft.rdms(x64, metric)).sum(), x64)

@@ -37,8 +37,9 @@ class set_checks:  # noqa: N801  (lower case, as torch.set_grad_enabled, which i
     synchronisation. In an eager training loop on CUDA that must never wait on the GPU, turn
     them off: `fastrsa.torch.set_checks(False)`, or `with fastrsa.torch.set_checks(False): ...`
     (the previous setting is restored on exit). Off, bad input gives NaN instead of an error.
-    They are always off while torch.compile traces and during CUDA graph capture. Shape, dtype
-    and argument checks (no synchronisation) always run.
+    They are always off while torch.compile traces and during CUDA graph capture. Under
+    torch.func.vmap they cannot run (a value read inside vmap is an error): turn them off there.
+    Shape, dtype and argument checks (no synchronisation) always run.
     """
 
     enabled = True  # the process-wide setting

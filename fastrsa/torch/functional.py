@@ -111,12 +111,14 @@ def rdms(x: torch.Tensor, metric: str = "correlation") -> torch.Tensor:
     Forward within 1e-10 (float64) / 1e-5 (float32) of fastrsa.rdms.
     correlation / cosine: fastrsa.torch.ops.UnitRDM, whose backward (the registered op
     fastrsa::unit_rdm_backward) is a Triton kernel on CUDA (float32/16, bfloat16; torch on the
-    CPU and for float64). The
-    forward holds one copy of x and the (..., n, n) Gram while it runs; autograd saves only x
-    (which it holds anyway), the RDMs and three (..., n) row factors; the backward holds dL/dx
+    CPU and for float64). The forward holds one copy of x and the (..., n, n) Gram while it
+    runs; autograd saves only x (which it holds anyway, unless x had to be copied to flatten
+    its batch dims), the returned RDMs (changing them in place before the backward is an
+    error, as for torch.exp's output) and three (..., n) row factors; the backward holds dL/dx
     (plus, on the torch path, the unit rows and a dense (..., n, n) gradient). No double
-    backward (create_graph=True differentiates the RDM no further). euclidean: plain autograd,
-    which saves the (..., n, n) Gram and the centred rows.
+    backward: differentiating the gradient again raises a RuntimeError saying so. euclidean:
+    plain autograd (twice differentiable), which saves the (..., n, n) Gram and the centred
+    rows.
     Eager: ValueError for NaN/Inf, a constant row (correlation), an all-zero row (cosine).
     """
     check_choice(metric, METRICS, "metric")
@@ -124,7 +126,7 @@ def rdms(x: torch.Tensor, metric: str = "correlation") -> torch.Tensor:
     if metric != "euclidean":
         _check_rows(x, "x", constant=metric == "correlation")
         n, d = x.shape[-2:]
-        rdm = UnitRDM.apply(x.reshape(-1, n, d), metric == "correlation")
+        rdm = UnitRDM.apply(x.reshape(-1, n, d), metric == "correlation")[0]
         return rdm.reshape(*x.shape[:-2], rdm.shape[-1])
     check_finite(x, "x")
     xc = _centred(x, -2)

@@ -62,6 +62,8 @@ class RSALoss(nn.Module):
     Batch dims broadcast; each RDM of x is compared with its own target only (a paired
     comparison: A m products for A RDMs; a single target RDM is prepared once for all).
     The target is cast to x's dtype. Returns 1 - similarity, reduced by `reduction`.
+    Differentiable once with the correlation and cosine metrics (a gradient penalty, which
+    differentiates the gradient again, needs metric="euclidean"; fastrsa.torch.rdms).
     """
 
     target_rdm: torch.Tensor | None

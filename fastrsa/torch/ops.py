@@ -40,6 +40,7 @@ from .checks import require_custom_ops
 
 __all__ = [
     "CUSTOM_OPS",
+    "NoDoubleBackward",
     "UnitRDM",
     "pav_blocks",
     "segment_mean",
@@ -233,22 +234,83 @@ def _unit_rdm_backward_fake(x, hi, lo, inv_norm, rdm, grad):  # type: ignore[no-
     return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
+def _no_double_backward(ctx, grad):  # type: ignore[no-untyped-def]
+    raise RuntimeError(
+        "fastrsa::unit_rdm_backward has no derivative: no double backward (create_graph=True) "
+        "through fastrsa.torch's correlation / cosine RDM; use metric='euclidean', whose RDM is "
+        "plain autograd, for a gradient penalty"
+    )
+
+
+def _no_setup(ctx, inputs, output) -> None:  # type: ignore[no-untyped-def]
+    return None
+
+
+unit_rdm_backward_op.register_autograd(_no_double_backward, setup_context=_no_setup)
+
+
+@unit_rdm_backward_op.register_vmap
+def _unit_rdm_backward_vmap(info, in_dims, x, hi, lo, inv_norm, rdm, grad):  # type: ignore[no-untyped-def]
+    """torch.func.vmap (jacrev, per-sample gradients): the mapped dim merged into the batch."""
+    size = info.batch_size
+    args = []
+    for t, dim in zip((x, hi, lo, inv_norm, rdm, grad), in_dims, strict=True):
+        t = t.unsqueeze(0).expand(size, *t.shape) if dim is None else t.movedim(dim, 0)
+        args.append(t.reshape(size * t.shape[1], *t.shape[2:]))
+    out = unit_rdm_backward_op(*args)
+    return out.reshape(size, -1, *out.shape[1:]), 0
+
+
 class UnitRDM(torch.autograd.Function):
-    """The RDM with its backward from the features: apply(x (B, n, d), centre) -> rdm (B, m).
-    The forward is `unit_rdm_forward` (plain torch: torch.compile traces and fuses it), the
-    backward the registered op fastrsa::unit_rdm_backward; saves x, the RDMs and the row
-    factors."""
+    """The RDM with its backward from the features: apply(x (B, n, d), centre) -> (rdm (B, m),
+    hi, lo, inv_norm (B, n)) as `unit_rdm_forward` (plain torch: torch.compile traces and fuses
+    it; torch.func transforms too: the row factors carry no gradient). The backward is the
+    registered op fastrsa::unit_rdm_backward. Saves x, the RDMs (the returned tensor itself,
+    as torch's exp or sigmoid do: changing it in place before the backward is an error) and
+    the row factors."""
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, centre: bool) -> torch.Tensor:  # type: ignore[override]
-        rdm, hi, lo, inv_norm = unit_rdm_forward(x, centre)
+    def forward(  # type: ignore[override]
+        x: torch.Tensor, centre: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        return unit_rdm_forward(x, centre)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:  # type: ignore[no-untyped-def, override]
+        x, _ = inputs
+        rdm, hi, lo, inv_norm = output
+        ctx.mark_non_differentiable(hi, lo, inv_norm)
         ctx.save_for_backward(x, hi, lo, inv_norm, rdm)
-        return rdm
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[no-untyped-def, override]
+    def backward(ctx, grad, _grad_hi, _grad_lo, _grad_inv):  # type: ignore[no-untyped-def, override]
         x, hi, lo, inv_norm, rdm = ctx.saved_tensors
-        return unit_rdm_backward_op(x, hi, lo, inv_norm, rdm, grad.contiguous()), None
+        dx = unit_rdm_backward_op(
+            x.detach(), hi, lo, inv_norm, rdm.detach(), grad.detach().contiguous()
+        )
+        return NoDoubleBackward.apply(dx, x, grad), None
+
+
+class NoDoubleBackward(torch.autograd.Function):
+    """apply(dx, x, grad) -> dx, linked to x and grad so that differentiating it again (a
+    double backward with create_graph=True, or nested torch.func.grad) raises a RuntimeError
+    saying why, instead of silently missing terms: UnitRDM's backward has no derivative."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(dx: torch.Tensor, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return dx.view_as(dx)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:  # type: ignore[no-untyped-def, override]
+        return None
+
+    @staticmethod
+    def backward(ctx, _grad):  # type: ignore[no-untyped-def, override]
+        return _no_double_backward(ctx, _grad)
 
 
 # The registered ops, for tests (torch.library.opcheck) and for users who list them.
