@@ -94,6 +94,18 @@ def _check_features(x: object, name: str) -> torch.Tensor:
     return x
 
 
+def _check_pair(x: object, y: object) -> tuple[torch.Tensor, torch.Tensor]:
+    """Paired feature batches x (..., n, dx), y (..., n, dy): the same n, else ValueError."""
+    x = _check_features(x, "x")
+    y = _check_features(y, "y")
+    if x.shape[-2] != y.shape[-2]:
+        raise ValueError(
+            f"x and y must hold the same number of images (axis -2); got {x.shape[-2]} and "
+            f"{y.shape[-2]}"
+        )
+    return x, y
+
+
 def _condensed(square: torch.Tensor) -> torch.Tensor:
     """(..., n, n) -> (..., n(n-1)/2): the entries i < j in row-major order (scipy's order)."""
     n = square.shape[-1]
@@ -249,13 +261,7 @@ def rsa(
     check_choice(metric, METRICS, "metric")
     check_choice(method, METHODS, "method")
     eps = check_regularization(regularization)
-    x = _check_features(x, "x")
-    y = _check_features(y, "y")
-    if x.shape[-2] != y.shape[-2]:
-        raise ValueError(
-            f"x and y must hold the same number of images (axis -2); got {x.shape[-2]} and "
-            f"{y.shape[-2]}"
-        )
+    x, y = _check_pair(x, y)
     ux = _prepared(rdms(x, metric), "rdms(x)", method, eps)
     uy = _prepared(rdms(y, metric), "rdms(y)", method, eps)
     return (ux * uy).sum(-1)
@@ -349,13 +355,7 @@ def cka(
     Eager: ValueError for NaN/Inf, a model with constant features, a zero rbf bandwidth.
     """
     t = _check_cka_args(kernel, threshold)
-    x = _check_features(x, "x")
-    y = _check_features(y, "y")
-    if x.shape[-2] != y.shape[-2]:
-        raise ValueError(
-            f"x and y must hold the same number of images (axis -2); got {x.shape[-2]} and "
-            f"{y.shape[-2]}"
-        )
+    x, y = _check_pair(x, y)
     fx = _unit_gram(x, "x", kernel, debiased, t)
     fy = _unit_gram(y, "y", kernel, debiased, t)
     return (fx * fy).sum(-1)
